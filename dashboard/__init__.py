@@ -1,0 +1,1 @@
+"""The tarry dashboard: a Textual app over engine.Client (see the dashboard issue)."""

@@ -1,0 +1,92 @@
+"""tarry: durable workflows for Python, on trio, with journals in SQLite.
+
+Everything public is re-exported here; the submodules are internal.
+"""
+
+import contextlib
+
+from .context import RunContext
+from .errors import (
+    ConcurrentContextUse,
+    DuplicateStepId,
+    InvalidArgument,
+    InvalidCron,
+    InvalidDuration,
+    InvalidInput,
+    NonDeterministicReplay,
+    NotATarryDatabase,
+    NotFound,
+    NotSerializable,
+    PayloadValidationError,
+    RunAlreadyExists,
+    RunCancelled,
+    RunFinished,
+    RunNotFound,
+    RunNotRetryable,
+    RunStateError,
+    SchemaTooNew,
+    StepFailed,
+    StoreBusy,
+    StoreError,
+    WorkflowCodeError,
+    WorkflowError,
+    WorkflowNotFound,
+)
+from .results import HistoryEntry, RunError, RunInfo, RunResult, SignalInfo
+from .retry import RetryPolicy
+from .runtime import Runtime, create_runtime
+from .store import MemoryStore, SQLiteStore, Store
+from .workflow import Workflow, define_workflow, workflow
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConcurrentContextUse",
+    "DuplicateStepId",
+    "HistoryEntry",
+    "InvalidArgument",
+    "InvalidCron",
+    "InvalidDuration",
+    "InvalidInput",
+    "MemoryStore",
+    "NonDeterministicReplay",
+    "NotATarryDatabase",
+    "NotFound",
+    "NotSerializable",
+    "PayloadValidationError",
+    "RetryPolicy",
+    "RunAlreadyExists",
+    "RunCancelled",
+    "RunContext",
+    "RunError",
+    "RunFinished",
+    "RunInfo",
+    "RunNotFound",
+    "RunNotRetryable",
+    "RunResult",
+    "RunStateError",
+    "Runtime",
+    "SQLiteStore",
+    "SchemaTooNew",
+    "SignalInfo",
+    "StepFailed",
+    "Store",
+    "StoreBusy",
+    "StoreError",
+    "Workflow",
+    "WorkflowCodeError",
+    "WorkflowError",
+    "WorkflowNotFound",
+    "__version__",
+    "create_runtime",
+    "define_workflow",
+    "workflow",
+]
+
+# Tracebacks and reprs read `engine.RunNotFound`, not `engine.errors.RunNotFound`.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) or callable(_obj):
+        with contextlib.suppress(AttributeError, TypeError):
+            _obj.__module__ = "engine"
+del _name, _obj

@@ -1,0 +1,348 @@
+"""Every error tarry raises on purpose.
+
+All of them derive from :class:`WorkflowError`, carry a stable string ``code`` (safe to
+match on, printed by the CLI's ``--json``) and keep the identifiers they are about as
+attributes (``run_id``, ``step_id``, ``workflow_id``, ``field`` ...). The message names the
+problem and, where there is one, the fix. Grouped by whose fault it is::
+
+    WorkflowError
+    ├── InvalidInput                 the caller passed something wrong; nothing was written
+    │   ├── PayloadValidationError   payload does not match the workflow's schema
+    │   ├── InvalidDuration          a sleep/timeout spec that is not a duration
+    │   │   └── InvalidCron          a cron expression or time zone that does not parse
+    │   ├── InvalidArgument          an empty id, a bad option value, a bad definition
+    │   └── NotSerializable          a value that is not JSON (payload, step output, signal)
+    ├── NotFound
+    │   ├── WorkflowNotFound         no workflow registered under that id
+    │   └── RunNotFound              no run with that id in the store
+    ├── RunStateError                the run exists but cannot do that now
+    │   ├── RunFinished              signal/cancel to a completed, failed or cancelled run
+    │   ├── RunNotRetryable          retry of a run that has not failed
+    │   └── RunAlreadyExists         trigger with a run id taken by another workflow
+    ├── WorkflowCodeError            the workflow's code broke a rule; the run fails with it
+    │   ├── DuplicateStepId          two durable calls with one id in one run
+    │   ├── NonDeterministicReplay   the code no longer matches the run's journal
+    │   └── ConcurrentContextUse     two ctx calls of one run awaited at the same time
+    ├── StepFailed                   a step raised after its last attempt (catchable)
+    ├── RunCancelled                 raised inside a workflow being cancelled
+    └── StoreError                   the database cannot be used as it is
+        ├── StoreBusy                locked by another writer past the busy timeout
+        ├── NotATarryDatabase        the file exists but was not made by tarry
+        └── SchemaTooNew             written by a newer tarry; upgrade to read it
+
+Nothing above ``engine.store`` ever sees ``sqlite3`` exceptions: the store maps them here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConcurrentContextUse",
+    "DuplicateStepId",
+    "InvalidArgument",
+    "InvalidCron",
+    "InvalidDuration",
+    "InvalidInput",
+    "NonDeterministicReplay",
+    "NotATarryDatabase",
+    "NotFound",
+    "NotSerializable",
+    "PayloadValidationError",
+    "RunAlreadyExists",
+    "RunCancelled",
+    "RunFinished",
+    "RunNotFound",
+    "RunNotRetryable",
+    "RunStateError",
+    "SchemaTooNew",
+    "StepFailed",
+    "StoreBusy",
+    "StoreError",
+    "WorkflowCodeError",
+    "WorkflowError",
+    "WorkflowNotFound",
+]
+
+
+class WorkflowError(Exception):
+    """Base of every error tarry raises on purpose.
+
+    ``code`` is a stable identifier per class (``run_not_found``, ``payload_invalid``...);
+    ``to_dict()`` gives the code, the message and the identifiers, JSON-ready.
+    """
+
+    code: str = "workflow_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        for key, value in details.items():
+            setattr(self, key, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "type": type(self).__name__, "message": self.message, **self.details}
+
+
+# -- the caller's input ------------------------------------------------------------------
+
+
+class InvalidInput(WorkflowError):
+    code = "invalid_input"
+
+
+class PayloadValidationError(InvalidInput):
+    """The payload (or event payload) does not pass the workflow's schema.
+
+    ``errors`` is a list of ``{"field": "a.b", "message": "..."}`` from the validator;
+    ``field`` is the first failing field (or ``None`` when the validator named none).
+    """
+
+    code = "payload_invalid"
+
+    def __init__(self, workflow_id: str, errors: list[dict[str, str]], *, what: str = "payload") -> None:
+        listed = "; ".join(f"{e['field']}: {e['message']}" if e.get("field") else e["message"] for e in errors)
+        super().__init__(
+            f"invalid {what} for workflow {workflow_id!r}: {listed}",
+            workflow_id=workflow_id,
+            errors=errors,
+            field=(errors[0].get("field") or None) if errors else None,
+        )
+
+
+class InvalidDuration(InvalidInput):
+    code = "duration_invalid"
+
+    def __init__(self, value: Any, reason: str, *, step_id: str | None = None) -> None:
+        where = f" (step {step_id!r})" if step_id else ""
+        super().__init__(
+            f"invalid duration {value!r}{where}: {reason}. Use seconds (int/float), a timedelta, "
+            '{"amount": 2, "unit": "hours"} or {"cron": "0 9 * * *", "tz": "Europe/Berlin"}',
+            value=repr(value),
+            reason=reason,
+            step_id=step_id,
+        )
+
+
+class InvalidCron(InvalidDuration):
+    code = "cron_invalid"
+
+
+class InvalidArgument(InvalidInput):
+    code = "invalid_argument"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message, **details)
+
+
+class NotSerializable(InvalidInput):
+    """A value that must be stored is not JSON: ``what`` says which (step output, payload...)."""
+
+    code = "not_serializable"
+
+    def __init__(self, what: str, type_name: str, *, run_id: str | None = None, step_id: str | None = None) -> None:
+        where = "".join([f" of step {step_id!r}" if step_id else "", f" in run {run_id!r}" if run_id else ""])
+        super().__init__(
+            f"the {what}{where} is not JSON-serialisable: {type_name} cannot be stored. "
+            "Return plain JSON values (dict, list, str, int, float, bool, None), a dataclass or a "
+            "pydantic/msgspec model",
+            what=what,
+            type_name=type_name,
+            run_id=run_id,
+            step_id=step_id,
+        )
+
+
+# -- things that do not exist ---------------------------------------------------------------
+
+
+class NotFound(WorkflowError):
+    code = "not_found"
+
+
+class WorkflowNotFound(NotFound):
+    code = "workflow_not_found"
+
+    def __init__(self, workflow_id: str, known: list[str]) -> None:
+        hint = ", ".join(sorted(known)) or "none"
+        super().__init__(
+            f"no workflow registered with id {workflow_id!r} (registered: {hint}); "
+            "pass it to create_runtime(workflows=[...]) or runtime.register()",
+            workflow_id=workflow_id,
+            known=sorted(known),
+        )
+
+
+class RunNotFound(NotFound):
+    code = "run_not_found"
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"no run with id {run_id!r} in this store", run_id=run_id)
+
+
+# -- runs in the wrong state --------------------------------------------------------------
+
+
+class RunStateError(WorkflowError):
+    code = "run_state"
+
+
+class RunFinished(RunStateError):
+    code = "run_finished"
+
+    def __init__(self, run_id: str, status: str, action: str) -> None:
+        super().__init__(
+            f"cannot {action} run {run_id!r}: it has already ended ({status})",
+            run_id=run_id,
+            status=status,
+            action=action,
+        )
+
+
+class RunNotRetryable(RunStateError):
+    code = "run_not_retryable"
+
+    def __init__(self, run_id: str, status: str) -> None:
+        super().__init__(
+            f"cannot retry run {run_id!r}: only failed runs can be retried, this one is {status}",
+            run_id=run_id,
+            status=status,
+        )
+
+
+class RunAlreadyExists(RunStateError):
+    code = "run_exists"
+
+    def __init__(self, run_id: str, workflow_id: str) -> None:
+        super().__init__(
+            f"run id {run_id!r} is already taken by a run of workflow {workflow_id!r}",
+            run_id=run_id,
+            workflow_id=workflow_id,
+        )
+
+
+# -- the workflow's code broke a rule (the run fails with these) ---------------------------
+
+
+class WorkflowCodeError(WorkflowError):
+    code = "workflow_code"
+
+
+class DuplicateStepId(WorkflowCodeError):
+    code = "step_duplicate"
+
+    def __init__(self, run_id: str, step_id: str) -> None:
+        super().__init__(
+            f"step id {step_id!r} is used twice in run {run_id!r}; every ctx.step / ctx.sleep / "
+            "ctx.wait_for_event in one run needs its own id (add a loop index, e.g. f'charge-{i}')",
+            run_id=run_id,
+            step_id=step_id,
+        )
+
+
+class NonDeterministicReplay(WorkflowCodeError):
+    code = "nondeterministic_replay"
+
+    def __init__(self, run_id: str, position: int, recorded: str | None, attempted: str | None) -> None:
+        super().__init__(
+            f"run {run_id!r} no longer matches its journal at position {position}: the journal "
+            f"recorded {recorded or 'nothing more'}, the code now does {attempted or 'nothing more'}. "
+            "Check that your workflow is deterministic (branch only on payload, step results, "
+            "ctx.now() and ctx.uuid()); after fixing the code, runtime.retry() re-drives the run",
+            run_id=run_id,
+            position=position,
+            recorded=recorded,
+            attempted=attempted,
+        )
+
+
+class ConcurrentContextUse(WorkflowCodeError):
+    code = "concurrent_ctx"
+
+    def __init__(self, run_id: str, step_id: str, busy_with: str) -> None:
+        super().__init__(
+            f"run {run_id!r} called ctx for {step_id!r} while {busy_with!r} was still running; "
+            "a run's durable calls must be awaited one at a time (start separate runs for parallel work)",
+            run_id=run_id,
+            step_id=step_id,
+            busy_with=busy_with,
+        )
+
+
+# -- raised into the workflow ---------------------------------------------------------------
+
+
+class StepFailed(WorkflowError):
+    """A step raised on its last attempt.
+
+    Raised inside the workflow by ``ctx.step`` (the original exception is ``__cause__`` on
+    the first execution; on replay only its recorded type, message and traceback exist, so
+    match on ``error_type``). Left uncaught, the run fails with the step's original error.
+    """
+
+    code = "step_failed"
+
+    def __init__(
+        self, run_id: str, step_id: str, error_type: str, error_message: str, attempts: int, traceback: str = ""
+    ) -> None:
+        super().__init__(
+            f"step {step_id!r} of run {run_id!r} failed after {attempts} attempt(s): {error_type}: {error_message}",
+            run_id=run_id,
+            step_id=step_id,
+            error_type=error_type,
+            error_message=error_message,
+            attempts=attempts,
+            traceback=traceback,
+        )
+
+
+class RunCancelled(WorkflowError):
+    code = "run_cancelled"
+
+    def __init__(self, run_id: str, reason: str | None) -> None:
+        super().__init__(
+            f"run {run_id!r} was cancelled" + (f": {reason}" if reason else ""), run_id=run_id, reason=reason
+        )
+
+
+# -- the store ----------------------------------------------------------------------------
+
+
+class StoreError(WorkflowError):
+    code = "store_error"
+
+
+class StoreBusy(StoreError):
+    code = "store_busy"
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(
+            f"database {path!r} stayed locked by another writer ({detail}); retry, or make sure "
+            "only one tarry worker writes to it",
+            path=path,
+        )
+
+
+class NotATarryDatabase(StoreError):
+    code = "store_foreign"
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(
+            f"{path!r} is not a tarry database ({detail}); point --db / SQLiteStore at a new file "
+            "or at one tarry created",
+            path=path,
+        )
+
+
+class SchemaTooNew(StoreError):
+    code = "schema_too_new"
+
+    def __init__(self, path: str, found: int, supported: int) -> None:
+        super().__init__(
+            f"database {path!r} has schema version {found}, this tarry supports up to {supported}; "
+            "upgrade tarry to open it (it is left untouched)",
+            path=path,
+            found=found,
+            supported=supported,
+        )

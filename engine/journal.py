@@ -1,0 +1,100 @@
+"""The rows a run is made of: the run itself, its journal entries and its signal inbox.
+
+These are the records the store persists and the runtime replays. Values that users see
+(payload, outputs, errors, pending waits) are held here as JSON text, encoded once by
+:mod:`engine.codec` when they are produced and decoded when read: the store never encodes
+anything and never sees workflow code.
+
+Journal entry kinds and their life cycle::
+
+    step    completed | failed          one row, written when the step has finished
+    sleep   waiting -> completed        written when the sleep starts (with its wake time)
+    event   waiting -> completed        written when the wait starts; completed with the
+                                        signal's payload, or with None on timeout
+    now     completed                   ctx.now(), recorded so that replay sees the same
+    uuid    completed                   ctx.uuid(), likewise
+
+Times are UNIX epoch seconds (floats) at this level; the public views turn them into
+aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ACTIVE",
+    "TERMINAL",
+    "EntryRow",
+    "RunRow",
+    "SignalRow",
+    "Write",
+]
+
+#: Statuses a run never leaves.
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+#: Statuses of a run that still has work ahead of it.
+ACTIVE = frozenset({"running", "suspended"})
+
+
+@dataclass(slots=True)
+class RunRow:
+    run_id: str
+    workflow_id: str
+    status: str
+    payload: str  # JSON text of the validated payload
+    created_at: float
+    updated_at: float
+    output: str | None = None  # JSON text
+    error: str | None = None  # JSON text: {"type", "message", "traceback", "code"?, "step_id"?}
+    pending: str | None = None  # JSON text: {"kind": "sleep"|"event", "step": ..., ...}
+    wake_at: float | None = None  # when a sleep ends or an event wait times out
+    wait_event: str | None = None  # the event name a suspended run waits for
+    cancel_reason: str | None = None  # set when a cancel was asked for (by any process)
+    attempt: int = 1  # 1 + the number of retry() calls
+
+
+@dataclass(slots=True)
+class EntryRow:
+    run_id: str
+    seq: int
+    step_id: str
+    kind: str
+    status: str
+    started_at: float
+    finished_at: float | None = None
+    output: str | None = None  # JSON text
+    error: str | None = None  # JSON text
+    detail: str | None = None  # JSON text: kind-specific facts (wake_at, event, timed_out ...)
+    attempts: int = 1
+
+
+@dataclass(slots=True)
+class SignalRow:
+    id: int
+    run_id: str
+    event: str
+    payload: str  # JSON text
+    sent_at: float
+    consumed_at: float | None = None
+    consumed_by: str | None = None  # the step id of the wait that took it
+
+
+@dataclass(slots=True)
+class Write:
+    """One atomic change to one run, committed by the store as a unit (or not at all).
+
+    ``run`` maps run columns to new values (``updated_at`` is always set). ``require``
+    makes the write conditional on the run's current status; ``consume`` marks signals as
+    taken by a wait and fails the whole write when one was already taken. ``truncate_from``
+    deletes journal entries from that position on (used by retry).
+    """
+
+    run_id: str
+    updated_at: float
+    run: dict[str, Any] = field(default_factory=dict)
+    entries: list[EntryRow] = field(default_factory=list)
+    consume: list[tuple[int, str]] = field(default_factory=list)  # (signal id, step id)
+    truncate_from: int | None = None
+    require: frozenset[str] | None = None

@@ -1,0 +1,202 @@
+"""What callers get back about runs: RunResult, RunInfo and their parts.
+
+All are frozen dataclasses with ``to_dict()`` giving JSON-ready dicts whose keys are the
+field names (times as ISO 8601 UTC strings). These keys are what the CLI's ``--json``
+prints; they are stable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from . import codec
+from .journal import EntryRow, RunRow, SignalRow
+
+__all__ = ["HistoryEntry", "RunError", "RunInfo", "RunResult", "SignalInfo"]
+
+
+def _dt(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return value
+
+
+class _ToDict:
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class RunError(_ToDict):
+    """Why a run or a step failed: the exception's type name, message and traceback.
+
+    ``code`` is set for tarry's own errors (e.g. ``nondeterministic_replay``); ``step_id``
+    names the step whose failure ended the run, if a step did.
+    """
+
+    type: str
+    message: str
+    traceback: str = ""
+    code: str | None = None
+    step_id: str | None = None
+
+    @classmethod
+    def from_json(cls, text: str | None) -> RunError | None:
+        data = codec.loads(text)
+        return None if data is None else cls(**data)
+
+
+def _pending(text: str | None) -> dict[str, Any] | None:
+    data = codec.loads(text)
+    if data is None:
+        return None
+    for key in ("wake_at", "deadline"):
+        if key in data:
+            data[key] = _dt(data[key])
+    return data  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult(_ToDict):
+    """Where a run stands: returned by ``trigger``, ``sweep``, ``cancel``, ``retry``.
+
+    ``status`` is one of ``running``, ``suspended``, ``completed``, ``failed``,
+    ``cancelled``. ``pending`` says why a suspended run waits::
+
+        {"kind": "sleep", "step": "settle", "wake_at": datetime}
+        {"kind": "event", "step": "review", "event": "review-decision", "deadline": datetime | None}
+    """
+
+    run_id: str
+    workflow_id: str
+    status: str
+    output: Any = None
+    error: RunError | None = None
+    pending: dict[str, Any] | None = None
+
+    @classmethod
+    def from_row(cls, row: RunRow) -> RunResult:
+        return cls(
+            run_id=row.run_id,
+            workflow_id=row.workflow_id,
+            status=row.status,
+            output=codec.loads(row.output),
+            error=RunError.from_json(row.error),
+            pending=_pending(row.pending),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry(_ToDict):
+    """One journal entry: a step, sleep, event wait, or a recorded ``now``/``uuid``.
+
+    ``status`` is ``completed`` or ``failed`` (steps), ``waiting`` while a sleep or wait is
+    in progress. ``detail`` holds kind-specific facts: ``wake_at`` of a sleep; ``event``,
+    ``deadline``, ``signal_id`` and ``timed_out`` of an event wait.
+    """
+
+    seq: int
+    step_id: str
+    kind: str
+    status: str
+    output: Any
+    error: RunError | None
+    attempts: int
+    started_at: datetime
+    finished_at: datetime | None
+    detail: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: EntryRow) -> HistoryEntry:
+        detail = codec.loads(row.detail) or {}
+        for key in ("wake_at", "deadline"):
+            if detail.get(key) is not None:
+                detail[key] = _dt(detail[key])
+        return cls(
+            seq=row.seq,
+            step_id=row.step_id,
+            kind=row.kind,
+            status=row.status,
+            output=codec.loads(row.output),
+            error=RunError.from_json(row.error),
+            attempts=row.attempts,
+            started_at=_dt(row.started_at),  # type: ignore[arg-type]
+            finished_at=_dt(row.finished_at),
+            detail=detail,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SignalInfo(_ToDict):
+    """A signal in a run's inbox; ``consumed_by`` is the step id of the wait that took it."""
+
+    id: int
+    event: str
+    payload: Any
+    sent_at: datetime
+    consumed_at: datetime | None
+    consumed_by: str | None
+
+    @classmethod
+    def from_row(cls, row: SignalRow) -> SignalInfo:
+        return cls(
+            id=row.id,
+            event=row.event,
+            payload=codec.loads(row.payload),
+            sent_at=_dt(row.sent_at),  # type: ignore[arg-type]
+            consumed_at=_dt(row.consumed_at),
+            consumed_by=row.consumed_by,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo(_ToDict):
+    """Everything about one run: returned by ``get_run``."""
+
+    run_id: str
+    workflow_id: str
+    status: str
+    payload: Any
+    output: Any
+    error: RunError | None
+    pending: dict[str, Any] | None
+    history: list[HistoryEntry]
+    signals: list[SignalInfo]
+    created_at: datetime
+    updated_at: datetime
+    attempt: int
+    cancel_reason: str | None
+
+    @classmethod
+    def from_rows(cls, row: RunRow, entries: list[EntryRow], signals: list[SignalRow]) -> RunInfo:
+        return cls(
+            run_id=row.run_id,
+            workflow_id=row.workflow_id,
+            status=row.status,
+            payload=codec.loads(row.payload),
+            output=codec.loads(row.output),
+            error=RunError.from_json(row.error),
+            pending=_pending(row.pending),
+            history=[HistoryEntry.from_row(e) for e in entries],
+            signals=[SignalInfo.from_row(s) for s in signals],
+            created_at=_dt(row.created_at),  # type: ignore[arg-type]
+            updated_at=_dt(row.updated_at),  # type: ignore[arg-type]
+            attempt=row.attempt,
+            cancel_reason=row.cancel_reason,
+        )
+
+    @property
+    def result(self) -> RunResult:
+        return RunResult(self.run_id, self.workflow_id, self.status, self.output, self.error, self.pending)

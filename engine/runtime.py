@@ -1,0 +1,528 @@
+"""Runtime: the workflow registry, the verbs, and the supervisor that owns every actor.
+
+Two ways to drive runs:
+
+1. **Passive** (no supervisor, like @visulima/workflow): ``trigger``, ``sweep`` and
+   ``signal`` drive a run inline, in the caller's task, until it suspends or ends. Nothing
+   happens between calls; a cron job calling ``sweep()`` resumes what is due.
+2. **Actor-style** (``async with runtime:`` or ``await runtime.serve()``): a trio nursery
+   supervises one task per active run, and a :class:`TimerWheel` wakes sleeping runs and
+   times out waits by itself. ``trigger`` still returns when the run first suspends or
+   ends; the run then goes on in the background.
+
+Leaving ``async with runtime:`` cancels every actor where it stands: nothing committed is
+lost, and a later runtime on the same store recovers the runs (a step that was executing
+runs again: steps are at-least-once).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+import trio
+
+from . import codec
+from .actor import TIMER, RunActor
+from .errors import (
+    InvalidArgument,
+    RunNotFound,
+    RunNotRetryable,
+    WorkflowError,
+    WorkflowNotFound,
+)
+from .journal import ACTIVE, RunRow, SignalRow, Write
+from .results import RunInfo, RunResult
+from .store.base import Store
+from .store.memory import MemoryStore
+from .timers import TimerWheel
+from .workflow import Workflow
+
+__all__ = ["Runtime", "create_runtime"]
+
+log = logging.getLogger("tarry.runtime")
+
+STATUSES = ("running", "suspended", "completed", "failed", "cancelled")
+
+
+class Clock:
+    """Wall-clock time (UNIX seconds) that advances with trio's clock.
+
+    Anchored to ``time.time()`` the first time it is read in a trio run, then moved by
+    trio's monotonic clock: under trio's ``MockClock`` an hour-long sleep passes in no
+    real time, and in production wall-clock jumps do not disturb running timers.
+    """
+
+    __slots__ = ("_clock", "_t0", "_wall0")
+
+    def __init__(self) -> None:
+        self._clock: object | None = None
+        self._t0 = 0.0
+        self._wall0 = 0.0
+
+    def _anchor(self) -> trio.abc.Clock:
+        clock = trio.lowlevel.current_clock()
+        if clock is not self._clock:
+            self._clock = clock
+            self._t0 = clock.current_time()
+            self._wall0 = time.time()
+        return clock
+
+    def now(self) -> float:
+        try:
+            clock = self._anchor()
+        except RuntimeError:  # outside trio
+            return time.time()
+        return self._wall0 + (clock.current_time() - self._t0)
+
+    def to_trio(self, wall: float) -> float:
+        """The trio-clock deadline of a wall-clock time."""
+        self._anchor()
+        return self._t0 + (wall - self._wall0)
+
+
+class Runtime:
+    """Runs workflows durably on a store. Build it with :func:`create_runtime`.
+
+    Args:
+        workflows: the workflows it can run (more with :meth:`register`).
+        store: where runs live; defaults to a :class:`MemoryStore` (not durable).
+        passivate_after: seconds a suspended run's actor stays warm (its coroutine alive)
+            before it is unwound and only its journal is kept. Larger: fewer replays;
+            smaller: less memory per waiting run.
+        timer_resolution: the timer wheel's tick, seconds.
+        load_window: the wheel holds wake-ups due within this many seconds; later ones
+            stay in the store and are loaded as the window moves on.
+    """
+
+    def __init__(
+        self,
+        workflows: Iterable[Workflow[Any]] = (),
+        store: Store | None = None,
+        *,
+        passivate_after: float = 5.0,
+        timer_resolution: float = 0.001,
+        load_window: float = 60.0,
+    ) -> None:
+        self.store: Store = store if store is not None else MemoryStore()
+        self.passivate_after = float(passivate_after)
+        self.load_window = float(load_window)
+        self._workflows: dict[str, Workflow[Any]] = {}
+        self._actors: dict[str, RunActor] = {}
+        self._loading: set[str] = set()
+        self._clock = Clock()
+        self._wheel = TimerWheel(resolution=timer_resolution)
+        self._nursery: trio.Nursery | None = None
+        self._nursery_manager: Any = None
+        self._opened = False
+        self._next_far: float | None = None  # earliest wake-up beyond the wheel's window
+        self._loader_scope: trio.CancelScope | None = None
+        self.register(*workflows)
+
+    # -- registry -------------------------------------------------------------------------
+
+    def register(self, *workflows: Workflow[Any]) -> None:
+        """Add workflows. Registering the same object twice is harmless.
+
+        Raises:
+            InvalidArgument: not a Workflow, or its id is taken by another workflow.
+        """
+        for wf in workflows:
+            if not isinstance(wf, Workflow):
+                raise InvalidArgument(f"register() takes workflows made by @workflow or define_workflow, not {wf!r}")
+            existing = self._workflows.get(wf.id)
+            if existing is not None and existing is not wf:
+                raise InvalidArgument(f"another workflow is already registered with id {wf.id!r}", workflow_id=wf.id)
+            self._workflows[wf.id] = wf
+
+    @property
+    def workflows(self) -> dict[str, Workflow[Any]]:
+        """The registered workflows by id (a copy)."""
+        return dict(self._workflows)
+
+    def _resolve(self, workflow: Workflow[Any] | str) -> Workflow[Any]:
+        if isinstance(workflow, Workflow):
+            self.register(workflow)
+            return workflow
+        if not isinstance(workflow, str):
+            raise InvalidArgument(f"expected a Workflow or a workflow id, not {workflow!r}")
+        try:
+            return self._workflows[workflow]
+        except KeyError:
+            raise WorkflowNotFound(workflow, list(self._workflows)) from None
+
+    # -- ActorHost ------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """Wall-clock seconds, moved by trio's clock (see :class:`Clock`)."""
+        return self._clock.now()
+
+    def schedule_wake(self, run_id: str, wake_at: float) -> None:
+        if self._nursery is None:
+            return  # passive mode: sweep() finds it
+        if wake_at - self.now() > self.load_window:
+            self._note_far_wake(wake_at)  # stays in the store until the window reaches it
+            return
+        self._wheel.schedule(run_id, self._clock.to_trio(wake_at), self._on_wake)
+
+    def _note_far_wake(self, wake_at: float) -> None:
+        if self._next_far is None or wake_at < self._next_far:
+            self._next_far = wake_at
+            if self._loader_scope is not None:
+                self._loader_scope.deadline = self._loader_deadline()
+
+    def _loader_deadline(self) -> float:
+        if self._next_far is None:
+            return math.inf
+        return self._clock.to_trio(self._next_far - self.load_window / 2)
+
+    def cancel_wake(self, run_id: str) -> None:
+        self._wheel.cancel(run_id)
+
+    def actor_stopped(self, actor: RunActor) -> None:
+        if self._actors.get(actor.run_id) is actor:
+            del self._actors[actor.run_id]
+        if len(actor.mailbox) and self._nursery is not None:
+            self._activate(actor.run_id)  # a wake-up raced with passivation
+
+    def _on_wake(self, run_id: Any) -> None:
+        actor = self._actors.get(run_id)
+        if actor is not None and actor.accepting:
+            actor.mailbox.put(TIMER)
+        else:
+            self._activate(run_id)
+
+    # -- actors ---------------------------------------------------------------------------
+
+    @property
+    def serving(self) -> bool:
+        """True inside ``async with runtime:`` / ``serve()``."""
+        return self._nursery is not None
+
+    async def _open(self) -> None:
+        if not self._opened:
+            await self.store.open()
+            self._opened = True
+
+    def _activate(self, run_id: str) -> None:
+        """Make sure a live actor drives ``run_id`` (serving mode; fire and forget)."""
+        actor = self._actors.get(run_id)
+        if (actor is not None and actor.accepting) or run_id in self._loading or self._nursery is None:
+            return
+        self._loading.add(run_id)
+        self._nursery.start_soon(self._load_and_drive, run_id)
+
+    async def _load_and_drive(self, run_id: str) -> None:
+        try:
+            actor = await self._load_actor(run_id)
+        except WorkflowError:
+            log.exception("run %s could not be loaded; it stays as stored", run_id)
+            return
+        finally:
+            self._loading.discard(run_id)
+        if actor is not None:
+            await actor.drive()
+
+    async def _load_actor(self, run_id: str, *, payload: Any = None) -> RunActor | None:
+        loaded = await self.store.load(run_id)
+        if loaded is None:
+            return None
+        row, journal, inbox = loaded
+        if row.status not in ACTIVE:
+            return None
+        wf = self._workflows.get(row.workflow_id)
+        if wf is None:
+            log.warning(
+                "run %s belongs to workflow %r, which is not registered here; it waits for a runtime that has it",
+                run_id,
+                row.workflow_id,
+            )
+            return None
+        return self._new_actor(wf, row, journal, inbox)
+
+    def _new_actor(self, wf: Workflow[Any], row: RunRow, journal: list[Any], inbox: list[SignalRow]) -> RunActor:
+        actor = RunActor(self, wf, row, journal, inbox, warm=self.serving)
+        self._actors[row.run_id] = actor
+        return actor
+
+    async def _run_until_stop(self, actor: RunActor) -> RunResult:
+        """Drive ``actor`` until its run first suspends or ends: inline when passive, as a
+        supervised task when serving."""
+        if self._nursery is not None:
+            self._nursery.start_soon(actor.drive)
+            await actor.first_stop.wait()
+        else:
+            await actor.drive()
+        return RunResult.from_row(actor.run)
+
+    async def _resume(self, run_id: str) -> RunResult | None:
+        if run_id in self._actors:
+            return None
+        actor = await self._load_actor(run_id)
+        return None if actor is None else await self._run_until_stop(actor)
+
+    # -- the verbs ------------------------------------------------------------------------
+
+    async def trigger(
+        self, workflow: Workflow[Any] | str, payload: Any = None, *, run_id: str | None = None
+    ) -> RunResult:
+        """Start a run of ``workflow`` (a Workflow or its id) with ``payload``.
+
+        Returns when the run first suspends or ends, with its status, output or pending
+        wait. With a ``run_id`` that already exists for this workflow, nothing new starts:
+        the existing run's state is returned (an idempotent trigger).
+
+        Raises:
+            WorkflowNotFound: an unknown workflow id.
+            PayloadValidationError: the payload fails the workflow's schema (nothing written).
+            NotSerializable: the payload has no JSON form (nothing written).
+            RunAlreadyExists: ``run_id`` belongs to a run of another workflow.
+
+        Guarantees:
+            The run is committed before its first step starts; from then on it survives a
+            crash of this process and is recovered by the next runtime on the same store.
+        """
+        wf = self._resolve(workflow)
+        validated = wf.validate(payload)
+        payload_json = codec.dumps(validated, what="payload")
+        if run_id is None:
+            run_id = uuid.uuid4().hex
+        elif not isinstance(run_id, str) or not run_id.strip():
+            raise InvalidArgument(f"run_id must be a non-empty string, not {run_id!r}")
+        await self._open()
+        now = self.now()
+        row, created = await self.store.create_run(RunRow(run_id, wf.id, "running", payload_json, now, now))
+        if not created:
+            return RunResult.from_row(row)
+        log.info("run %s started (%s)", run_id, wf.id)
+        return await self._run_until_stop(self._new_actor(wf, row, [], []))
+
+    async def signal(self, run_id: str, event: str, payload: Any = None) -> None:
+        """Send the signal ``event`` with ``payload`` to a run.
+
+        The signal is committed to the run's inbox before this returns. A run waiting for
+        ``event`` takes it and goes on (inline when passive); otherwise it stays in the
+        inbox for the run's next ``wait_for_event(..., event)``.
+
+        Raises:
+            RunNotFound: no such run.
+            RunFinished: the run has ended (nothing is stored).
+            InvalidArgument: an empty event name.
+            NotSerializable: a payload with no JSON form.
+        """
+        if not isinstance(event, str) or not event:
+            raise InvalidArgument(f"an event name must be a non-empty string, not {event!r}", run_id=run_id)
+        payload_json = codec.dumps(payload, what="signal payload", run_id=run_id)
+        await self._open()
+        signal = await self.store.add_signal(run_id, event, payload_json, self.now())
+        actor = self._actors.get(run_id)
+        if actor is not None and actor.accepting:
+            actor.mailbox.put(signal)
+            return
+        row = await self.store.get_run(run_id)
+        if row is not None and row.status == "suspended" and row.wait_event == event:
+            if self._nursery is not None:
+                self._activate(run_id)
+            else:
+                await self._resume(run_id)
+
+    async def sweep(self) -> list[RunResult]:
+        """Resume every run that can move: sleeps and timeouts that are due, waits whose
+        signal is already in the inbox (sent by another process, say), and runs left
+        ``running`` by a process that stopped (they replay and re-run their interrupted
+        step). Returns the resumed runs' states, as each first suspends again or ends.
+        """
+        await self._open()
+        due = [run_id for run_id, _ in await self.store.due_runs(self.now())]
+        candidates = [*await self.store.running_runs(), *due, *await self.store.runs_with_signals()]
+        results = []
+        for run_id in dict.fromkeys(candidates):
+            result = await self._resume(run_id)
+            if result is not None:
+                results.append(result)
+        return results
+
+    async def get_run(self, run_id: str) -> RunInfo:
+        """Everything about a run: status, payload, output or error, pending wait, the
+        journal and the signals. Raises :class:`RunNotFound`."""
+        await self._open()
+        row = await self.store.get_run(run_id)
+        if row is None:
+            raise RunNotFound(run_id)
+        entries, signals = await self.store.history(run_id)
+        return RunInfo.from_rows(row, entries, signals)
+
+    async def list_runs(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        workflow_id: str | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[RunResult]:
+        """Runs, newest first, filtered by status (one or several) and workflow id.
+
+        Raises:
+            InvalidArgument: an unknown status or a negative limit/offset.
+        """
+        statuses = [status] if isinstance(status, str) else (list(status) if status is not None else None)
+        for s in statuses or ():
+            if s not in STATUSES:
+                raise InvalidArgument(f"unknown status {s!r}; use one of {', '.join(STATUSES)}")
+        if (limit is not None and limit < 0) or offset < 0:
+            raise InvalidArgument("limit and offset must be >= 0")
+        await self._open()
+        rows = await self.store.list_runs(status=statuses, workflow_id=workflow_id, limit=limit, offset=offset)
+        return [RunResult.from_row(r) for r in rows]
+
+    async def cancel(self, run_id: str, *, reason: str | None = None) -> RunResult:
+        """Cancel a run: a step in progress is interrupted, a sleep or wait ends, and the
+        run ends ``cancelled``.
+
+        Raises:
+            RunNotFound, RunFinished: nothing to cancel.
+
+        Guarantees:
+            The request is committed first. A run that another process is executing (or
+            that a crashed process left ``running``) ends ``cancelled`` as soon as its
+            owner, or the next recovery, sees the request.
+        """
+        await self._open()
+        reason = reason or "cancelled by request"
+        row = await self.store.request_cancel(run_id, reason, self.now())
+        self._wheel.cancel(run_id)
+        actor = self._actors.get(run_id)
+        if actor is not None:
+            actor.cancel(reason)
+            await actor.stopped.wait()
+            row = await self.store.get_run(run_id) or row
+        log.info("run %s cancel requested: %s", run_id, reason)
+        return RunResult.from_row(row)
+
+    async def retry(self, run_id: str) -> RunResult:
+        """Re-drive a failed run from its journal, e.g. after fixing the code.
+
+        Completed steps are not run again; the step whose failure ended the run (and any
+        failed steps right before it) run again. Returns when the run suspends or ends.
+
+        Raises:
+            RunNotFound; RunNotRetryable (the run has not failed); WorkflowNotFound (its
+            workflow is not registered here).
+        """
+        await self._open()
+        loaded = await self.store.load(run_id)
+        if loaded is None:
+            raise RunNotFound(run_id)
+        row, journal, _ = loaded
+        if row.status != "failed":
+            raise RunNotRetryable(run_id, row.status)
+        self._resolve(row.workflow_id)
+        cut = len(journal)
+        while cut > 0 and journal[cut - 1].status == "failed":
+            cut -= 1
+        run = {"status": "running", "error": None, "output": None, "attempt": row.attempt + 1, "cancel_reason": None}
+        write = Write(run_id, self.now(), run=run, truncate_from=cut, require=frozenset({"failed"}))
+        if not await self.store.write(write):
+            current = await self.store.get_run(run_id)
+            raise RunNotRetryable(run_id, current.status if current else "unknown")
+        log.info("run %s retried (attempt %d)", run_id, row.attempt + 1)
+        result = await self._resume(run_id)
+        if result is None:  # already live (another task resumed it first)
+            row = await self.store.get_run(run_id)
+            assert row is not None
+            result = RunResult.from_row(row)
+        return result
+
+    # -- the supervisor -------------------------------------------------------------------
+
+    async def __aenter__(self) -> Runtime:
+        if self._nursery is not None:
+            raise InvalidArgument("this runtime is already serving; enter it once")
+        await self._open()
+        manager = trio.open_nursery()
+        nursery = await manager.__aenter__()
+        self._nursery_manager, self._nursery = manager, nursery
+        try:
+            await nursery.start(self._wheel.run)
+            await nursery.start(self._supervise)
+        except BaseException as exc:
+            await self._stop(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        return await self._stop(exc_type, exc, tb)
+
+    async def _stop(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        nursery, manager = self._nursery, self._nursery_manager
+        if nursery is None:
+            return False
+        nursery.cancel_scope.cancel()
+        try:
+            return bool(await manager.__aexit__(exc_type, exc, tb))
+        finally:
+            self._nursery = self._nursery_manager = None
+            for run_id in list(self._actors):
+                self._wheel.cancel(run_id)
+            self._actors.clear()
+            self._loading.clear()
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Supervise runs until cancelled: ``async with runtime: await trio.sleep_forever()``."""
+        async with self:
+            task_status.started()
+            await trio.sleep_forever()
+
+    async def _supervise(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Recover, then move the wheel's window along: sleep until the earliest wake-up
+        beyond the window comes within half a window, load what is due, repeat. No polling:
+        an earlier far wake-up moves the deadline (see ``_note_far_wake``)."""
+        await self._recover()
+        task_status.started()
+        while True:
+            with trio.CancelScope(deadline=self._loader_deadline()) as scope:
+                self._loader_scope = scope
+                await trio.sleep_forever()
+            self._loader_scope = None
+            try:
+                await self._load_window()
+            except WorkflowError:
+                log.exception("loading due wake-ups failed; trying again in %.0fs", self.load_window / 2)
+                await trio.sleep(self.load_window / 2)
+
+    async def _recover(self) -> None:
+        """Re-drive runs left mid-flight, schedule due wake-ups, and resume waits whose
+        signal already arrived."""
+        for run_id in await self.store.running_runs():
+            self._activate(run_id)
+        await self._load_window()
+        for run_id in await self.store.runs_with_signals():
+            self._activate(run_id)
+
+    async def _load_window(self) -> None:
+        horizon = self.now() + self.load_window
+        due = await self.store.due_runs(horizon, limit=1_000_000)
+        for run_id, wake_at in due:
+            if run_id not in self._actors:
+                self._wheel.schedule(run_id, self._clock.to_trio(wake_at), self._on_wake)
+        self._next_far = await self.store.next_wake_after(horizon)
+
+    async def aclose(self) -> None:
+        """Close the store (the runtime must not be serving)."""
+        if self._opened:
+            await self.store.close()
+            self._opened = False
+
+
+def create_runtime(workflows: Iterable[Workflow[Any]] = (), store: Store | None = None, **options: Any) -> Runtime:
+    """``createRuntime({workflows, store})``: a :class:`Runtime` (see it for ``options``)."""
+    return Runtime(workflows, store, **options)

@@ -1,0 +1,186 @@
+"""MemoryStore: the default store, as in @visulima/workflow. Fast, and gone with the process.
+
+It keeps the same contract as :class:`SQLiteStore` (the shared contract tests run on both):
+rows are copied in and out, so nothing a caller holds aliases what is stored, and every
+write is atomic. Use it for tests and for workflows that need no durability.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import replace
+
+import trio
+
+from ..errors import RunAlreadyExists, RunFinished, RunNotFound, RunStateError
+from ..journal import TERMINAL, EntryRow, RunRow, SignalRow, Write
+from .base import Store
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore(Store):
+    """Keeps runs, journals and signals in dictionaries."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._runs: dict[str, RunRow] = {}
+        self._entries: dict[str, list[EntryRow]] = {}
+        self._signals: dict[str, list[SignalRow]] = {}
+        self._signal_ids = itertools.count(1)
+
+    def _run(self, run_id: str) -> RunRow:
+        try:
+            return self._runs[run_id]
+        except KeyError:
+            raise RunNotFound(run_id) from None
+
+    async def create_run(self, row: RunRow) -> tuple[RunRow, bool]:
+        await trio.lowlevel.checkpoint()
+        existing = self._runs.get(row.run_id)
+        if existing is not None:
+            if existing.workflow_id != row.workflow_id:
+                raise RunAlreadyExists(row.run_id, existing.workflow_id)
+            return replace(existing), False
+        self._runs[row.run_id] = replace(row)
+        self._entries[row.run_id] = []
+        self._signals[row.run_id] = []
+        return replace(row), True
+
+    async def write(self, write: Write) -> bool:
+        await trio.lowlevel.checkpoint()
+        run = self._run(write.run_id)
+        if write.require is not None and run.status not in write.require:
+            return False
+        signals = {s.id: s for s in self._signals[write.run_id]}
+        for signal_id, _ in write.consume:
+            signal = signals.get(signal_id)
+            if signal is None or signal.consumed_at is not None:
+                raise RunStateError(
+                    f"signal {signal_id} of run {write.run_id!r} was already consumed", run_id=write.run_id
+                )
+        # All checks passed: apply (nothing below can fail).
+        for signal_id, step_id in write.consume:
+            signals[signal_id].consumed_at = write.updated_at
+            signals[signal_id].consumed_by = step_id
+        entries = self._entries[write.run_id]
+        if write.truncate_from is not None:
+            del entries[write.truncate_from :]
+        for entry in write.entries:
+            if entry.seq < len(entries):
+                entries[entry.seq] = replace(entry)
+            else:
+                entries.append(replace(entry))
+        for column, value in write.run.items():
+            setattr(run, column, value)
+        run.updated_at = write.updated_at
+        return True
+
+    async def add_signal(self, run_id: str, event: str, payload: str, sent_at: float) -> SignalRow:
+        await trio.lowlevel.checkpoint()
+        run = self._run(run_id)
+        if run.status in TERMINAL:
+            raise RunFinished(run_id, run.status, "signal")
+        signal = SignalRow(next(self._signal_ids), run_id, event, payload, sent_at)
+        self._signals[run_id].append(signal)
+        return replace(signal)
+
+    async def request_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
+        await trio.lowlevel.checkpoint()
+        run = self._run(run_id)
+        if run.status in TERMINAL:
+            raise RunFinished(run_id, run.status, "cancel")
+        run.cancel_reason = reason
+        run.updated_at = at
+        if run.status != "running":
+            _cancelled(run)
+        return replace(run)
+
+    async def get_run(self, run_id: str) -> RunRow | None:
+        await trio.lowlevel.checkpoint()
+        run = self._runs.get(run_id)
+        return None if run is None else replace(run)
+
+    async def load(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow]] | None:
+        await trio.lowlevel.checkpoint()
+        run = self._runs.get(run_id)
+        if run is None:
+            return None
+        entries = [replace(e) for e in self._entries[run_id]]
+        inbox = [replace(s) for s in self._signals[run_id] if s.consumed_at is None]
+        return replace(run), entries, inbox
+
+    async def history(self, run_id: str) -> tuple[list[EntryRow], list[SignalRow]]:
+        await trio.lowlevel.checkpoint()
+        self._run(run_id)
+        return [replace(e) for e in self._entries[run_id]], [replace(s) for s in self._signals[run_id]]
+
+    async def list_runs(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        workflow_id: str | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[RunRow]:
+        await trio.lowlevel.checkpoint()
+        statuses = {status} if isinstance(status, str) else (set(status) if status is not None else None)
+        rows = [
+            r
+            for r in reversed(self._runs.values())
+            if (statuses is None or r.status in statuses) and (workflow_id is None or r.workflow_id == workflow_id)
+        ]
+        rows.sort(key=lambda r: r.created_at, reverse=True)
+        end = None if limit is None else offset + limit
+        return [replace(r) for r in rows[offset:end]]
+
+    async def count_by_status(self) -> dict[str, int]:
+        await trio.lowlevel.checkpoint()
+        counts: dict[str, int] = {}
+        for run in self._runs.values():
+            counts[run.status] = counts.get(run.status, 0) + 1
+        return counts
+
+    async def due_runs(self, until: float, limit: int = 10_000) -> list[tuple[str, float]]:
+        await trio.lowlevel.checkpoint()
+        due = [
+            (r.run_id, r.wake_at)
+            for r in self._runs.values()
+            if r.status == "suspended" and r.wake_at is not None and r.wake_at <= until
+        ]
+        due.sort(key=lambda item: item[1])
+        return due[:limit]
+
+    async def next_wake_after(self, after: float) -> float | None:
+        await trio.lowlevel.checkpoint()
+        later = [
+            r.wake_at
+            for r in self._runs.values()
+            if r.status == "suspended" and r.wake_at is not None and r.wake_at > after
+        ]
+        return min(later, default=None)
+
+    async def runs_with_signals(self) -> list[str]:
+        await trio.lowlevel.checkpoint()
+        return [
+            r.run_id
+            for r in self._runs.values()
+            if r.status == "suspended"
+            and r.wait_event is not None
+            and any(s.event == r.wait_event and s.consumed_at is None for s in self._signals[r.run_id])
+        ]
+
+    async def running_runs(self) -> list[str]:
+        await trio.lowlevel.checkpoint()
+        return [r.run_id for r in self._runs.values() if r.status == "running"]
+
+
+def _cancelled(run: RunRow) -> None:
+    """Turn a run that nobody is executing into a cancelled one (shared wording)."""
+    run.status = "cancelled"
+    run.pending = None
+    run.wake_at = None
+    run.wait_event = None
+    run.error = None

@@ -1,0 +1,71 @@
+"""Shared fixtures: the same behaviour tests run against every store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from engine import MemoryStore, SQLiteStore, Store
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "tarry.db"
+
+
+@pytest.fixture
+def make_store(store_kind: str, db_path: Path) -> Callable[[], Store]:
+    """A factory, so a test can open a second store on the same file (a restart)."""
+    memory = MemoryStore()
+
+    def make() -> Store:
+        return memory if store_kind == "memory" else SQLiteStore(db_path)
+
+    return make
+
+
+@pytest.fixture
+async def store(make_store: Callable[[], Store]) -> AsyncIterator[Store]:
+    store = make_store()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def mock_clock() -> trio.testing.MockClock:
+    """Virtual time that jumps ahead whenever every task has been blocked for 5 ms.
+
+    Not 0 (pytest-trio's ``autojump_clock``): tasks also block while a worker thread runs a
+    sync step or a SQLite read or commit, and the clock must not leap over a timeout during
+    that real work. Hour-long sleeps still pass in milliseconds.
+    """
+    return trio.testing.MockClock(autojump_threshold=0.005)
+
+
+async def wait_for(predicate: Callable[[], Any], description: str, *, timeout: float = 30.0) -> Any:
+    """Poll an async or sync predicate until it is truthy (virtual or real time).
+
+    The interval grows from 1 ms to a hundredth of the timeout, so a wait over hours of
+    virtual time takes a few hundred polls, and a real-time wait still reacts quickly.
+    """
+    interval = 0.001
+    with trio.move_on_after(timeout):
+        while True:
+            value = predicate()
+            if hasattr(value, "__await__"):
+                value = await value
+            if value:
+                return value
+            await trio.sleep(interval)
+            interval = min(interval * 1.5, timeout / 100)
+    raise AssertionError(f"timed out waiting for {description}")
