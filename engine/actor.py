@@ -157,6 +157,8 @@ class RunActor:
         if applied:
             for column, value in write.run.items():
                 setattr(self.run, column, value)
+            if write.entries:
+                self.run.last_step = write.entries[-1].step_id
             self.run.updated_at = write.updated_at
         return applied
 

@@ -53,6 +53,7 @@ class RunRow:
     wait_event: str | None = None  # the event name a suspended run waits for
     cancel_reason: str | None = None  # set when a cancel was asked for (by any process)
     attempt: int = 1  # 1 + the number of retry() calls
+    last_step: str | None = None  # the step id of the latest journal entry written
 
 
 @dataclass(slots=True)

@@ -85,6 +85,10 @@ class RunResult(_ToDict):
     output: Any = None
     error: RunError | None = None
     pending: dict[str, Any] | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    #: The step id of the latest journal entry (the step in progress is not recorded).
+    last_step: str | None = None
 
     @classmethod
     def from_row(cls, row: RunRow) -> RunResult:
@@ -95,6 +99,9 @@ class RunResult(_ToDict):
             output=codec.loads(row.output),
             error=RunError.from_json(row.error),
             pending=_pending(row.pending),
+            created_at=_dt(row.created_at),
+            updated_at=_dt(row.updated_at),
+            last_step=row.last_step,
         )
 
 
@@ -199,4 +206,15 @@ class RunInfo(_ToDict):
 
     @property
     def result(self) -> RunResult:
-        return RunResult(self.run_id, self.workflow_id, self.status, self.output, self.error, self.pending)
+        last = self.history[-1].step_id if self.history else None
+        return RunResult(
+            self.run_id,
+            self.workflow_id,
+            self.status,
+            self.output,
+            self.error,
+            self.pending,
+            self.created_at,
+            self.updated_at,
+            last,
+        )

@@ -75,6 +75,8 @@ class MemoryStore(Store):
                 entries.append(replace(entry))
         for column, value in write.run.items():
             setattr(run, column, value)
+        if write.entries:
+            run.last_step = write.entries[-1].step_id
         run.updated_at = write.updated_at
         return True
 

@@ -62,7 +62,7 @@ APPLICATION_ID = 0x54415259
 
 RUN_COLUMNS = (
     "run_id, workflow_id, status, payload, created_at, updated_at, output, error, pending, "
-    "wake_at, wait_event, cancel_reason, attempt"
+    "wake_at, wait_event, cancel_reason, attempt, last_step"
 )
 ENTRY_COLUMNS = "run_id, seq, step_id, kind, status, started_at, finished_at, output, error, detail, attempts"
 SIGNAL_COLUMNS = "id, run_id, event, payload, sent_at, consumed_at, consumed_by"
@@ -91,6 +91,7 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
             "wait_event": str,
             "cancel_reason": str,
             "attempt": int,
+            "last_step": str,
         },
         pk="run_id",
         not_null={"workflow_id", "status", "payload", "created_at", "updated_at", "attempt"},
@@ -475,7 +476,7 @@ def _create_run(conn: sqlite3.Connection, row: RunRow) -> tuple[RunRow, bool]:
             raise RunAlreadyExists(row.run_id, existing.workflow_id)
         return existing, False
     conn.execute(
-        f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             row.run_id,
             row.workflow_id,
@@ -490,6 +491,7 @@ def _create_run(conn: sqlite3.Connection, row: RunRow) -> tuple[RunRow, bool]:
             row.wait_event,
             row.cancel_reason,
             row.attempt,
+            row.last_step,
         ),
     )
     return row, True
@@ -503,6 +505,9 @@ def _write(conn: sqlite3.Connection, write: Write) -> bool:
             raise ValueError(f"runs.{column} cannot be written")
         columns.append(f"{column} = ?")
         values.append(value)
+    if write.entries:
+        columns.append("last_step = ?")
+        values.append(write.entries[-1].step_id)
     sql = f"UPDATE runs SET {', '.join(columns)} WHERE run_id = ?"
     values.append(write.run_id)
     if write.require is not None:
