@@ -1,0 +1,151 @@
+"""What only SQLiteStore promises: the file, its schema, WAL, group commit, typed errors."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from engine import NotATarryDatabase, SchemaTooNew, SQLiteStore, create_runtime, workflow
+from engine.journal import RunRow
+from engine.store.sqlite import APPLICATION_ID, SCHEMA_VERSION
+
+
+async def test_new_file_is_private_wal_and_versioned(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "t.db"
+    store = SQLiteStore(path)
+    await store.open()
+    await store.create_run(RunRow("r", "wf", "running", "null", 1.0, 1.0))
+    try:
+        for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+        conn = sqlite3.connect(path)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        conn.close()
+        assert store.applied_migrations()[0] == "0001_initial"
+    finally:
+        await store.close()
+
+
+async def test_reopening_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    first = SQLiteStore(path)
+    await first.create_run(RunRow("r", "wf", "running", '{"a": 1}', 1.0, 1.0))
+    await first.close()
+    second = SQLiteStore(path)
+    await second.open()
+    await second.open()
+    row = await second.get_run("r")
+    assert row is not None
+    assert json.loads(row.payload) == {"a": 1}
+    assert len(second.applied_migrations()) == SCHEMA_VERSION
+    await second.close()
+
+
+async def test_foreign_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(NotATarryDatabase, match="not a tarry database") as caught:
+        await SQLiteStore(path).open()
+    assert "users" in str(caught.value)
+    assert path.read_bytes() == before
+
+
+async def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hello, this is not a database at all" * 100)
+    with pytest.raises(NotATarryDatabase):
+        await SQLiteStore(path).open()
+
+
+async def test_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    store = SQLiteStore(path)
+    await store.open()
+    await store.close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SchemaTooNew) as caught:
+        await SQLiteStore(path).open()
+    assert (caught.value.found, caught.value.supported) == (SCHEMA_VERSION + 1, SCHEMA_VERSION)
+    assert "upgrade tarry" in str(caught.value)
+
+
+def test_synchronous_must_be_normal_or_full(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="synchronous"):
+        SQLiteStore(tmp_path / "t.db", synchronous="OFF")  # type: ignore[arg-type]
+    assert SQLiteStore(tmp_path / "t.db", synchronous="full").synchronous == "FULL"
+
+
+async def _noop(k: int) -> dict[str, int]:
+    return {"i": k}
+
+
+@workflow("three-steps")
+async def three(ctx: Any) -> str:
+    for k in range(3):
+        await ctx.step(f"s{k}", _noop, k)
+    return "done"
+
+
+@pytest.mark.parametrize("synchronous", ["NORMAL", "FULL"])
+async def test_concurrent_runs_share_commits(tmp_path: Path, synchronous: str) -> None:
+    """Group commit: 100 concurrent runs make 500 writes in far fewer transactions."""
+    store = SQLiteStore(tmp_path / "t.db", synchronous=synchronous)  # type: ignore[arg-type]
+    runtime = create_runtime(workflows=[three], store=store)
+    async with runtime, trio.open_nursery() as nursery:
+        for i in range(100):
+            nursery.start_soon(runtime.trigger, three, None)
+    runs = await runtime.list_runs(limit=None)
+    assert len(runs) == 100
+    assert {r.status for r in runs} == {"completed"}
+    writes = 100 * 5  # create, three steps, completion
+    assert store.commits < writes / 2, store.commits
+    await store.close()
+
+
+async def test_one_failing_write_in_a_batch_does_not_undo_the_others(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "t.db")
+    await store.create_run(RunRow("done", "wf", "completed", "null", 1.0, 1.0))
+    await store.create_run(RunRow("open", "wf", "suspended", "null", 1.0, 1.0))
+    outcomes: dict[str, Any] = {}
+
+    async def send(run_id: str) -> None:
+        try:
+            outcomes[run_id] = await store.add_signal(run_id, "go", "null", 2.0)
+        except Exception as exc:
+            outcomes[run_id] = exc
+
+    async with trio.open_nursery() as nursery:
+        for run_id in ["done", "open"] * 20:
+            nursery.start_soon(send, run_id)
+    assert type(outcomes["done"]).__name__ == "RunFinished"
+    _, signals = await store.history("open")
+    assert len(signals) == 20
+    await store.close()
+
+
+async def test_store_is_usable_from_plain_threads(tmp_path: Path) -> None:
+    from engine.store import sqlite as statements
+
+    store = SQLiteStore(tmp_path / "t.db")
+
+    def in_thread() -> Any:
+        store.submit_sync(statements._create_run, RunRow("t", "wf", "running", "null", 1.0, 1.0))
+        return store.read_sync(statements._get_run, "t")
+
+    row = await trio.to_thread.run_sync(in_thread)
+    assert row.run_id == "t"
+    await store.close()

@@ -1,0 +1,172 @@
+"""The store contract (engine/store/base.py), the same for MemoryStore and SQLiteStore."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine import RunAlreadyExists, RunFinished, RunNotFound, RunStateError, Store
+from engine.journal import EntryRow, RunRow, Write
+
+
+def run_row(run_id: str = "r1", workflow_id: str = "wf", *, at: float = 100.0, status: str = "running") -> RunRow:
+    return RunRow(run_id, workflow_id, status, '{"x":1}', at, at)
+
+
+def entry(seq: int, step_id: str, *, status: str = "completed", output: str | None = '"ok"') -> EntryRow:
+    return EntryRow("r1", seq, step_id, "step", status, 1.0, 2.0, output)
+
+
+async def test_create_run_then_read_it_back(store: Store) -> None:
+    row, created = await store.create_run(run_row())
+    assert created
+    stored = await store.get_run("r1")
+    assert stored == row
+    assert await store.get_run("missing") is None
+
+
+async def test_create_run_is_idempotent_per_workflow(store: Store) -> None:
+    await store.create_run(run_row())
+    again, created = await store.create_run(run_row(at=999.0))
+    assert not created
+    assert again.created_at == 100.0  # the stored row, not the new one
+    with pytest.raises(RunAlreadyExists) as caught:
+        await store.create_run(run_row(workflow_id="other"))
+    assert caught.value.workflow_id == "wf"
+
+
+async def test_returned_rows_do_not_alias_stored_state(store: Store) -> None:
+    await store.create_run(run_row())
+    row = await store.get_run("r1")
+    assert row is not None
+    row.status = "completed"
+    stored = await store.get_run("r1")
+    assert stored is not None
+    assert stored.status == "running"
+
+
+async def test_write_applies_entries_and_run_columns_together(store: Store) -> None:
+    await store.create_run(run_row())
+    ok = await store.write(
+        Write("r1", 150.0, run={"status": "suspended", "wake_at": 200.0}, entries=[entry(0, "a"), entry(1, "b")])
+    )
+    assert ok
+    loaded = await store.load("r1")
+    assert loaded is not None
+    row, journal, inbox = loaded
+    assert (row.status, row.wake_at, row.updated_at, row.last_step) == ("suspended", 200.0, 150.0, "b")
+    assert [e.step_id for e in journal] == ["a", "b"]
+    assert inbox == []
+    # An entry at an existing position replaces it (a sleep going from waiting to completed).
+    await store.write(Write("r1", 160.0, entries=[entry(1, "b", output='"again"')]))
+    entries, _ = await store.history("r1")
+    assert [e.output for e in entries] == ['"ok"', '"again"']
+
+
+async def test_write_require_guards_the_status(store: Store) -> None:
+    await store.create_run(run_row())
+    applied = await store.write(
+        Write("r1", 150.0, run={"status": "completed"}, entries=[entry(0, "a")], require=frozenset({"suspended"}))
+    )
+    assert not applied
+    row = await store.get_run("r1")
+    assert row is not None
+    assert row.status == "running"
+    assert (await store.history("r1"))[0] == []  # nothing of the write landed
+
+
+async def test_write_to_unknown_run(store: Store) -> None:
+    with pytest.raises(RunNotFound):
+        await store.write(Write("nope", 1.0, run={"status": "completed"}))
+
+
+async def test_signals_inbox_and_atomic_consumption(store: Store) -> None:
+    await store.create_run(run_row())
+    first = await store.add_signal("r1", "go", '{"n":1}', 10.0)
+    second = await store.add_signal("r1", "go", '{"n":2}', 11.0)
+    assert second.id > first.id
+    loaded = await store.load("r1")
+    assert loaded is not None
+    assert [s.payload for s in loaded[2]] == ['{"n":1}', '{"n":2}']
+    assert await store.write(Write("r1", 12.0, entries=[entry(0, "wait")], consume=[(first.id, "wait")]))
+    # Consuming it twice fails the whole write: no entry, no status change.
+    with pytest.raises(RunStateError, match="already consumed"):
+        await store.write(
+            Write("r1", 13.0, run={"status": "completed"}, entries=[entry(1, "wait2")], consume=[(first.id, "wait2")])
+        )
+    row = await store.get_run("r1")
+    assert row is not None
+    assert row.status == "running"
+    entries, signals = await store.history("r1")
+    assert [e.step_id for e in entries] == ["wait"]
+    assert [(s.consumed_by, s.consumed_at) for s in signals] == [("wait", 12.0), (None, None)]
+    loaded = await store.load("r1")
+    assert loaded is not None
+    assert [s.id for s in loaded[2]] == [second.id]
+
+
+async def test_signal_to_unknown_or_finished_run_writes_nothing(store: Store) -> None:
+    with pytest.raises(RunNotFound):
+        await store.add_signal("nope", "go", "null", 1.0)
+    await store.create_run(run_row())
+    await store.write(Write("r1", 2.0, run={"status": "failed"}))
+    with pytest.raises(RunFinished) as caught:
+        await store.add_signal("r1", "go", "null", 3.0)
+    assert caught.value.status == "failed"
+    assert (await store.history("r1"))[1] == []
+
+
+async def test_request_cancel(store: Store) -> None:
+    await store.create_run(run_row("running"))
+    await store.create_run(run_row("sleeping", status="suspended"))
+    running = await store.request_cancel("running", "stop", 5.0)
+    assert (running.status, running.cancel_reason) == ("running", "stop")  # its owner finishes it
+    sleeping = await store.request_cancel("sleeping", "stop", 5.0)
+    assert (sleeping.status, sleeping.cancel_reason, sleeping.wake_at) == ("cancelled", "stop", None)
+    with pytest.raises(RunFinished):
+        await store.request_cancel("sleeping", "again", 6.0)
+    with pytest.raises(RunNotFound):
+        await store.request_cancel("nope", "x", 6.0)
+
+
+async def test_truncate_for_retry(store: Store) -> None:
+    await store.create_run(run_row())
+    await store.write(Write("r1", 2.0, entries=[entry(0, "a"), entry(1, "b", status="failed", output=None)]))
+    await store.write(Write("r1", 3.0, run={"status": "running"}, truncate_from=1))
+    entries, _ = await store.history("r1")
+    assert [e.step_id for e in entries] == ["a"]
+
+
+async def test_queries_for_recovery(store: Store) -> None:
+    for i, (status, wake_at, wait_event) in enumerate(
+        [
+            ("suspended", 10.0, None),
+            ("suspended", 20.0, "go"),
+            ("suspended", 30.0, None),
+            ("running", None, None),
+            ("completed", None, None),
+            ("suspended", None, "go"),
+        ]
+    ):
+        await store.create_run(run_row(f"r{i}", at=float(i)))
+        await store.write(Write(f"r{i}", float(i), run={"status": status, "wake_at": wake_at, "wait_event": wait_event}))
+    assert await store.due_runs(20.0) == [("r0", 10.0), ("r1", 20.0)]
+    assert await store.due_runs(100.0, limit=1) == [("r0", 10.0)]
+    assert await store.next_wake_after(20.0) == 30.0
+    assert await store.next_wake_after(30.0) is None
+    assert await store.running_runs() == ["r3"]
+    assert await store.runs_with_signals() == []
+    await store.add_signal("r5", "go", "null", 1.0)
+    await store.add_signal("r1", "other", "null", 1.0)  # not the awaited event
+    assert await store.runs_with_signals() == ["r5"]
+    assert await store.count_by_status() == {"suspended": 4, "running": 1, "completed": 1}
+
+
+async def test_list_runs_newest_first_with_filters(store: Store) -> None:
+    for i in range(5):
+        await store.create_run(run_row(f"r{i}", "even" if i % 2 == 0 else "odd", at=float(i)))
+    await store.write(Write("r4", 9.0, run={"status": "completed"}))
+    assert [r.run_id for r in await store.list_runs()] == ["r4", "r3", "r2", "r1", "r0"]
+    assert [r.run_id for r in await store.list_runs(workflow_id="odd")] == ["r3", "r1"]
+    assert [r.run_id for r in await store.list_runs(status="completed")] == ["r4"]
+    assert [r.run_id for r in await store.list_runs(status=["running"], limit=2, offset=1)] == ["r2", "r1"]
+    assert len(await store.list_runs(limit=None)) == 5
