@@ -220,7 +220,10 @@ class SQLiteStore(Store):
             if not self.path.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-            conn = self._connect()
+            try:
+                conn = self._connect()
+            except sqlite3.DatabaseError as exc:
+                raise NotATarryDatabase(str(self.path), str(exc)) from None
             try:
                 self._prepare(conn)
             except BaseException:
