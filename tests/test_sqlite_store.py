@@ -106,7 +106,7 @@ async def test_concurrent_runs_share_commits(tmp_path: Path, synchronous: str) -
     store = SQLiteStore(tmp_path / "t.db", synchronous=synchronous)  # type: ignore[arg-type]
     runtime = create_runtime(workflows=[three], store=store)
     async with runtime, trio.open_nursery() as nursery:
-        for i in range(100):
+        for _i in range(100):
             nursery.start_soon(runtime.trigger, three, None)
     runs = await runtime.list_runs(limit=None)
     assert len(runs) == 100
