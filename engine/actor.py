@@ -20,9 +20,9 @@ Nothing an actor does can raise into the supervisor. A trio cancellation from ou
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
-import math
 import traceback
 from collections import deque
 from collections.abc import Callable
@@ -118,6 +118,7 @@ class RunActor:
         inbox: list[SignalRow],
         *,
         warm: bool,
+        payload: Any = None,
     ) -> None:
         self.host = host
         self.workflow = workflow
@@ -136,6 +137,8 @@ class RunActor:
         self._fatal: WorkflowError | None = None
         self._scope: trio.CancelScope | None = None
         self._cancel_reason: str | None = None
+        #: The payload as validated by trigger (saves validating it twice on a first run).
+        self._payload = payload if payload is not None else _UNSET
 
     # -- what the context asks for ---------------------------------------------------------
 
@@ -223,15 +226,10 @@ class RunActor:
     async def _call(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None, step_id: str
     ) -> Any:
-        with trio.move_on_after(math.inf if timeout is None else timeout) as scope:
-            if inspect.iscoroutinefunction(fn):
-                result = await fn(*args, **kwargs)
-            else:
-                result = await trio.to_thread.run_sync(partial(fn, *args, **kwargs))
-                if inspect.isawaitable(result):
-                    result = await result
-            return result
-        assert scope.cancelled_caught
+        if timeout is None:  # the common case pays for no cancel scope
+            return await _invoke(fn, args, kwargs)
+        with trio.move_on_after(timeout):
+            return await _invoke(fn, args, kwargs)
         raise TimeoutError(f"step {step_id!r} of run {self.run_id!r} took longer than {timeout}s")
 
     async def record_value(self, seq: int, step_id: str, kind: str, value: Any) -> Any:
@@ -389,7 +387,11 @@ class RunActor:
             if self._cancel_reason is not None:
                 scope.cancel()
             try:
-                payload = self.workflow.validate(codec.loads(self.run.payload))
+                payload = (
+                    self._payload
+                    if self._payload is not _UNSET
+                    else self.workflow.validate(codec.loads(self.run.payload))
+                )
                 ctx: RunContext[Any] = RunContext(
                     self, payload, run_id=self.run_id, workflow_id=self.workflow.id, attempt=self.run.attempt
                 )
@@ -432,10 +434,33 @@ class RunActor:
         if status == "cancelled":
             run["cancel_reason"] = self._cancel_reason
         self.host.cancel_wake(self.run_id)
-        with trio.CancelScope(shield=True):  # the outcome is written even while shutting down
-            applied = await self._commit(Write(self.run_id, self.host.now(), run=run, require=ACTIVE))
+        # Not shielded: once queued, the write commits even if this task is cancelled while
+        # it waits, and a run whose outcome did not commit is recovered and replayed.
+        applied = await self._commit(Write(self.run_id, self.host.now(), run=run, require=ACTIVE))
         if applied:
             log.info("run %s %s", self.run_id, status)
+
+
+_UNSET: Any = object()
+_coroutine_functions: dict[Any, bool] = {}
+
+
+async def _invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Await an async step function; run a sync one in a worker thread (so it cannot block
+    other runs) and await what it returns if that is awaitable."""
+    try:
+        is_async = _coroutine_functions[fn]
+    except (KeyError, TypeError):  # TypeError: an unhashable callable
+        is_async = inspect.iscoroutinefunction(fn)
+        if len(_coroutine_functions) < 4096:
+            with contextlib.suppress(TypeError):
+                _coroutine_functions[fn] = is_async
+    if is_async:
+        return await fn(*args, **kwargs)
+    result = await trio.to_thread.run_sync(partial(fn, *args, **kwargs))
+    if inspect.isawaitable(result):
+        result = await result
+    return result
 
 
 def _error_json(exc: BaseException, *, step_id: str | None = None, with_traceback: bool = True) -> dict[str, Any]:

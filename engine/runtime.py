@@ -228,7 +228,7 @@ class Runtime:
         if actor is not None:
             await actor.drive()
 
-    async def _load_actor(self, run_id: str, *, payload: Any = None) -> RunActor | None:
+    async def _load_actor(self, run_id: str) -> RunActor | None:
         loaded = await self.store.load(run_id)
         if loaded is None:
             return None
@@ -245,8 +245,10 @@ class Runtime:
             return None
         return self._new_actor(wf, row, journal, inbox)
 
-    def _new_actor(self, wf: Workflow[Any], row: RunRow, journal: list[Any], inbox: list[SignalRow]) -> RunActor:
-        actor = RunActor(self, wf, row, journal, inbox, warm=self.serving)
+    def _new_actor(
+        self, wf: Workflow[Any], row: RunRow, journal: list[Any], inbox: list[SignalRow], payload: Any = None
+    ) -> RunActor:
+        actor = RunActor(self, wf, row, journal, inbox, warm=self.serving, payload=payload)
         self._actors[row.run_id] = actor
         return actor
 
@@ -300,7 +302,7 @@ class Runtime:
         if not created:
             return RunResult.from_row(row)
         log.info("run %s started (%s)", run_id, wf.id)
-        return await self._run_until_stop(self._new_actor(wf, row, [], []))
+        return await self._run_until_stop(self._new_actor(wf, row, [], [], validated))
 
     async def signal(self, run_id: str, event: str, payload: Any = None) -> None:
         """Send the signal ``event`` with ``payload`` to a run.

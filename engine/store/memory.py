@@ -68,11 +68,12 @@ class MemoryStore(Store):
         entries = self._entries[write.run_id]
         if write.truncate_from is not None:
             del entries[write.truncate_from :]
+        # Entries are value objects nobody mutates after writing them: kept as given.
         for entry in write.entries:
             if entry.seq < len(entries):
-                entries[entry.seq] = replace(entry)
+                entries[entry.seq] = entry
             else:
-                entries.append(replace(entry))
+                entries.append(entry)
         for column, value in write.run.items():
             setattr(run, column, value)
         if write.entries:
