@@ -1,1 +1,9 @@
-"""The tarry dashboard: a Textual app over engine.Client (see the dashboard issue)."""
+"""The tarry dashboard: a Textual app over ``engine.Client``.
+
+``DashboardApp(db_path)`` (or ``DashboardApp(client)``) watches a database that a worker
+is running; ``tarry dashboard --db PATH`` and ``tarry dev APP --db PATH`` start it.
+"""
+
+from .app import DashboardApp
+
+__all__ = ["DashboardApp"]

@@ -1,0 +1,78 @@
+"""``tarry dashboard`` and ``tarry dev``: click commands the ``tarry`` CLI loads from the
+``tarry.commands`` entry-point group (the engine never imports the dashboard)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from engine import WorkflowError
+
+__all__ = ["dashboard", "dev"]
+
+
+def _db(ctx: click.Context, db: str | None) -> str:
+    """``--db`` given here, else the ``tarry`` group's ``--db`` (or ``TARRY_DB``)."""
+    if db:
+        return db
+    for parent in (ctx.parent, ctx.find_root()):
+        value = parent.params.get("db") if parent is not None else None
+        if value:
+            return str(value)
+    obj: Any = ctx.find_object(dict)
+    if obj and obj.get("db"):
+        return str(obj["db"])
+    raise click.UsageError("no database: pass --db PATH or set TARRY_DB")
+
+
+@click.command("dashboard")
+@click.option("--db", envvar="TARRY_DB", type=click.Path(dir_okay=False), help="The tarry database (env TARRY_DB).")
+@click.option("--read-only", is_flag=True, help="Hide every action that changes a run: watch only.")
+@click.pass_context
+def dashboard(ctx: click.Context, db: str | None, read_only: bool) -> None:
+    """Watch and act on the runs of a database that a worker is running.
+
+    Sees changes within 250 ms. Keys: 1-7 filter, / search, enter details, s signal,
+    a approve, r reject, c cancel, R retry, t trigger, e engine, ? every key, q quit.
+
+    Example:
+
+        tarry worker shop.workflows:runtime --db shop.db &
+        tarry dashboard --db shop.db
+    """
+    from .app import DashboardApp
+
+    try:
+        app = DashboardApp(_db(ctx, db), read_only=read_only)
+    except WorkflowError as exc:
+        raise click.ClickException(exc.message) from None
+    app.run()
+
+
+@click.command("dev")
+@click.argument("app")
+@click.option("--db", envvar="TARRY_DB", type=click.Path(dir_okay=False), help="The tarry database (env TARRY_DB).")
+@click.pass_context
+def dev(ctx: click.Context, app: str, db: str | None) -> None:
+    """Run the workflows of APP and the dashboard in one process, for development.
+
+    APP is module:attribute naming a Runtime, a Workflow or a list of workflows. Quitting
+    stops the engine cleanly: sleeping and waiting runs stay in the database for the next
+    worker.
+
+    Example:
+
+        tarry dev examples.publish_review:workflows --db dev.db
+    """
+    from .dev import DevApp, load_workflows
+
+    try:
+        workflows = load_workflows(app)
+    except (ValueError, ImportError, AttributeError) as exc:
+        raise click.BadParameter(str(exc), param_hint="APP") from None
+    try:
+        dev_app = DevApp(workflows, _db(ctx, db))
+    except WorkflowError as exc:
+        raise click.ClickException(exc.message) from None
+    dev_app.run()

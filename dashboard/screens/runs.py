@@ -1,0 +1,177 @@
+"""RunsScreen: the runs table with status counts, filters, search and paging."""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Label, Static
+
+from engine import RunResult, WorkflowError
+
+from ..actions import filter_bindings
+from ..source import FILTERS_BY_NAME, PAGE_SIZE, Page
+from ..widgets import RunTable, StatusCounts
+
+__all__ = ["RunsScreen"]
+
+
+class RunsScreen(Screen[None]):
+    """The main screen: runs newest first (longest wait first under "needs approval").
+
+    The table reloads when the database changes (the app watches ``data_version``) and when
+    the filter, the search or the page changes; the reload runs in a worker thread and only
+    the rows that changed are touched. Ages and countdowns are redrawn every second from
+    what was loaded.
+
+    | Key(s) | Description |
+    | :- | :- |
+    | 1-7 | Filter: all, running, suspended, needs approval, failed, completed, cancelled. |
+    | / | Search run id, workflow or payload text (escape clears). |
+    | ] / [ | Next / previous page. |
+    | enter | Open the run's detail. |
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *filter_bindings(),
+        Binding("slash", "search", "Search"),
+        Binding("escape", "clear_search", "Clear", show=False),
+        Binding("right_square_bracket", "page(1)", "Next page", show=False),
+        Binding("left_square_bracket", "page(-1)", "Prev page", show=False),
+        Binding("enter", "open", "Open", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run_filter = FILTERS_BY_NAME["all"]
+        self.search = ""
+        self.page_offset = 0
+        self.total: int | None = None
+        self.stale = False
+        #: How long the last reload took, seconds (database read + table update).
+        self.last_load: float | None = None
+        #: Completed reloads since the screen opened (tests wait on it).
+        self.loads = 0
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"[b]tarry[/] {self.app.sub_title}", id="title")
+        yield StatusCounts(id="counts")
+        yield Input(placeholder="search run id, workflow or payload text; enter to keep, escape to clear", id="search")
+        yield RunTable(id="runs")
+        yield Static("", id="pager")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#search", Input).display = False
+        self.query_one(RunTable).focus()
+        self.set_interval(1.0, self._tick)
+        self.reload()
+
+    def on_screen_resume(self) -> None:
+        if self.stale:
+            self.stale = False
+            self.reload()
+
+    # -- what the verbs act on ------------------------------------------------------------------
+
+    def selected_run(self) -> RunResult | None:
+        return self.query_one(RunTable).current_run
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        self.stale = False
+        self._load(self.run_filter, self.search, self.page_offset, time.perf_counter())
+
+    @work(thread=True, exclusive=True, group="runs-load", exit_on_error=False)
+    def _load(self, flt: object, search: str, offset: int, started: float) -> None:
+        try:
+            page = self.app.source.page(flt, offset=offset, search=search)  # type: ignore[attr-defined]
+        except WorkflowError as exc:
+            self.app.call_from_thread(self.notify, exc.message, title=exc.code, severity="error")
+            return
+        self.app.call_from_thread(self._show, page, started)
+
+    def _show(self, page: Page, started: float) -> None:
+        now = self.app.now()  # type: ignore[attr-defined]
+        self.total = page.total
+        table = self.query_one(RunTable)
+        table.sync(page.runs, now)
+        counts = self.query_one(StatusCounts)
+        counts.counts = page.counts
+        counts.active = self.run_filter.name
+        if self.run_filter.approval:
+            counts.approvals = page.approvals
+        self.last_load = time.perf_counter() - started
+        self.loads += 1
+        self._update_pager()
+
+    def _update_pager(self) -> None:
+        shown = len(self.query_one(RunTable).run_ids)
+        first = self.page_offset + 1 if shown else 0
+        what = f"{self.run_filter.title}" + (f' matching "{self.search}"' if self.search else "")
+        of = f" of {self.total:,}" if self.total is not None else ""
+        pages = ""
+        if self.total is not None and self.total > PAGE_SIZE:
+            pages = f" · page {self.page_offset // PAGE_SIZE + 1}/{(self.total - 1) // PAGE_SIZE + 1} ([ ] to turn)"
+        self.query_one("#pager", Static).update(f"{what}: {first:,}-{self.page_offset + shown:,}{of}{pages}")
+
+    def _tick(self) -> None:
+        self.query_one(RunTable).tick(self.app.now())  # type: ignore[attr-defined]
+
+    # -- keys -----------------------------------------------------------------------------------
+
+    def action_filter(self, name: str) -> None:
+        self.run_filter = FILTERS_BY_NAME[name]
+        self.page_offset = 0
+        self.query_one(StatusCounts).active = name
+        self.reload()
+
+    def action_page(self, step: int) -> None:
+        offset = max(0, self.page_offset + step * PAGE_SIZE)
+        if self.total is not None and offset >= self.total:
+            return
+        if step > 0 and self.total is None and len(self.query_one(RunTable).run_ids) < PAGE_SIZE:
+            return
+        if offset != self.page_offset:
+            self.page_offset = offset
+            self.reload()
+
+    def action_search(self) -> None:
+        search = self.query_one("#search", Input)
+        search.display = True
+        search.focus()
+
+    def action_clear_search(self) -> None:
+        search = self.query_one("#search", Input)
+        search.value = ""
+        search.display = False
+        self.query_one(RunTable).focus()
+        if self.search:
+            self.search = ""
+            self.page_offset = 0
+            self.reload()
+
+    @on(Input.Changed, "#search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self.search = event.value.strip()
+        self.page_offset = 0
+        self.reload()
+
+    @on(Input.Submitted, "#search")
+    def _search_done(self) -> None:
+        self.query_one(RunTable).focus()
+        if not self.search:
+            self.query_one("#search", Input).display = False
+
+    @on(DataTable.RowSelected, "#runs")
+    def action_open(self) -> None:
+        from .run_detail import RunDetailScreen
+
+        run = self.selected_run()
+        if run is not None:
+            self.app.push_screen(RunDetailScreen(run.run_id))

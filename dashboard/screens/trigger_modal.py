@@ -1,0 +1,97 @@
+"""TriggerModal: start a run of a registered workflow with a JSON payload."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Select, Static
+
+from .json_editor import JsonEditor
+
+__all__ = ["TriggerModal"]
+
+
+class TriggerModal(ModalScreen[tuple[str, Any] | None]):
+    """Dismisses with ``(workflow_id, payload)`` to trigger, or ``None`` when cancelled.
+
+    ``workflows`` are dicts with ``id`` and optionally ``description`` and a payload
+    ``schema``, as ``engine.Client.workflows()`` describes them.
+
+    | Key(s) | Description |
+    | :- | :- |
+    | ctrl+s | Trigger. |
+    | escape | Cancel. |
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "send", "Trigger", priority=True),
+        Binding("escape", "cancel", "Cancel", priority=True),
+    ]
+
+    def __init__(self, workflows: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.workflows = {str(w["id"]): w for w in workflows}
+
+    def compose(self) -> ComposeResult:
+        first = next(iter(self.workflows), None)
+        with Vertical(id="dialog", classes="trigger"):
+            yield Label("Trigger a run", classes="dialog-title")
+            yield Select(
+                [(wid, wid) for wid in self.workflows],
+                value=first if first is not None else Select.BLANK,
+                prompt="workflow",
+                allow_blank=first is None,
+                id="workflow",
+            )
+            yield Static("", id="workflow-help")
+            yield Label("payload (JSON)")
+            yield JsonEditor("{}", id="payload")
+            with Horizontal(classes="buttons"):
+                yield Button("Trigger ^s", id="send", variant="primary")
+                yield Button("Cancel esc", id="cancel")
+
+    def on_mount(self) -> None:
+        self._describe()
+        self.query_one("#workflow", Select).focus()
+
+    @on(Select.Changed, "#workflow")
+    def _describe(self) -> None:
+        chosen = self.workflows.get(str(self.query_one("#workflow", Select).value))
+        lines = []
+        if chosen is not None:
+            if chosen.get("description"):
+                lines.append(str(chosen["description"]).strip().splitlines()[0])
+            schema = chosen.get("schema") or chosen.get("payload_schema")
+            if schema:
+                lines.append("schema: " + json.dumps(schema, ensure_ascii=False, default=str)[:300])
+        elif not self.workflows:
+            lines.append("No workflows are registered (is a worker running?)")
+        self.query_one("#workflow-help", Static).update("\n".join(lines))
+        self._validate()
+
+    @on(JsonEditor.Validated)
+    def _validate(self) -> None:
+        ok = self.query_one(JsonEditor).valid and self.query_one("#workflow", Select).value != Select.BLANK
+        self.query_one("#send", Button).disabled = not ok
+
+    @on(Button.Pressed, "#send")
+    def action_send(self) -> None:
+        editor = self.query_one(JsonEditor)
+        workflow = self.query_one("#workflow", Select).value
+        if workflow == Select.BLANK:
+            self.notify("Pick a workflow first.", severity="warning")
+            return
+        if not editor.valid:
+            self.notify(editor.error, title="Not triggered", severity="error")
+            return
+        self.dismiss((str(workflow), editor.value))
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)

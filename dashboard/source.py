@@ -1,0 +1,161 @@
+"""The dashboard's one door to the engine: an ``engine.Client`` (or an object shaped like one).
+
+Every call here is synchronous and may block on the database, so screens call them only from
+Textual thread workers, never on the event loop. Errors are the engine's typed
+``WorkflowError`` subclasses, passed through unchanged for the screens to show.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine import RunInfo, RunResult
+
+__all__ = ["FILTERS", "PAGE_SIZE", "Filter", "Page", "Source"]
+
+#: Rows the runs table holds at once; older runs are one page key away.
+PAGE_SIZE = 200
+#: How many suspended runs "needs approval" looks through, oldest waits first.
+APPROVAL_SCAN = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """One view of the runs table, bound to one key."""
+
+    name: str
+    key: str
+    title: str
+    status: str | None = None
+    #: Only runs suspended on ``wait_for_event`` (the "needs approval" view), oldest first.
+    approval: bool = False
+
+
+FILTERS: tuple[Filter, ...] = (
+    Filter("all", "1", "all"),
+    Filter("running", "2", "running", "running"),
+    Filter("suspended", "3", "suspended", "suspended"),
+    Filter("approval", "4", "needs approval", "suspended", approval=True),
+    Filter("failed", "5", "failed", "failed"),
+    Filter("completed", "6", "completed", "completed"),
+    Filter("cancelled", "7", "cancelled", "cancelled"),
+)
+FILTERS_BY_NAME = {f.name: f for f in FILTERS}
+
+
+@dataclass(slots=True)
+class Page:
+    """One page of the runs table and the counts shown above it."""
+
+    runs: list[RunResult]
+    counts: dict[str, int]
+    offset: int
+    #: Runs matching the filter (``None`` when unknown, e.g. with a search).
+    total: int | None
+    approvals: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _is_event_wait(run: RunResult) -> bool:
+    return bool(run.pending) and run.pending.get("kind") == "event"  # type: ignore[union-attr]
+
+
+class Source:
+    """Reads and verbs for the dashboard, over ``client``.
+
+    Args:
+        client: an ``engine.Client``; the dashboard closes it on exit when ``owns`` is true.
+        owns: whether :meth:`close` closes the client.
+    """
+
+    def __init__(self, client: Any, *, owns: bool = False) -> None:
+        self.client = client
+        self.owns = owns
+
+    @classmethod
+    def open(cls, target: str | os.PathLike[str] | Any) -> Source:
+        """A source over an existing client, or over a new ``engine.Client(path)``."""
+        if isinstance(target, str | os.PathLike):
+            from engine import Client  # type: ignore[attr-defined]
+
+            return cls(Client(os.fspath(target)), owns=True)
+        return cls(target, owns=False)
+
+    def close(self) -> None:
+        if self.owns:
+            self.client.close()
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits to the database."""
+        return int(self.client.data_version())
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.client.count_by_status())
+
+    def page(self, flt: Filter, *, offset: int = 0, search: str | None = None, limit: int = PAGE_SIZE) -> Page:
+        """The runs of one page of ``flt`` (newest first; oldest wait first for approvals)."""
+        counts = self.counts()
+        search = search or None
+        if flt.approval:
+            waiting = self.approvals(search=search)
+            return Page(waiting[offset : offset + limit], counts, offset, len(waiting), approvals=len(waiting))
+        kwargs: dict[str, Any] = {"status": flt.status, "limit": limit, "offset": offset}
+        if search:
+            kwargs["search"] = search
+        runs = self.client.list_runs(**kwargs)
+        if search:
+            total = None
+        elif flt.status is None:
+            total = sum(counts.values())
+        else:
+            total = counts.get(flt.status, 0)
+        return Page(list(runs), counts, offset, total)
+
+    def approvals(self, *, search: str | None = None, scan: int = APPROVAL_SCAN) -> list[RunResult]:
+        """Runs suspended on an event wait, the longest-waiting first."""
+        kwargs: dict[str, Any] = {"status": "suspended", "limit": scan}
+        if search:
+            kwargs["search"] = search
+        waiting = [r for r in self.client.list_runs(**kwargs) if _is_event_wait(r)]
+        waiting.sort(key=lambda r: (r.updated_at is None, r.updated_at, r.run_id))
+        return waiting
+
+    def run(self, run_id: str) -> RunInfo:
+        return self.client.get_run(run_id)  # type: ignore[no-any-return]
+
+    def workflows(self) -> list[dict[str, Any]]:
+        """``[{"id", "description", "schema"}]`` of the workflows the engine knows."""
+        found = self.client.workflows()
+        items = found.values() if isinstance(found, dict) else found
+        return [_as_dict(w) for w in items]
+
+    def engine_info(self) -> dict[str, Any]:
+        return _as_dict(self.client.engine_info())
+
+    # -- verbs ------------------------------------------------------------------------------
+
+    def signal(self, run_id: str, event: str, payload: Any = None) -> None:
+        self.client.signal(run_id, event, payload)
+
+    def cancel(self, run_id: str, *, reason: str | None = None) -> RunResult:
+        return self.client.cancel(run_id, reason=reason)  # type: ignore[no-any-return]
+
+    def retry(self, run_id: str) -> RunResult:
+        return self.client.retry(run_id)  # type: ignore[no-any-return]
+
+    def trigger(self, workflow: str, payload: Any = None) -> RunResult:
+        return self.client.trigger(workflow, payload)  # type: ignore[no-any-return]
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    to_dict: Callable[[], dict[str, Any]] | None = getattr(value, "to_dict", None)
+    if to_dict is not None:
+        return to_dict()
+    return dict(vars(value))

@@ -1,0 +1,85 @@
+"""JournalTimeline: a run's journal, one row per step, sleep or wait."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from engine import HistoryEntry
+
+from ..format import clock_time, compact_json, countdown, duration
+from .run_table import theme_color
+
+__all__ = ["JournalTimeline"]
+
+ICONS = {"completed": "●", "failed": "✖", "waiting": "◌"}
+
+
+class JournalTimeline(DataTable[Text | str]):
+    """The journal as a timeline: start, duration, attempts, result or error of each entry.
+
+    A sleep or wait still in progress shows the time left before it ends.
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self._entries: list[HistoryEntry] = []
+
+    def on_mount(self) -> None:
+        for key, label in (
+            ("seq", "#"),
+            ("step", "step"),
+            ("kind", "kind"),
+            ("status", "status"),
+            ("start", "started"),
+            ("took", "took"),
+            ("attempts", "tries"),
+            ("result", "result / error"),
+        ):
+            self.add_column(label, key=key)
+
+    def show(self, entries: Sequence[HistoryEntry], now: datetime) -> None:
+        """Show ``entries`` (replacing what was shown), keeping the cursor row."""
+        row = self.cursor_row
+        self._entries = list(entries)
+        self.clear()
+        for entry in entries:
+            color = {"completed": "success", "failed": "error", "waiting": "warning"}.get(entry.status, "")
+            status = Text(f"{ICONS.get(entry.status, '·')} {entry.status}", style=theme_color(self.app, color))
+            if entry.finished_at is not None:
+                took = duration((entry.finished_at - entry.started_at).total_seconds())
+            else:
+                end = entry.detail.get("wake_at") or entry.detail.get("deadline")
+                took = countdown(end, now) if isinstance(end, datetime) else "…"
+            self.add_row(
+                str(entry.seq),
+                Text(entry.step_id),
+                entry.kind,
+                status,
+                clock_time(entry.started_at, now),
+                took,
+                str(entry.attempts),
+                _result(entry),
+                key=str(entry.seq),
+            )
+        if entries:
+            self.move_cursor(row=min(row, len(entries) - 1), scroll=False)
+
+
+def _result(entry: HistoryEntry) -> Text:
+    if entry.error is not None:
+        return Text(f"{entry.error.type}: {entry.error.message}", style="bold")
+    if entry.kind == "event":
+        event = entry.detail.get("event", "")
+        if entry.status == "waiting":
+            return Text(f"waits for {event}")
+        if entry.detail.get("timed_out"):
+            return Text(f"{event}: timed out")
+        return Text(f"{event}: {compact_json(entry.output)}")
+    if entry.kind == "sleep":
+        wake_at = entry.detail.get("wake_at")
+        return Text(f"until {wake_at.isoformat(timespec='seconds')}" if isinstance(wake_at, datetime) else "")
+    return Text(compact_json(entry.output))
