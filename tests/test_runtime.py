@@ -713,3 +713,115 @@ async def test_serving_cron_sleep(mock_clock: Any, store: Store) -> None:
         assert wake_at.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Berlin")).hour == 9
         await wait_for(lambda: _completed(runtime, result.run_id), "9 o'clock", timeout=2 * 86400)
     assert fired[0] >= wake_at
+
+
+async def test_msgspec_payload(mock_clock: Any, store: Store) -> None:
+    import msgspec
+
+    class Invoice(msgspec.Struct):
+        number: str
+        total: float
+
+    @workflow("invoice", payload=Invoice)
+    async def invoice(ctx: Any) -> Any:
+        assert isinstance(ctx.payload, Invoice)
+        await ctx.sleep("wait", 5)
+        return {"number": ctx.payload.number, "total": ctx.payload.total}
+
+    runtime = create_runtime(workflows=[invoice], store=store)
+    result = await runtime.trigger(invoice, {"number": "F-1", "total": 9.5})
+    await trio.sleep(6)
+    [done] = await runtime.sweep()  # the replay validates the stored JSON into an Invoice again
+    assert done.output == {"number": "F-1", "total": 9.5}
+    assert done.run_id == result.run_id
+    with pytest.raises(PayloadValidationError) as caught:
+        await runtime.trigger(invoice, {"number": 7, "total": 1})
+    assert caught.value.field == "number"
+
+
+async def test_a_removed_step_is_detected_when_the_run_ends(mock_clock: Any, store: Store) -> None:
+    steps = {"extra": True}
+
+    @workflow("shrinking")
+    async def shrinking(ctx: Any) -> Any:
+        await ctx.step("one", charge, "1")
+        if steps["extra"]:
+            await ctx.step("two", charge, "2")
+        await ctx.sleep("nap", 10)
+        return "done"
+
+    runtime = create_runtime(workflows=[shrinking], store=store)
+    await runtime.trigger(shrinking, None)
+    steps["extra"] = False
+    await trio.sleep(11)
+    [failed] = await runtime.sweep()
+    assert failed.status == "failed"
+    assert failed.error is not None
+    assert failed.error.type == "NonDeterministicReplay"
+    assert "step 'two'" in failed.error.message
+
+
+async def test_concurrent_ctx_calls_fail_the_run(mock_clock: Any, store: Store) -> None:
+    async def slow(x: int) -> int:
+        await trio.sleep(1)
+        return x
+
+    @workflow("parallel")
+    async def parallel(ctx: Any) -> Any:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ctx.step, "a", slow, 1)
+            nursery.start_soon(ctx.step, "b", slow, 2)
+
+    runtime = create_runtime(workflows=[parallel], store=store)
+    result = await runtime.trigger(parallel, None)
+    assert result.status == "failed"
+    assert result.error is not None
+    assert result.error.type == "ConcurrentContextUse"
+    assert "one at a time" in result.error.message
+
+
+async def test_step_timeout_counts_as_a_failed_attempt(mock_clock: Any, store: Store) -> None:
+    tries: list[int] = []
+
+    async def sometimes_slow() -> str:
+        tries.append(1)
+        if len(tries) == 1:
+            await trio.sleep(100)
+        return "fast enough"
+
+    @workflow("timeouts")
+    async def timeouts(ctx: Any) -> Any:
+        return await ctx.step("call", sometimes_slow, timeout=5, retry=2)
+
+    runtime = create_runtime(workflows=[timeouts], store=store)
+    result = await runtime.trigger(timeouts, None)
+    assert result.status == "completed"
+    assert result.output == "fast enough"
+    assert (await runtime.get_run(result.run_id)).history[0].attempts == 2
+
+    @workflow("always-slow")
+    async def always_slow(ctx: Any) -> Any:
+        return await ctx.step("call", trio.sleep, 100, timeout=5)
+
+    failed = await runtime.trigger(always_slow, None)
+    assert failed.status == "failed"
+    assert failed.error is not None
+    assert failed.error.type == "TimeoutError"
+    assert "took longer than 5s" in failed.error.message
+
+
+async def test_cancel_of_an_interrupted_run_ends_it_on_recovery(mock_clock: Any, make_store: Any) -> None:
+    store = make_store()
+    runtime = create_runtime(workflows=[order], store=store)
+    # A run some crashed process left mid-flight: created, never driven.
+    from engine.journal import RunRow
+
+    now = runtime.now()
+    await store.create_run(RunRow("orphan", "order-fulfilment", "running", '{"order_id": "o"}', now, now))
+    cancelled = await runtime.cancel("orphan", reason="operator")
+    assert cancelled.status == "running"  # nobody here runs it: the request is recorded
+    [ended] = await runtime.sweep()
+    assert ended.status == "cancelled"
+    assert calls == []  # its steps never ran
+    info = await runtime.get_run("orphan")
+    assert info.cancel_reason == "operator"
