@@ -1,31 +1,32 @@
 """``tarry dev``: a worker and the dashboard in one process, for development and demos.
 
-The engine runs as a trio *guest* inside the Textual app's asyncio loop
-(``trio.lowlevel.start_guest_run``): one thread, one loop, no locks. The dashboard still
-reads through an ``engine.Client`` on the same file, like a separate process would; its
-verbs (signal, cancel, retry, trigger) go straight to the embedded runtime so the run moves
-at once. Quitting leaves the runtime's ``async with`` block, which cancels every actor where
-it stands: whatever was committed stays, and runs still sleeping or waiting are picked up by
-the next worker on the file.
+An ``engine.Worker`` runs as a trio *guest* inside the Textual app's asyncio loop
+(``trio.lowlevel.start_guest_run``): one thread, one loop. The dashboard talks to it as it
+would from another process, through an ``engine.Client`` on the same file. Quitting drains
+the worker (steps in progress get ``grace`` seconds to commit) and stops it: whatever was
+committed stays, and runs still sleeping or waiting are picked up by the next worker on the
+file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import trio
 
-from engine import RunResult, Runtime, SQLiteStore, Workflow, WorkflowError
+from engine import Runtime, SQLiteStore, Workflow
 
+from ._engine import Client, Worker
 from .app import DashboardApp
 from .source import Source
 
-__all__ = ["DevApp", "EmbeddedEngine", "EmbeddedSource", "load_workflows"]
+__all__ = ["DevApp", "EmbeddedWorker", "load_workflows"]
 
 
 def load_workflows(spec: str) -> list[Workflow[Any]]:
@@ -54,24 +55,21 @@ def load_workflows(spec: str) -> list[Workflow[Any]]:
     raise ValueError(f"{spec!r} is {type(target).__name__}; expected a Runtime, a Workflow or a list of workflows")
 
 
-class EmbeddedEngine:
-    """Serve ``runtime`` as a trio guest run on the current asyncio loop.
+class EmbeddedWorker:
+    """Run ``worker`` (an ``engine.Worker``) as a trio guest on the current asyncio loop.
 
-    ``start()`` returns once the runtime serves (recovery done); ``stop()`` returns once
-    it stopped and its store is closed. ``call(fn, *args)`` runs an async engine function
-    from a worker thread and returns its result (or raises its error).
+    ``start()`` returns once the worker serves (it holds the lease and recovered every
+    unfinished run); ``stop()`` returns once it stopped: steps in progress had ``grace``
+    seconds to commit, the rest was cancelled where it stood, the lease is free and the
+    store closed.
     """
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, worker: Any, *, grace: float = 2.0) -> None:
+        self.worker = worker
+        self.grace = grace
         self._token: trio.lowlevel.TrioToken | None = None
-        self._scope: trio.CancelScope | None = None
         self._started: asyncio.Future[None] | None = None
         self._done: asyncio.Future[None] | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._done is not None and not self._done.done()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -87,15 +85,13 @@ class EmbeddedEngine:
     async def _main(self) -> None:
         self._token = trio.lowlevel.current_trio_token()
         try:
-            with trio.CancelScope() as self._scope:
-                async with self.runtime:
-                    assert self._started is not None
-                    if not self._started.done():
-                        self._started.set_result(None)
-                    await trio.sleep_forever()
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.worker.run)
+                assert self._started is not None
+                self._started.set_result(None)
         finally:
             with trio.CancelScope(shield=True):
-                await self.runtime.aclose()
+                await self.worker.runtime.aclose()
 
     def _finished(self, outcome: Any) -> None:
         for future in (self._started, self._done):
@@ -109,70 +105,49 @@ class EmbeddedEngine:
                 future.set_result(None)
 
     async def stop(self) -> None:
-        """Stop serving: actors are cancelled where they stand (nothing committed is lost)."""
+        """Drain and stop (idempotent); re-raises what the worker failed with, if it did."""
         if self._done is None:
             return
-        if not self._done.done() and self._token is not None and self._scope is not None:
-            self._token.run_sync_soon(self._scope.cancel)
+        if not self._done.done() and self._token is not None:
+            with contextlib.suppress(trio.RunFinishedError):
+                self._token.run_sync_soon(partial(self.worker.stop, grace=self.grace))
         await asyncio.shield(self._done)
-
-    def call(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        """Run ``await fn(*args)`` in the engine (from a thread that is not the loop's)."""
-        if self._token is None or not self.running:
-            raise WorkflowError("the embedded engine is not running")
-        return trio.from_thread.run(fn, *args, trio_token=self._token)
-
-
-class EmbeddedSource(Source):
-    """Reads through the client; verbs through the embedded runtime."""
-
-    def __init__(self, client: Any, engine: EmbeddedEngine) -> None:
-        super().__init__(client, owns=True)
-        self.engine = engine
-
-    def workflows(self) -> list[dict[str, Any]]:
-        return [
-            {"id": wf.id, "description": wf.description, "schema": getattr(wf.schema, "json_schema", None)}
-            for wf in self.engine.runtime.workflows.values()
-        ]
-
-    def signal(self, run_id: str, event: str, payload: Any = None) -> None:
-        self.engine.call(self.engine.runtime.signal, run_id, event, payload)
-
-    def cancel(self, run_id: str, *, reason: str | None = None) -> RunResult:
-        return self.engine.call(lambda: self.engine.runtime.cancel(run_id, reason=reason))  # type: ignore[no-any-return]
-
-    def retry(self, run_id: str) -> RunResult:
-        return self.engine.call(self.engine.runtime.retry, run_id)  # type: ignore[no-any-return]
-
-    def trigger(self, workflow: str, payload: Any = None) -> RunResult:
-        return self.engine.call(self.engine.runtime.trigger, workflow, payload)  # type: ignore[no-any-return]
 
 
 class DevApp(DashboardApp):
-    """The dashboard with the engine embedded: ``tarry dev APP --db PATH``.
+    """The dashboard with a worker embedded: ``tarry dev APP --db PATH``.
+
+    The worker is a real ``engine.Worker`` (lease, heartbeat, change feed), so the
+    dashboard's verbs go through its ``engine.Client`` exactly as from another process.
 
     Args:
-        workflows: what the embedded runtime runs.
+        workflows: what the embedded worker runs.
         db_path: the SQLite file (created if missing).
+        grace: seconds steps in progress get to finish on quit.
         runtime_options: passed to :class:`engine.Runtime` (``passivate_after`` ...).
+        options: passed to :class:`DashboardApp`.
     """
 
-    def __init__(self, workflows: list[Workflow[Any]], db_path: str | os.PathLike[str], **options: Any) -> None:
-        from engine import Client  # type: ignore[attr-defined]
-
-        runtime_options = options.pop("runtime_options", {})
-        self.engine = EmbeddedEngine(Runtime(workflows, SQLiteStore(db_path), **runtime_options))
-        client = Client(os.fspath(db_path), workflows=workflows)
-        super().__init__(EmbeddedSource(client, self.engine), **options)
+    def __init__(
+        self,
+        workflows: list[Workflow[Any]],
+        db_path: str | os.PathLike[str],
+        *,
+        grace: float = 2.0,
+        runtime_options: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        runtime = Runtime(workflows, SQLiteStore(db_path), **(runtime_options or {}))
+        self.embedded = EmbeddedWorker(Worker(runtime), grace=grace)
+        super().__init__(Source(Client(os.fspath(db_path), workflows=workflows), owns=True), **options)
         self.sub_title = f"dev · {os.fspath(db_path)}"
 
     async def on_load(self) -> None:
-        await self.engine.start()
+        await self.embedded.start()
 
     async def action_quit(self) -> None:
-        await self.engine.stop()
+        await self.embedded.stop()
         self.exit()
 
     async def on_unmount(self) -> None:
-        await self.engine.stop()
+        await self.embedded.stop()

@@ -79,7 +79,7 @@ class Source:
     def open(cls, target: str | os.PathLike[str] | Any) -> Source:
         """A source over an existing client, or over a new ``engine.Client(path)``."""
         if isinstance(target, str | os.PathLike):
-            from engine import Client  # type: ignore[attr-defined]
+            from ._engine import Client
 
             return cls(Client(os.fspath(target)), owns=True)
         return cls(target, owns=False)
@@ -117,10 +117,18 @@ class Source:
         return Page(list(runs), counts, offset, total)
 
     def approvals(self, *, search: str | None = None, scan: int = APPROVAL_SCAN) -> list[RunResult]:
-        """Runs suspended on an event wait, the longest-waiting first."""
+        """Runs suspended on an event wait, the longest-waiting first.
+
+        ``engine.Client.list_runs`` filters by status but not by the kind of wait, so this
+        reads the ``scan`` oldest suspended runs (one query, newest-first order reversed by
+        its offset) and keeps the event waits: exact up to ``scan`` suspended runs.
+        """
         kwargs: dict[str, Any] = {"status": "suspended", "limit": scan}
         if search:
             kwargs["search"] = search
+        else:
+            suspended = self.counts().get("suspended", 0)
+            kwargs["offset"] = max(0, suspended - scan)
         waiting = [r for r in self.client.list_runs(**kwargs) if _is_event_wait(r)]
         waiting.sort(key=lambda r: (r.updated_at is None, r.updated_at, r.run_id))
         return waiting

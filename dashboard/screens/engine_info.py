@@ -14,7 +14,7 @@ from textual.widgets import Label, Static
 
 from engine import WorkflowError
 
-from ..format import duration, pretty_json
+from ..format import duration
 
 __all__ = ["EngineScreen"]
 
@@ -42,6 +42,7 @@ class EngineScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.reload()
+        self.set_interval(1.0, self.reload)  # the heartbeat's age moves on
 
     def action_close(self) -> None:
         self.dismiss()
@@ -61,22 +62,41 @@ class EngineScreen(ModalScreen[None]):
     def _show(self, info: dict[str, Any]) -> None:
         self.info = info
         table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold")
+        table.add_column(style="bold", justify="right")
         table.add_column()
-        for key, value in info.items():
-            table.add_row(key.replace("_", " "), _value(key, value))
+        for label, value in engine_rows(info):
+            table.add_row(label, value)
         self.query_one("#engine-info", Static).update(table)
 
 
-def _value(key: str, value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float) and ("age" in key or key.endswith("_s")):
-        return duration(value)
-    if isinstance(value, int) and ("size" in key or "bytes" in key):
-        return f"{value / 1024 / 1024:.1f} MiB" if value >= 1024 * 1024 else f"{value / 1024:.1f} KiB"
-    if isinstance(value, dict):
-        if all(isinstance(v, int) for v in value.values()):
-            return "  ".join(f"{k} {v:,}" for k, v in value.items()) or "-"
-        return pretty_json(value)
-    return str(value)
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MiB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KiB"
+
+
+def engine_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
+    """Label and text of each line of the engine screen, from ``Client.engine_info()``."""
+    rows: list[tuple[str, str]] = []
+    worker = info.get("worker")
+    if worker:
+        state = "serving" if info.get("worker_alive") else "lease expired: no worker is serving"
+        rows.append(("worker", f"{worker} ({state})"))
+        where = [f"pid {info['worker_pid']}" if info.get("worker_pid") else "", info.get("worker_host") or ""]
+        if any(where):
+            rows.append(("", " on ".join(w for w in where if w)))
+        if info.get("worker_started_at"):
+            rows.append(("since", str(info["worker_started_at"])))
+    else:
+        rows.append(("worker", "none has served this database yet"))
+    if info.get("heartbeat_age") is not None:
+        rows.append(("heartbeat", f"{duration(float(info['heartbeat_age']))} ago"))
+    runs = info.get("runs") or {}
+    rows.append(("runs", "  ".join(f"{k} {v:,}" for k, v in runs.items()) + f"  (total {sum(runs.values()):,})"))
+    if "pending_changes" in info:
+        rows.append(("pending", f"{info['pending_changes']:,} client change(s) not yet picked up by a worker"))
+    if info.get("path"):
+        rows.append(("database", str(info["path"])))
+    if info.get("size_bytes") is not None:
+        rows.append(("size", _size(int(info["size_bytes"])) + " (file + write-ahead log)"))
+    if info.get("schema_version") is not None:
+        rows.append(("schema", f"version {info['schema_version']}"))
+    return rows

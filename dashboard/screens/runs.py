@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from engine import RunResult, WorkflowError
@@ -18,6 +20,9 @@ from ..source import FILTERS_BY_NAME, PAGE_SIZE, Page
 from ..widgets import RunTable, StatusCounts
 
 __all__ = ["RunsScreen"]
+
+#: Seconds of quiet in the search field before the search runs.
+SEARCH_DEBOUNCE = 0.2
 
 
 class RunsScreen(Screen[None]):
@@ -56,6 +61,7 @@ class RunsScreen(Screen[None]):
         self.last_load: float | None = None
         #: Completed reloads since the screen opened (tests wait on it).
         self.loads = 0
+        self._search_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Label(f"[b]tarry[/] {self.app.sub_title}", id="title")
@@ -158,15 +164,26 @@ class RunsScreen(Screen[None]):
 
     @on(Input.Changed, "#search")
     def _search_changed(self, event: Input.Changed) -> None:
-        self.search = event.value.strip()
-        self.page_offset = 0
-        self.reload()
+        """Search as you type, once typing pauses (a search reads every run's payload)."""
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        self._search_timer = self.set_timer(SEARCH_DEBOUNCE, partial(self._search_now, event.value.strip()))
+
+    def _search_now(self, text: str) -> None:
+        self._search_timer = None
+        if text != self.search:
+            self.search = text
+            self.page_offset = 0
+            self.reload()
 
     @on(Input.Submitted, "#search")
-    def _search_done(self) -> None:
+    def _search_done(self, event: Input.Submitted) -> None:
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        self._search_now(event.value.strip())
         self.query_one(RunTable).focus()
         if not self.search:
-            self.query_one("#search", Input).display = False
+            event.input.display = False
 
     @on(DataTable.RowSelected, "#runs")
     def action_open(self) -> None:

@@ -104,17 +104,47 @@ class RunTable(DataTable[Text | str]):
         return self._runs.get(run_id)
 
     def sync(self, runs: Sequence[RunResult], now: datetime) -> int:
-        """Show ``runs`` in this order; returns how many rows were added, changed or removed."""
+        """Show ``runs`` in this order; returns how many rows were added, changed or removed.
+
+        Rows are keyed by run id: a run whose cells are unchanged is not touched, a changed
+        one has only its changed cells updated. When most rows are new (another filter or
+        page), the table is rebuilt in one go instead, which is faster than row by row.
+        """
         keep = self.current_run.run_id if self.current_run else None
         keep_row = self.cursor_row
         wanted = {r.run_id: r for r in runs}
+        order = list(wanted)
+        rendered = [(run, self._render(run, now)) for run in runs]
+        if len(wanted.keys() & self._runs.keys()) * 2 < len(wanted):
+            touched = self._rebuild(rendered)
+        else:
+            touched = self._patch(rendered, wanted)
+            if order != self._current_order():
+                position = {run_id: i for i, run_id in enumerate(order)}
+                self.sort("run", key=lambda cell: position[str(cell)])
+        self._order = order
+        if keep is not None and keep in wanted:
+            self.move_cursor(row=order.index(keep), scroll=False)
+        elif order:
+            self.move_cursor(row=min(keep_row, len(order) - 1), scroll=False)
+        return touched
+
+    def _rebuild(self, rendered: list[tuple[RunResult, tuple[Text | str, ...]]]) -> int:
+        touched = len(self._runs) + len(rendered)
+        self.clear()
+        self._runs = {run.run_id: run for run, _ in rendered}
+        self._cells = {run.run_id: cells for run, cells in rendered}
+        for run, cells in rendered:
+            self.add_row(*cells, key=run.run_id)
+        return touched
+
+    def _patch(self, rendered: list[tuple[RunResult, tuple[Text | str, ...]]], wanted: dict[str, RunResult]) -> int:
         touched = 0
         for run_id in [k for k in self._order if k not in wanted]:
             self.remove_row(run_id)
             del self._runs[run_id], self._cells[run_id]
             touched += 1
-        for run in runs:
-            cells = self._render(run, now)
+        for run, cells in rendered:
             old = self._cells.get(run.run_id)
             if old is None:
                 self.add_row(*cells, key=run.run_id)
@@ -124,15 +154,6 @@ class RunTable(DataTable[Text | str]):
                 touched += 1
             self._runs[run.run_id] = run
             self._cells[run.run_id] = cells
-        order = [r.run_id for r in runs]
-        if order != self._current_order():
-            position = {run_id: i for i, run_id in enumerate(order)}
-            self.sort("run", key=lambda cell: position[str(cell)])
-        self._order = order
-        if keep is not None and keep in wanted:
-            self.move_cursor(row=order.index(keep), scroll=False)
-        elif order:
-            self.move_cursor(row=min(keep_row, len(order) - 1), scroll=False)
         return touched
 
     def tick(self, now: datetime) -> None:

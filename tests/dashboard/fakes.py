@@ -263,11 +263,19 @@ class FakeClient:
 
     def engine_info(self) -> dict[str, Any]:
         return {
-            "worker": "worker-7f3a (pid 4242 on build-01)",
-            "heartbeat_age": 0.8,
-            "runs_by_status": self.count_by_status(),
-            "db_size": 3 * 1024 * 1024 + 12345,
             "path": self.path,
+            "size_bytes": 3 * 1024 * 1024 + 12345,
+            "schema_version": 2,
+            "runs": self.count_by_status(),
+            "pending_changes": 0,
+            "worker": "build-01:4242:7f3a",
+            "worker_alive": True,
+            "worker_pid": 4242,
+            "worker_host": "build-01",
+            "worker_started_at": "2026-11-26T09:12:03+00:00",
+            "heartbeat_at": "2026-11-26T13:59:59.200000+00:00",
+            "heartbeat_age": 0.8,
+            "lease_expires_at": "2026-11-26T14:00:03.200000+00:00",
         }
 
     def close(self) -> None:

@@ -1,0 +1,80 @@
+"""``tarry dev``: a worker embedded in the dashboard (trio guest mode), and the CLI entry points."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from dashboard._engine import Client
+from dashboard.cli import dashboard, dev
+from dashboard.dev import DevApp, load_workflows
+from dashboard.screens import RunsScreen
+from dashboard.widgets import RunTable
+
+from .engine_thread import WorkerThread
+from .helpers import loaded, wait_for
+from .workflows import ALL, quick
+
+
+def test_dev_drives_runs_and_quits_cleanly_leaving_sleepers_for_the_next_worker(tmp_path: Path) -> None:
+    path = tmp_path / "dev.db"
+
+    async def main() -> None:
+        app = DevApp(ALL, path)
+        async with app.run_test(size=(140, 36)) as pilot:
+            await wait_for(pilot, loaded(pilot, RunsScreen), "the runs table")
+            runs = app.screen.query_one(RunTable)
+            with Client(path) as other:  # as from another process
+                other.trigger("quick", {"n": 7}, run_id="q-1")
+                other.trigger("sleepy", {"seconds": 1.0}, run_id="s-1")
+
+            def status(run_id: str) -> str | None:
+                run = runs.run(run_id)
+                return None if run is None else run.status
+
+            await wait_for(pilot, lambda: status("q-1") == "completed", "the triggered run to complete")
+            await wait_for(pilot, lambda: status("s-1") == "suspended", "the sleeper to sleep")
+            await pilot.press("q")
+        assert app.return_code == 0
+
+    asyncio.run(main())
+    with Client(path) as client:
+        assert client.get_run("q-1").output == {"done": 7}
+        assert client.get_run("s-1").status == "suspended"  # not lost, not run early
+        assert not client.engine_info().worker_alive  # the lease was released on quit
+        with WorkerThread(path, ALL):
+            deadline = time.monotonic() + 15
+            while client.get_run("s-1").status != "completed":
+                assert time.monotonic() < deadline, "the next worker did not finish the sleeper"
+                time.sleep(0.02)
+        assert client.get_run("s-1").output == "woke"
+
+
+def test_load_workflows(tmp_path: Path) -> None:
+    assert load_workflows("tests.dashboard.workflows:quick") == [quick]
+    assert load_workflows("tests.dashboard.workflows:ALL") == ALL
+    with pytest.raises(ValueError, match="module:attribute"):
+        load_workflows("tests.dashboard.workflows")
+    with pytest.raises(ValueError, match="expected a Runtime"):
+        load_workflows("tests.dashboard.workflows:FIXED")
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.delenv("TARRY_DB", raising=False)
+    runner = CliRunner()
+    result = runner.invoke(dashboard, [])
+    assert result.exit_code == 2
+    assert "no database" in result.output
+    result = runner.invoke(dev, ["nope", "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 2
+    assert "module:attribute" in result.output
+    (tmp_path / "junk.db").write_text("not a database at all, just text " * 100)
+    result = runner.invoke(dashboard, ["--db", str(tmp_path / "junk.db")])
+    assert result.exit_code == 1
+    assert "not a tarry database" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,46 @@
+"""Small real workflows the dashboard tests drive through a real worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine import define_workflow
+
+#: Flip to True to make ``flaky``'s step succeed (the retry test fixes the "bug").
+FIXED = {"charge": False}
+
+
+async def _review(ctx: Any) -> Any:
+    decision = await ctx.wait_for_event("review", "review-decision", timeout={"amount": 2, "unit": "days"})
+    if decision and decision.get("approved"):
+        await ctx.step("publish", lambda: "published")
+        return {"published": True}
+    return {"published": False, "decision": decision}
+
+
+async def _quick(ctx: Any) -> Any:
+    return await ctx.step("work", lambda: {"done": (ctx.payload or {}).get("n")})
+
+
+def _charge() -> str:
+    if not FIXED["charge"]:
+        raise RuntimeError("card declined")
+    return "charged"
+
+
+async def _flaky(ctx: Any) -> Any:
+    return await ctx.step("charge", _charge)
+
+
+async def _sleepy(ctx: Any) -> Any:
+    await ctx.step("prepare", lambda: "ready")
+    await ctx.sleep("nap", (ctx.payload or {}).get("seconds", 3600))
+    return "woke"
+
+
+review = define_workflow(id="publish", run=_review, description="Wait for a review decision, then publish.")
+quick = define_workflow(id="quick", run=_quick, description="One step.")
+flaky = define_workflow(id="flaky", run=_flaky, retry=1)
+sleepy = define_workflow(id="sleepy", run=_sleepy)
+
+ALL = [review, quick, flaky, sleepy]
