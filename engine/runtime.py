@@ -12,7 +12,14 @@ Two ways to drive runs:
 
 Leaving ``async with runtime:`` cancels every actor where it stands: nothing committed is
 lost, and a later runtime on the same store recovers the runs (a step that was executing
-runs again: steps are at-least-once).
+runs again: steps are at-least-once). ``await runtime.drain(grace)`` before leaving stops
+taking new work and lets the steps in progress finish first (what ``tarry worker`` does on
+SIGTERM).
+
+Changes that other processes commit to the store (an ``engine.Client`` triggering,
+signalling, cancelling or retrying runs) reach a serving runtime through
+:meth:`Runtime.run_changed` and :meth:`Runtime.deliver_signal`, which ``engine.Worker``
+calls as it notices them; without a worker they are seen by the next recovery or ``sweep()``.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from .errors import (
     WorkflowError,
     WorkflowNotFound,
 )
-from .journal import ACTIVE, RunRow, SignalRow, Write
+from .journal import ACTIVE, TERMINAL, RunRow, SignalRow, Write
 from .results import RunInfo, RunResult
 from .store.base import Store
 from .store.memory import MemoryStore
@@ -122,6 +129,10 @@ class Runtime:
         self._opened = False
         self._next_far: float | None = None  # earliest wake-up beyond the wheel's window
         self._loader_scope: trio.CancelScope | None = None
+        self._draining = False  # drain(): nothing new starts, actors stop at their next durable call
+        # What arrived for a run while its actor was being loaded (handed over once it is).
+        self._cancels: dict[str, str] = {}
+        self._early_signals: dict[str, list[SignalRow]] = {}
         self.register(*workflows)
 
     # -- registry -------------------------------------------------------------------------
@@ -163,8 +174,8 @@ class Runtime:
         return self._clock.now()
 
     def schedule_wake(self, run_id: str, wake_at: float) -> None:
-        if self._nursery is None:
-            return  # passive mode: sweep() finds it
+        if self._nursery is None or self._draining:
+            return  # passive mode: sweep() finds it; draining: the next runtime loads it
         if wake_at - self.now() > self.load_window:
             self._note_far_wake(wake_at)  # stays in the store until the window reaches it
             return
@@ -191,6 +202,8 @@ class Runtime:
             self._activate(actor.run_id)  # a wake-up raced with passivation
 
     def _on_wake(self, run_id: Any) -> None:
+        if self._draining:
+            return  # the wake time stays in the store for the next runtime
         actor = self._actors.get(run_id)
         if actor is not None and actor.accepting:
             actor.mailbox.put(TIMER)
@@ -214,6 +227,8 @@ class Runtime:
         actor = self._actors.get(run_id)
         if (actor is not None and actor.accepting) or run_id in self._loading or self._nursery is None:
             return
+        if self._draining:
+            return
         self._loading.add(run_id)
         self._nursery.start_soon(self._load_and_drive, run_id)
 
@@ -225,7 +240,13 @@ class Runtime:
             return
         finally:
             self._loading.discard(run_id)
+        reason = self._cancels.pop(run_id, None)
+        early = self._early_signals.pop(run_id, ())
         if actor is not None:
+            if reason is not None:
+                actor.cancel(reason)
+            for signal in early:  # a duplicate of what the load read is dropped when consumed
+                actor.mailbox.put(signal)
             await actor.drive()
 
     async def _load_actor(self, run_id: str) -> RunActor | None:
@@ -249,6 +270,8 @@ class Runtime:
         self, wf: Workflow[Any], row: RunRow, journal: list[Any], inbox: list[SignalRow], payload: Any = None
     ) -> RunActor:
         actor = RunActor(self, wf, row, journal, inbox, warm=self.serving, payload=payload)
+        if self._draining:  # it stops at its first durable call; the run stays for the next runtime
+            actor.accepting = actor.warm = False
         self._actors[row.run_id] = actor
         return actor
 
@@ -301,7 +324,9 @@ class Runtime:
         row, created = await self.store.create_run(RunRow(run_id, wf.id, "running", payload_json, now, now))
         if not created:
             return RunResult.from_row(row)
-        log.info("run %s started (%s)", run_id, wf.id)
+        log.info(
+            "run %s started (%s)", run_id, wf.id, extra={"run_id": run_id, "workflow_id": wf.id, "status": "running"}
+        )
         return await self._run_until_stop(self._new_actor(wf, row, [], [], validated))
 
     async def signal(self, run_id: str, event: str, payload: Any = None) -> None:
@@ -322,16 +347,60 @@ class Runtime:
         payload_json = codec.dumps(payload, what="signal payload", run_id=run_id)
         await self._open()
         signal = await self.store.add_signal(run_id, event, payload_json, self.now())
-        actor = self._actors.get(run_id)
+        await self.deliver_signal(signal)
+
+    async def deliver_signal(self, signal: SignalRow, row: RunRow | None = None) -> None:
+        """Hand a committed signal to its run.
+
+        The run's live actor gets it in its mailbox; a run suspended waiting for that event
+        is resumed (inline when passive, by a new actor when serving); otherwise the signal
+        waits in the inbox for the run's next ``wait_for_event``. :meth:`signal` ends with
+        this; ``engine.Worker`` calls it for signals another process committed.
+
+        Args:
+            signal: the signal as stored (its ``id`` is what a wait consumes).
+            row: the run's current row, if the caller has just read it (saves a read).
+        """
+        actor = self._actors.get(signal.run_id)
         if actor is not None and actor.accepting:
             actor.mailbox.put(signal)
             return
-        row = await self.store.get_run(run_id)
-        if row is not None and row.status == "suspended" and row.wait_event == event:
+        if signal.run_id in self._loading:  # its actor may have read the inbox before this signal
+            self._early_signals.setdefault(signal.run_id, []).append(signal)
+            return
+        if row is None:
+            row = await self.store.get_run(signal.run_id)
+        if row is not None and row.status == "suspended" and row.wait_event == signal.event:
             if self._nursery is not None:
-                self._activate(run_id)
+                self._activate(signal.run_id)
             else:
-                await self._resume(run_id)
+                await self._resume(signal.run_id)
+
+    def run_changed(self, row: RunRow) -> None:
+        """Act on a run that another process changed in the store (serving mode).
+
+        ``row`` is the run as just read from the store. A ``running`` run (triggered or
+        retried elsewhere) gets an actor if it has none; a cancel request reaches the
+        run's live actor (or the actor being loaded); a run cancelled while suspended loses
+        its timer and its warm actor. A no-op when not serving or draining. Signals go
+        through :meth:`deliver_signal` instead.
+        """
+        if self._nursery is None or self._draining:
+            return
+        run_id = row.run_id
+        actor = self._actors.get(run_id)
+        if row.cancel_reason is not None and row.status in ("running", "cancelled"):
+            self._wheel.cancel(run_id)
+            if actor is not None:
+                actor.cancel(row.cancel_reason)
+            elif run_id in self._loading:
+                self._cancels[run_id] = row.cancel_reason
+            elif row.status == "running":
+                self._activate(run_id)  # the new actor sees cancel_reason and ends the run cancelled
+        elif row.status == "running":
+            self._activate(run_id)
+        elif row.status in TERMINAL:
+            self._wheel.cancel(run_id)
 
     async def sweep(self) -> list[RunResult]:
         """Resume every run that can move: sleeps and timeouts that are due, waits whose
@@ -403,7 +472,7 @@ class Runtime:
             actor.cancel(reason)
             await actor.stopped.wait()
             row = await self.store.get_run(run_id) or row
-        log.info("run %s cancel requested: %s", run_id, reason)
+        log.info("run %s cancel requested: %s", run_id, reason, extra={"run_id": run_id, "reason": reason})
         return RunResult.from_row(row)
 
     async def retry(self, run_id: str) -> RunResult:
@@ -432,7 +501,12 @@ class Runtime:
         if not await self.store.write(write):
             current = await self.store.get_run(run_id)
             raise RunNotRetryable(run_id, current.status if current else "unknown")
-        log.info("run %s retried (attempt %d)", run_id, row.attempt + 1)
+        log.info(
+            "run %s retried (attempt %d)",
+            run_id,
+            row.attempt + 1,
+            extra={"run_id": run_id, "workflow_id": row.workflow_id, "status": "running", "attempt": row.attempt + 1},
+        )
         result = await self._resume(run_id)
         if result is None:  # already live (another task resumed it first)
             row = await self.store.get_run(run_id)
@@ -446,6 +520,9 @@ class Runtime:
         if self._nursery is not None:
             raise InvalidArgument("this runtime is already serving; enter it once")
         await self._open()
+        self._draining = False
+        self._cancels.clear()
+        self._early_signals.clear()
         manager = trio.open_nursery()
         nursery = await manager.__aenter__()
         self._nursery_manager, self._nursery = manager, nursery
@@ -483,6 +560,51 @@ class Runtime:
         async with self:
             task_status.started()
             await trio.sleep_forever()
+
+    @property
+    def draining(self) -> bool:
+        """True once :meth:`drain` was called, until the runtime is entered again."""
+        return self._draining
+
+    async def drain(self, grace: float = 10.0) -> bool:
+        """Stop taking new work and give the steps in progress up to ``grace`` seconds.
+
+        From this call on nothing new starts: timers that fire, signals, runs triggered or
+        retried (here or by another process) stay in the store for the next runtime. Each
+        active run stops at its next durable call: a run whose step finishes commits that
+        step and stops before the next one (it stays ``running`` and is replayed from its
+        journal later); a suspended run lets its actor go at once. Returns ``True`` when
+        every actor stopped within ``grace``, ``False`` when some were still busy; leaving
+        ``async with runtime:`` then cancels those where they stand (their steps run again
+        on recovery: at-least-once). Nothing committed is lost either way.
+
+        Serving mode only (a no-op otherwise); not reversible: leave and enter again.
+
+        Raises:
+            InvalidArgument: a negative or NaN ``grace``.
+        """
+        if not grace >= 0:
+            raise InvalidArgument(f"grace must be a number of seconds >= 0, not {grace!r}")
+        if self._nursery is None:
+            return True
+        self._draining = True
+        self._cancels.clear()
+        busy = list(self._actors.values())
+        log.info("draining: %d active run(s), grace %.1fs", len(busy), grace, extra={"active": len(busy)})
+        for actor in busy:
+            actor.accepting = actor.warm = False
+            actor.mailbox.put(TIMER)  # wakes a warm suspended actor, which now lets its run go
+        with trio.move_on_after(grace):
+            for actor in busy:
+                await actor.stopped.wait()
+            return True
+        left = sum(not actor.stopped.is_set() for actor in busy)
+        log.warning(
+            "grace period over: cancelling %d run(s) mid-step; they resume from their journal on the next start",
+            left,
+            extra={"active": left},
+        )
+        return False
 
     async def _supervise(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Recover, then move the wheel's window along: sleep until the earliest wake-up
