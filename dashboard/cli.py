@@ -38,8 +38,9 @@ def dashboard(ctx: click.Context, db: str | None, read_only: bool) -> None:
 
     Example:
 
-        tarry worker shop.workflows:runtime --db shop.db &
-        tarry dashboard --db shop.db
+    \b
+        tarry --db shop.db worker shop.workflows:runtime &
+        tarry dashboard --db shop.db --read-only
     """
     from .app import DashboardApp
 
@@ -57,22 +58,25 @@ def dashboard(ctx: click.Context, db: str | None, read_only: bool) -> None:
 def dev(ctx: click.Context, app: str, db: str | None) -> None:
     """Run the workflows of APP and the dashboard in one process, for development.
 
-    APP is module:attribute naming a Runtime, a Workflow or a list of workflows. Quitting
-    stops the engine cleanly: sleeping and waiting runs stay in the database for the next
-    worker.
+    APP is MODULE:ATTR naming a Runtime, a workflow or a list of workflows, or a bare
+    MODULE (as for ``tarry worker``). Quitting drains the worker and stops it cleanly:
+    sleeping and waiting runs stay in the database for the next worker.
 
     Example:
 
-        tarry dev examples.publish_review:workflows --db dev.db
+    \b
+        tarry dev examples.publish_review:review --db dev.db
     """
-    from .dev import DevApp, load_workflows
+    from engine.cli import load_app
+
+    from .dev import DevApp
 
     try:
-        workflows = load_workflows(app)
-    except (ValueError, ImportError, AttributeError) as exc:
-        raise click.BadParameter(str(exc), param_hint="APP") from None
+        loaded = load_app(app)
+    except WorkflowError as exc:
+        raise click.BadParameter(exc.message, param_hint="APP") from None
     try:
-        dev_app = DevApp(workflows, _db(ctx, db))
+        dev_app = DevApp(loaded, _db(ctx, db))
     except WorkflowError as exc:
         raise click.ClickException(exc.message) from None
     dev_app.run()

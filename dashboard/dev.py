@@ -12,47 +12,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
-import sys
 from functools import partial
 from typing import Any
 
 import trio
 
-from engine import Runtime, SQLiteStore, Workflow
+from engine import InvalidArgument, MemoryStore, Runtime, SQLiteStore, Workflow
 
 from ._engine import Client, Worker
 from .app import DashboardApp
 from .source import Source
 
-__all__ = ["DevApp", "EmbeddedWorker", "load_workflows"]
+__all__ = ["DevApp", "EmbeddedWorker", "dev_runtime"]
 
 
-def load_workflows(spec: str) -> list[Workflow[Any]]:
-    """The workflows named by ``module:attribute`` (a Runtime, a Workflow, or a list of them).
-
-    The current directory is importable, as with ``python -m``.
+def dev_runtime(app: Runtime | list[Workflow[Any]], db_path: str | os.PathLike[str]) -> Runtime:
+    """The runtime ``tarry dev`` serves: APP's own Runtime (its default in-memory store
+    swapped for the SQLite file), or a new one over APP's workflows.
 
     Raises:
-        ValueError: the spec is malformed or names something else.
-        ImportError / AttributeError: the module or the attribute does not exist.
+        InvalidArgument: APP's runtime already uses another store than a SQLite file.
     """
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ValueError(f"APP must look like 'module:attribute', not {spec!r}")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    target: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        target = getattr(target, part)
-    if isinstance(target, Runtime):
-        return list(target.workflows.values())
-    if isinstance(target, Workflow):
-        return [target]
-    if isinstance(target, list | tuple) and target and all(isinstance(w, Workflow) for w in target):
-        return list(target)
-    raise ValueError(f"{spec!r} is {type(target).__name__}; expected a Runtime, a Workflow or a list of workflows")
+    if not isinstance(app, Runtime):
+        return Runtime(app, SQLiteStore(db_path))
+    if isinstance(app.store, MemoryStore):
+        app.store = SQLiteStore(db_path)
+    elif not isinstance(app.store, SQLiteStore):
+        raise InvalidArgument(f"APP's runtime uses the store {app.store.name!r}; tarry dev serves a SQLite file")
+    return app
 
 
 class EmbeddedWorker:
@@ -121,26 +109,26 @@ class DevApp(DashboardApp):
     dashboard's verbs go through its ``engine.Client`` exactly as from another process.
 
     Args:
-        workflows: what the embedded worker runs.
+        app: a Runtime (see :func:`dev_runtime`) or the workflows to run.
         db_path: the SQLite file (created if missing).
         grace: seconds steps in progress get to finish on quit.
-        runtime_options: passed to :class:`engine.Runtime` (``passivate_after`` ...).
         options: passed to :class:`DashboardApp`.
     """
 
     def __init__(
         self,
-        workflows: list[Workflow[Any]],
+        app: Runtime | list[Workflow[Any]],
         db_path: str | os.PathLike[str],
         *,
         grace: float = 2.0,
-        runtime_options: dict[str, Any] | None = None,
         **options: Any,
     ) -> None:
-        runtime = Runtime(workflows, SQLiteStore(db_path), **(runtime_options or {}))
+        runtime = dev_runtime(app, db_path)
+        assert isinstance(runtime.store, SQLiteStore)
         self.embedded = EmbeddedWorker(Worker(runtime), grace=grace)
-        super().__init__(Source(Client(os.fspath(db_path), workflows=workflows), owns=True), **options)
-        self.sub_title = f"dev · {os.fspath(db_path)}"
+        workflows = list(runtime.workflows.values())
+        super().__init__(Source(Client(runtime.store.path, workflows=workflows), owns=True), **options)
+        self.sub_title = f"dev · {runtime.store.path}"
 
     async def on_load(self) -> None:
         await self.embedded.start()

@@ -7,14 +7,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from click.testing import CliRunner
 
 from dashboard._engine import Client
 from dashboard.cli import dashboard, dev
-from dashboard.dev import DevApp, load_workflows
+from dashboard.dev import DevApp, dev_runtime
 from dashboard.screens import RunsScreen
 from dashboard.widgets import RunTable
+from engine import SQLiteStore, create_runtime
 
 from .engine_thread import WorkerThread
 from .helpers import loaded, wait_for
@@ -55,13 +55,11 @@ def test_dev_drives_runs_and_quits_cleanly_leaving_sleepers_for_the_next_worker(
         assert client.get_run("s-1").output == "woke"
 
 
-def test_load_workflows(tmp_path: Path) -> None:
-    assert load_workflows("tests.dashboard.workflows:quick") == [quick]
-    assert load_workflows("tests.dashboard.workflows:ALL") == ALL
-    with pytest.raises(ValueError, match="module:attribute"):
-        load_workflows("tests.dashboard.workflows")
-    with pytest.raises(ValueError, match="expected a Runtime"):
-        load_workflows("tests.dashboard.workflows:FIXED")
+def test_dev_runtime_serves_the_file(tmp_path: Path) -> None:
+    runtime = dev_runtime(create_runtime([quick]), tmp_path / "a.db")  # default memory store
+    assert isinstance(runtime.store, SQLiteStore)
+    assert runtime.store.path == tmp_path / "a.db"
+    assert list(dev_runtime([quick], tmp_path / "b.db").workflows) == ["quick"]
 
 
 def test_cli_errors_are_one_line(tmp_path: Path, monkeypatch: Any) -> None:
@@ -70,9 +68,9 @@ def test_cli_errors_are_one_line(tmp_path: Path, monkeypatch: Any) -> None:
     result = runner.invoke(dashboard, [])
     assert result.exit_code == 2
     assert "no database" in result.output
-    result = runner.invoke(dev, ["nope", "--db", str(tmp_path / "x.db")])
+    result = runner.invoke(dev, ["no_such_module_here:x", "--db", str(tmp_path / "x.db")])
     assert result.exit_code == 2
-    assert "module:attribute" in result.output
+    assert "cannot import" in result.output
     (tmp_path / "junk.db").write_text("not a database at all, just text " * 100)
     result = runner.invoke(dashboard, ["--db", str(tmp_path / "junk.db")])
     assert result.exit_code == 1
