@@ -5,14 +5,17 @@ Everything public is re-exported here; the submodules are internal.
 
 import contextlib
 
+from .client import Client, EngineInfo, WorkflowInfo
 from .context import RunContext
 from .errors import (
     ConcurrentContextUse,
+    DatabaseMissing,
     DuplicateStepId,
     InvalidArgument,
     InvalidCron,
     InvalidDuration,
     InvalidInput,
+    LeaseLost,
     NonDeterministicReplay,
     NotATarryDatabase,
     NotFound,
@@ -28,6 +31,7 @@ from .errors import (
     StepFailed,
     StoreBusy,
     StoreError,
+    WaitTimeout,
     WorkflowCodeError,
     WorkflowError,
     WorkflowNotFound,
@@ -36,18 +40,23 @@ from .results import HistoryEntry, RunError, RunInfo, RunResult, SignalInfo
 from .retry import RetryPolicy
 from .runtime import Runtime, create_runtime
 from .store import MemoryStore, SQLiteStore, Store
+from .worker import Worker
 from .workflow import Workflow, define_workflow, workflow
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Client",
     "ConcurrentContextUse",
+    "DatabaseMissing",
     "DuplicateStepId",
+    "EngineInfo",
     "HistoryEntry",
     "InvalidArgument",
     "InvalidCron",
     "InvalidDuration",
     "InvalidInput",
+    "LeaseLost",
     "MemoryStore",
     "NonDeterministicReplay",
     "NotATarryDatabase",
@@ -73,9 +82,12 @@ __all__ = [
     "Store",
     "StoreBusy",
     "StoreError",
+    "WaitTimeout",
+    "Worker",
     "Workflow",
     "WorkflowCodeError",
     "WorkflowError",
+    "WorkflowInfo",
     "WorkflowNotFound",
     "__version__",
     "create_runtime",

@@ -25,10 +25,13 @@ problem and, where there is one, the fix. Grouped by whose fault it is::
     │   └── ConcurrentContextUse     two ctx calls of one run awaited at the same time
     ├── StepFailed                   a step raised after its last attempt (catchable)
     ├── RunCancelled                 raised inside a workflow being cancelled
+    ├── WaitTimeout                  Client.wait gave up (also a TimeoutError)
     └── StoreError                   the database cannot be used as it is
         ├── StoreBusy                locked by another writer past the busy timeout
         ├── NotATarryDatabase        the file exists but was not made by tarry
-        └── SchemaTooNew             written by a newer tarry; upgrade to read it
+        ├── SchemaTooNew             written by a newer tarry; upgrade to read it
+        ├── DatabaseMissing          no file there, and the caller asked not to create one
+        └── LeaseLost                another worker took this database over
 
 Nothing above ``engine.store`` ever sees ``sqlite3`` exceptions: the store maps them here.
 """
@@ -39,11 +42,13 @@ from typing import Any
 
 __all__ = [
     "ConcurrentContextUse",
+    "DatabaseMissing",
     "DuplicateStepId",
     "InvalidArgument",
     "InvalidCron",
     "InvalidDuration",
     "InvalidInput",
+    "LeaseLost",
     "NonDeterministicReplay",
     "NotATarryDatabase",
     "NotFound",
@@ -59,6 +64,7 @@ __all__ = [
     "StepFailed",
     "StoreBusy",
     "StoreError",
+    "WaitTimeout",
     "WorkflowCodeError",
     "WorkflowError",
     "WorkflowNotFound",
@@ -306,6 +312,22 @@ class RunCancelled(WorkflowError):
         )
 
 
+class WaitTimeout(WorkflowError, TimeoutError):
+    """``Client.wait`` (or ``tarry ... --wait --timeout``) gave up before the run suspended or
+    ended. ``status`` is the run's status when it gave up; the run itself goes on."""
+
+    code = "wait_timeout"
+
+    def __init__(self, run_id: str, timeout: float, status: str) -> None:
+        super().__init__(
+            f"run {run_id!r} did not suspend or end within {timeout:g}s (it is {status}, and goes on); "
+            "wait longer, or check that a worker serves this database (tarry worker APP)",
+            run_id=run_id,
+            timeout=timeout,
+            status=status,
+        )
+
+
 # -- the store ----------------------------------------------------------------------------
 
 
@@ -345,4 +367,31 @@ class SchemaTooNew(StoreError):
             path=path,
             found=found,
             supported=supported,
+        )
+
+
+class DatabaseMissing(StoreError):
+    code = "store_missing"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"there is no tarry database at {path!r}; check --db / TARRY_DB, or start a worker "
+            "(or trigger a run) to create it",
+            path=path,
+        )
+
+
+class LeaseLost(StoreError):
+    """This worker no longer holds the database's lease: another worker took it over (this
+    one stalled past the lease's expiry). Nothing more is committed by the one that lost it."""
+
+    code = "lease_lost"
+
+    def __init__(self, path: str, owner: str, holder: str | None) -> None:
+        super().__init__(
+            f"worker {owner} lost its lease on {path!r} to {holder or 'nobody'}; it stops driving "
+            "runs (the new holder recovers them). Was this process paused or starved past the lease?",
+            path=path,
+            owner=owner,
+            holder=holder,
         )

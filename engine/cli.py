@@ -1,0 +1,821 @@
+"""The ``tarry`` command: a worker daemon, and the verbs of :class:`engine.Client` for a shell.
+
+Every command but ``worker`` and ``dashboard`` opens an :class:`engine.Client` on ``--db``
+(env ``TARRY_DB``, default ``./tarry.db``), calls one verb and prints the result: a table by
+default, JSON with ``--json`` (the keys are the field names of ``RunResult`` / ``RunInfo``,
+as their ``to_dict()`` gives them).
+
+Exit codes:
+
+- ``0``: done.
+- ``1``: the operation or the run failed: a ``trigger/signal/retry --wait`` whose run ended
+  ``failed`` or ``cancelled``; ``RunStateError`` (``RunFinished``: signal or cancel of an
+  ended run; ``RunNotRetryable``; ``RunAlreadyExists``), ``WaitTimeout``, ``StoreBusy``,
+  ``LeaseLost`` and any other ``WorkflowError``.
+- ``2``: the input was wrong: usage errors, malformed JSON, ``InvalidInput``
+  (``PayloadValidationError``, ``InvalidArgument``, ``NotSerializable``), ``NotFound``
+  (``WorkflowNotFound``, ``RunNotFound``), and a ``--db`` that is not a tarry database
+  (``NotATarryDatabase``), is from a newer tarry (``SchemaTooNew``) or does not exist for a
+  read (``DatabaseMissing``).
+
+Expected errors print one line, ``Error: <TypeName>: <message>``, on stderr (and
+``{"error": {"code", "type", "message", ...}}`` on stdout with ``--json``); anything else is
+a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+from click.core import ParameterSource
+from click.shell_completion import CompletionItem
+
+from . import __version__
+from .client import Client, EngineInfo, WorkflowInfo
+from .errors import (
+    DatabaseMissing,
+    InvalidArgument,
+    InvalidInput,
+    NotATarryDatabase,
+    NotFound,
+    SchemaTooNew,
+    WorkflowError,
+)
+from .results import HistoryEntry, RunInfo, RunResult
+from .runtime import STATUSES, Runtime, create_runtime
+from .store.memory import MemoryStore
+from .store.sqlite import SQLiteStore
+from .workflow import Workflow
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["cli", "exit_code", "load_app", "main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_INPUT_ERRORS = (InvalidInput, NotFound, NotATarryDatabase, SchemaTooNew, DatabaseMissing)
+_STATUS_STYLE = {
+    "running": "cyan",
+    "suspended": "yellow",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+}
+
+
+def exit_code(error: WorkflowError) -> int:
+    """2 for bad input (the caller's to fix), 1 for an operation that could not be done."""
+    return EXIT_USAGE if isinstance(error, _INPUT_ERRORS) else EXIT_FAILED
+
+
+# -- the application: module:attribute -----------------------------------------------------------
+
+
+def load_app(spec: str) -> Runtime | list[Workflow[Any]]:
+    """What ``APP`` names: ``module:attribute`` (a Runtime, a Workflow, or a list of
+    workflows; the attribute may be dotted) or a bare ``module`` (its one Runtime, else every
+    Workflow it defines). The current directory is importable, as with ``python -m``.
+
+    Raises:
+        InvalidArgument: the module cannot be found, the attribute does not exist, or it
+            names something else.
+    """
+    module_name, _, attribute = spec.partition(":")
+    if not module_name:
+        raise InvalidArgument(f"APP must be 'module:attribute' or 'module', not {spec!r}")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module_name.startswith(exc.name):
+            raise  # the module exists and one of its own imports failed: show the traceback
+        raise InvalidArgument(f"cannot import {module_name!r} for APP {spec!r}: {exc}", app=spec) from None
+    if attribute:
+        target: Any = module
+        for part in attribute.split("."):
+            try:
+                target = getattr(target, part)
+            except AttributeError:
+                raise InvalidArgument(f"module {module_name!r} has no attribute {attribute!r}", app=spec) from None
+    else:
+        values = list(vars(module).values())
+        runtimes = [v for v in values if isinstance(v, Runtime)]
+        if len(runtimes) > 1:
+            raise InvalidArgument(f"module {module_name!r} defines several runtimes; name one: {module_name}:NAME")
+        target = runtimes[0] if runtimes else list({id(v): v for v in values if isinstance(v, Workflow)}.values())
+    if isinstance(target, Runtime):
+        return target
+    if isinstance(target, Workflow):
+        return [target]
+    if isinstance(target, list | tuple | set | frozenset) and target and all(isinstance(w, Workflow) for w in target):
+        return list(target)
+    raise InvalidArgument(
+        f"APP {spec!r} names {type(target).__name__ if target != [] else 'no workflows'}; it must name a Runtime, "
+        "a workflow or a list of workflows",
+        app=spec,
+    )
+
+
+def _app_workflows(spec: str) -> list[Workflow[Any]]:
+    app = load_app(spec)
+    return list(app.workflows.values()) if isinstance(app, Runtime) else app
+
+
+# -- shared plumbing ----------------------------------------------------------------------------------
+
+
+class _State:
+    def __init__(self, db: Path, app: str | None) -> None:
+        self.db = db
+        self.app = app
+
+    @contextmanager
+    def client(self, *, create: bool = True) -> Iterator[Client]:
+        workflows = _app_workflows(self.app) if self.app else None
+        client = Client(self.db, workflows=workflows, create=create)
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+class _Group(click.Group):
+    """Turns the engine's expected errors into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WorkflowError as exc:
+            if ctx.meta.get("tarry.json"):
+                click.echo(json.dumps({"error": exc.to_dict()}, default=str, ensure_ascii=False))
+            click.echo(f"Error: {type(exc).__name__}: {exc.message}", err=True)
+            ctx.exit(exit_code(exc))
+
+
+def _json_flag(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def remember(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
+        ctx.meta["tarry.json"] = value
+        return value
+
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        callback=remember,
+        expose_value=True,
+        is_eager=True,
+        help="Print JSON (keys: the RunResult/RunInfo field names) instead of a table.",
+    )(fn)
+
+
+def _payload_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option(
+        "--payload-file",
+        type=click.File("r"),
+        help="Read the payload's JSON from a file ('-': standard input).",
+    )(fn)
+    return click.option(
+        "--payload", "-p", metavar="JSON", help="The payload as JSON text ('-': read it from standard input)."
+    )(fn)
+
+
+def _read_payload(text: str | None, file: IO[str] | None) -> Any:
+    if text is not None and file is not None:
+        raise click.UsageError("give the payload once: --payload or --payload-file")
+    if text == "-":
+        file, text = sys.stdin, None
+    source = "--payload" if text is not None else "--payload-file"
+    if file is not None:
+        text = file.read()
+    if text is None or not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(f"{source} is not valid JSON: {exc}") from None
+
+
+def _wait_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option(
+        "--timeout", type=float, metavar="SECONDS", help="With --wait: give up after this long (exit 1)."
+    )(fn)
+    return click.option(
+        "--wait", is_flag=True, help="Wait until the run suspends or ends; exit 1 if it failed or was cancelled."
+    )(fn)
+
+
+def _db(ctx: click.Context) -> Path | None:
+    root = ctx.find_root()
+    value = root.params.get("db")
+    return Path(value) if value else Path("tarry.db")
+
+
+def _complete_runs(ctx: click.Context, _: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    try:
+        with Client(_db(ctx), create=False) as client:  # type: ignore[arg-type]
+            runs = client.list_runs(limit=50, search=incomplete or None)
+    except Exception:  # completion must never fail loudly
+        return []
+    return [
+        CompletionItem(r.run_id, help=f"{r.workflow_id} {r.status}") for r in runs if r.run_id.startswith(incomplete)
+    ]
+
+
+def _complete_workflows(ctx: click.Context, _: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    try:
+        with Client(_db(ctx), create=False) as client:  # type: ignore[arg-type]
+            found = client.workflows()
+    except Exception:  # completion must never fail loudly
+        return []
+    return [CompletionItem(w.id, help=w.description or "") for w in found if w.id.startswith(incomplete)]
+
+
+def _finish(result: RunResult, waited: bool) -> None:
+    if waited and result.status in ("failed", "cancelled"):
+        click.get_current_context().exit(EXIT_FAILED)
+
+
+# -- rendering ----------------------------------------------------------------------------------------
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = max(shutil.get_terminal_size((160, 24)).columns, 160)
+    return console
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def _span(seconds: float) -> str:
+    seconds = abs(seconds)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+def _when(dt: datetime | None, *, relative: bool = True) -> str:
+    if dt is None:
+        return "-"
+    text = dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    if not relative:
+        return text
+    delta = (dt - datetime.now(UTC)).total_seconds()
+    return f"{text} ({'in ' + _span(delta) if delta > 0 else _span(delta) + ' ago'})"
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _pending(pending: dict[str, Any] | None) -> str:
+    if not pending:
+        return ""
+    if pending.get("kind") == "sleep":
+        return f"sleep {pending.get('step')!r} until {_when(pending.get('wake_at'))}"
+    if pending.get("kind") == "event":
+        deadline = pending.get("deadline")
+        until = f", deadline {_when(deadline)}" if deadline else ", no deadline"
+        return f"event {pending.get('event')!r} (step {pending.get('step')!r}){until}"
+    return _short(pending)
+
+
+def _status(status: str) -> str:
+    return f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def _runs_table(runs: list[RunResult]) -> Any:
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("RUN", "WORKFLOW", "STATUS", "LAST STEP", "WAITING FOR", "CREATED", "UPDATED"):
+        table.add_column(name, no_wrap=name in ("RUN", "STATUS"), overflow="fold")
+    now = datetime.now(UTC)
+    for r in runs:
+        updated = _span((now - r.updated_at).total_seconds()) + " ago" if r.updated_at else "-"
+        table.add_row(
+            r.run_id,
+            r.workflow_id,
+            _status(r.status),
+            r.last_step or "",
+            _pending(r.pending),
+            _when(r.created_at, relative=False),
+            updated,
+        )
+    return table
+
+
+def _print_result(result: RunResult, as_json: bool, headline: str | None = None) -> None:
+    if as_json:
+        _echo_json(result.to_dict())
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = _console()
+    if headline:
+        console.print(headline)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("Run", result.run_id)
+    grid.add_row("Workflow", result.workflow_id)
+    grid.add_row("Status", _status(result.status))
+    if result.pending:
+        grid.add_row("Waiting for", escape(_pending(result.pending)))
+    if result.output is not None:
+        grid.add_row("Output", escape(_short(result.output, 400)))
+    if result.error is not None:
+        grid.add_row("Error", escape(f"{result.error.type}: {result.error.message}"))
+    console.print(grid)
+
+
+def _detail(entry: HistoryEntry) -> str:
+    d = entry.detail
+    if entry.kind == "step":
+        if entry.error is not None:
+            return f"{entry.error.type}: {entry.error.message}"
+        return _short(entry.output)
+    if entry.kind == "sleep":
+        return f"until {_when(d.get('wake_at'), relative=False)}"
+    if entry.kind == "event":
+        text = f"event {d.get('event')!r}"
+        if entry.status == "waiting":
+            deadline = d.get("deadline")
+            return text + (f", deadline {_when(deadline, relative=False)}" if deadline else "")
+        if d.get("timed_out"):
+            return text + ": timed out"
+        return f"{text}: {_short(entry.output)}"
+    return _short(entry.output)
+
+
+def _print_info(info: RunInfo) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = _console()
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    grid.add_row("Run", info.run_id)
+    grid.add_row("Workflow", info.workflow_id)
+    grid.add_row("Status", _status(info.status) + (f" (attempt {info.attempt})" if info.attempt > 1 else ""))
+    grid.add_row("Created", _when(info.created_at))
+    grid.add_row("Updated", _when(info.updated_at))
+    if info.pending:
+        grid.add_row("Waiting for", escape(_pending(info.pending)))
+    grid.add_row("Payload", escape(_short(info.payload, 400)))
+    if info.output is not None:
+        grid.add_row("Output", escape(_short(info.output, 400)))
+    if info.error is not None:
+        step = f" (step {info.error.step_id!r})" if info.error.step_id else ""
+        grid.add_row("Error", escape(f"{info.error.type}: {info.error.message}{step}"))
+    if info.cancel_reason:
+        grid.add_row("Cancel reason", escape(info.cancel_reason))
+    console.print(grid)
+    console.print()
+    timeline = Table(title="Timeline", title_justify="left", box=None, header_style="bold", pad_edge=False)
+    for name in ("#", "STARTED", "KIND", "STEP", "STATUS", "TRIES", "TOOK", "DETAIL"):
+        timeline.add_column(name, overflow="fold", no_wrap=name in ("#", "STARTED"))
+    for e in info.history:
+        took = _span((e.finished_at - e.started_at).total_seconds()) if e.finished_at else "…"
+        timeline.add_row(
+            str(e.seq),
+            _when(e.started_at, relative=False),
+            e.kind,
+            escape(e.step_id),
+            _status(e.status) if e.status != "waiting" else "[yellow]waiting[/]",
+            str(e.attempts),
+            took,
+            escape(_detail(e)),
+        )
+    if not info.history:
+        timeline.add_row("", "", "", "(no entries yet)", "", "", "", "")
+    console.print(timeline)
+    if info.signals:
+        console.print()
+        signals = Table(title="Signals", title_justify="left", box=None, header_style="bold", pad_edge=False)
+        for name in ("ID", "EVENT", "SENT", "TAKEN BY", "PAYLOAD"):
+            signals.add_column(name, overflow="fold")
+        for s in info.signals:
+            signals.add_row(
+                str(s.id),
+                escape(s.event),
+                _when(s.sent_at, relative=False),
+                s.consumed_by or "-",
+                escape(_short(s.payload)),
+            )
+        console.print(signals)
+    if info.error is not None and info.error.traceback:
+        console.print()
+        console.print("[bold]Traceback[/]")
+        console.print(escape(info.error.traceback.rstrip()), style="dim")
+
+
+# -- the commands -----------------------------------------------------------------------------------
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="TARRY_DB",
+    default="./tarry.db",
+    show_default=True,
+    show_envvar=True,
+    help="The SQLite database a worker serves.",
+)
+@click.option(
+    "--app",
+    envvar="TARRY_APP",
+    show_envvar=True,
+    metavar="MODULE:ATTR",
+    help="The workflows' code, to validate payloads exactly as the worker will "
+    "(without it: against the schemas the worker published).",
+)
+@click.version_option(__version__, prog_name="tarry")
+@click.pass_context
+def cli(ctx: click.Context, db: Path, app: str | None) -> None:
+    """Durable workflows: run a worker, and trigger, signal, inspect, cancel or retry runs.
+
+    Shell completion: eval "$(_TARRY_COMPLETE=bash_source tarry)" (zsh_source, fish_source).
+
+    Exit codes: 0 ok; 1 the run or the operation failed; 2 bad input (usage, JSON, unknown
+    workflow or run, invalid payload, a --db that is not a usable tarry database).
+
+    Example:
+
+    \b
+        tarry --db app.db worker myapp.workflows:runtime
+        tarry --db app.db trigger order-fulfilment --payload '{"order_id": "o_1"}'
+    """
+    ctx.obj = _State(db, app)
+
+
+@cli.command()
+@click.argument("app", envvar="TARRY_APP", metavar="APP")
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="On SIGINT/SIGTERM: seconds steps in progress get to finish before they are cancelled (and replayed later).",
+)
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
+)
+@click.option(
+    "--lease-ttl",
+    type=click.FloatRange(min=0.5),
+    default=4.0,
+    show_default=True,
+    help="Seconds without a heartbeat after which a standby worker takes over.",
+)
+@click.pass_obj
+def worker(state: _State, app: str, grace: float, log_format: str, log_level: str, lease_ttl: float) -> None:
+    """Serve APP's workflows on the database until SIGINT/SIGTERM.
+
+    APP is MODULE:ATTR naming a Runtime, a workflow or a list of workflows, or a bare
+    MODULE (its Runtime, else all its workflows); env TARRY_APP. One worker serves a
+    database: a second one stands by and takes over when the first dies. On SIGINT or
+    SIGTERM it drains: no new work, steps in progress get --grace seconds, the rest is
+    cancelled and replayed by the next worker. A second signal stops at once. Logs: one
+    line per run state change on stderr.
+
+    Example:
+
+    \b
+        tarry --db orders.db worker examples.order_fulfilment:runtime --log-format json
+    """
+    import trio
+
+    from . import logs
+    from .worker import Worker, run_until_signalled
+
+    runtime = _worker_runtime(load_app(app), state.db)
+    logs.configure(log_format, log_level.upper())
+    trio.run(run_until_signalled, Worker(runtime, lease_ttl=lease_ttl, grace=grace))
+
+
+def _worker_runtime(app: Runtime | list[Workflow[Any]], db: Path) -> Runtime:
+    if not isinstance(app, Runtime):
+        return create_runtime(app, SQLiteStore(db))
+    store = app.store
+    if isinstance(store, MemoryStore):
+        app.store = SQLiteStore(db)  # the default store of create_runtime(): serve --db instead
+    elif isinstance(store, SQLiteStore):
+        explicit = click.get_current_context().find_root().get_parameter_source("db") is not ParameterSource.DEFAULT
+        if explicit and store.path.resolve() != db.resolve():
+            raise InvalidArgument(f"APP's runtime uses the database {str(store.path)!r}, but --db says {str(db)!r}")
+    else:
+        raise InvalidArgument(f"APP's runtime uses the store {store.name!r}; a worker serves a SQLite database")
+    return app
+
+
+@cli.command()
+@click.argument("workflow", shell_complete=_complete_workflows)
+@_payload_options
+@click.option("--run-id", metavar="ID", help="Use this run id (a trigger with an existing id is idempotent).")
+@_wait_options
+@_json_flag
+@click.pass_obj
+def trigger(
+    state: _State,
+    workflow: str,
+    payload: str | None,
+    payload_file: IO[str] | None,
+    run_id: str | None,
+    wait: bool,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Start a run of WORKFLOW (committed at once; a worker runs it).
+
+    The payload is validated first: with --app, by the workflows' code; otherwise against
+    the schemas the worker published (a workflow with a plain validator function is checked
+    by the worker when the run starts).
+
+    Example:
+
+    \b
+        tarry trigger publish-review --payload '{"title": "Q3 report"}' --wait
+        echo '{"order_id": "o_1"}' | tarry trigger order-fulfilment --payload - --json
+    """
+    data = _read_payload(payload, payload_file)
+    with state.client() as client:
+        result = client.trigger(workflow, data, run_id=run_id)
+        if wait:
+            result = client.wait(result.run_id, timeout)
+    _print_result(result, as_json, None if as_json else f"Triggered run [bold]{result.run_id}[/].")
+    _finish(result, wait)
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN", shell_complete=_complete_runs)
+@click.argument("event")
+@_payload_options
+@_wait_options
+@_json_flag
+@click.pass_obj
+def signal(
+    state: _State,
+    run_id: str,
+    event: str,
+    payload: str | None,
+    payload_file: IO[str] | None,
+    wait: bool,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Send the signal EVENT (with a payload) to RUN.
+
+    It is committed to the run's inbox: a run waiting for EVENT takes it, one that is not
+    waiting yet keeps it for its next wait. Prints the run's state after the signal (after
+    it took it, with --wait).
+
+    Example:
+
+    \b
+        tarry signal 3f2a9c approve --payload '{"approved": true, "by": "ana"}' --wait
+    """
+    data = _read_payload(payload, payload_file)
+    with state.client() as client:
+        client.signal(run_id, event, data)
+        result = client.wait(run_id, timeout) if wait else client.get_run(run_id).result
+    _print_result(result, as_json, None if as_json else f"Sent {event!r} to run [bold]{run_id}[/].")
+    _finish(result, wait)
+
+
+@cli.command()
+@click.option("--status", "-s", type=click.Choice(STATUSES), multiple=True, help="Only these statuses (repeatable).")
+@click.option("--workflow", "-w", "workflow_id", metavar="ID", help="Only runs of this workflow.")
+@click.option("--search", metavar="TEXT", help="Substring of the run id, workflow id or payload.")
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=50, show_default=True)
+@click.option("--offset", type=click.IntRange(min=0), default=0)
+@_json_flag
+@click.pass_obj
+def runs(
+    state: _State,
+    status: tuple[str, ...],
+    workflow_id: str | None,
+    search: str | None,
+    limit: int,
+    offset: int,
+    as_json: bool,
+) -> None:
+    """List runs, newest first.
+
+    Example:
+
+    \b
+        tarry runs --status suspended --workflow publish-review --limit 20
+        tarry runs --search o_42 --json
+    """
+    with state.client(create=False) as client:
+        found = client.list_runs(
+            status=list(status) or None, workflow_id=workflow_id, limit=limit, offset=offset, search=search
+        )
+    if as_json:
+        _echo_json([r.to_dict() for r in found])
+    elif not found:
+        click.echo("No runs.")
+    else:
+        _console().print(_runs_table(found))
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN", shell_complete=_complete_runs)
+@_json_flag
+@click.pass_obj
+def show(state: _State, run_id: str, as_json: bool) -> None:
+    """Show everything about RUN: status, payload, output or error, what it waits for
+    (with its deadline), its journal as a timeline, and its signals.
+
+    Example:
+
+    \b
+        tarry show 3f2a9c
+        tarry show 3f2a9c --json | jq .history
+    """
+    with state.client(create=False) as client:
+        info = client.get_run(run_id)
+    if as_json:
+        _echo_json(info.to_dict())
+    else:
+        _print_info(info)
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN", shell_complete=_complete_runs)
+@click.option("--reason", help="Why (kept with the run).")
+@_wait_options
+@_json_flag
+@click.pass_obj
+def cancel(state: _State, run_id: str, reason: str | None, wait: bool, timeout: float | None, as_json: bool) -> None:
+    """Cancel RUN: a suspended run ends at once, a running one when its worker interrupts it.
+
+    Example:
+
+    \b
+        tarry cancel 3f2a9c --reason "customer changed their mind"
+    """
+    with state.client() as client:
+        result = client.cancel(run_id, reason=reason)
+        if wait:
+            result = client.wait(run_id, timeout)
+    _print_result(result, as_json, None if as_json else f"Cancel of run [bold]{run_id}[/] committed.")
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN", shell_complete=_complete_runs)
+@_wait_options
+@_json_flag
+@click.pass_obj
+def retry(state: _State, run_id: str, wait: bool, timeout: float | None, as_json: bool) -> None:
+    """Re-drive the failed RUN from its journal (completed steps are not run again).
+
+    Example:
+
+    \b
+        tarry retry 3f2a9c --wait
+    """
+    with state.client() as client:
+        result = client.retry(run_id)
+        if wait:
+            result = client.wait(run_id, timeout)
+    _print_result(result, as_json, None if as_json else f"Retrying run [bold]{run_id}[/].")
+    _finish(result, wait)
+
+
+@cli.command()
+@_json_flag
+@click.pass_obj
+def workflows(state: _State, as_json: bool) -> None:
+    """List the workflows: from --app, else those the worker published in the database.
+
+    Example:
+
+    \b
+        tarry workflows --json | jq '.[].id'
+    """
+    with state.client(create=False) as client:
+        found = client.workflows()
+    if as_json:
+        _echo_json([w.to_dict() for w in found])
+        return
+    if not found:
+        click.echo("No workflows known: start a worker on this database, or pass --app.")
+        return
+    _console().print(_workflows_table(found))
+
+
+def _workflows_table(found: list[WorkflowInfo]) -> Any:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("WORKFLOW", "PAYLOAD", "FIELDS", "DESCRIPTION"):
+        table.add_column(name, overflow="fold")
+    for w in found:
+        props = (w.schema or {}).get("properties") or {}
+        required = set((w.schema or {}).get("required") or ())
+        fields = ", ".join(f"{k}{'' if k in required else '?'}" for k in props)
+        summary = (w.description or "").strip().splitlines()[0] if w.description else ""
+        table.add_row(w.id, w.schema_kind, escape(fields), escape(summary))
+    return table
+
+
+@cli.command()
+@_json_flag
+@click.pass_obj
+def info(state: _State, as_json: bool) -> None:
+    """Show which worker serves the database (and its last heartbeat), runs per status,
+    client writes not picked up yet, and the database's size.
+
+    Example:
+
+    \b
+        tarry --db orders.db info
+    """
+    with state.client(create=False) as client:
+        found = client.engine_info()
+    if as_json:
+        _echo_json(found.to_dict())
+    else:
+        _print_engine(found)
+
+
+def _print_engine(found: EngineInfo) -> None:
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("Database", f"{found.path} ({found.size_bytes / 1024:.0f} KiB, schema {found.schema_version})")
+    if found.worker is None:
+        grid.add_row("Worker", "none has served this database yet")
+    else:
+        alive = "[green]serving[/]" if found.worker_alive else "[red]gone[/] (lease expired)"
+        grid.add_row("Worker", f"{found.worker} {alive}")
+        if found.heartbeat_age is not None:
+            grid.add_row("Heartbeat", f"{_span(found.heartbeat_age)} ago")
+    grid.add_row("Runs", "  ".join(f"{_status(k)} {v}" for k, v in found.runs.items()))
+    grid.add_row("Pending changes", str(found.pending_changes))
+    _console().print(grid)
+
+
+@cli.command()
+@click.pass_obj
+def dashboard(state: _State) -> None:
+    """Open the Textual dashboard on the database.
+
+    Example:
+
+    \b
+        tarry --db orders.db dashboard
+    """
+    # Looked up by name: the engine library does not depend on the dashboard package
+    # (an import-linter contract); only this command starts it, when it is installed.
+    try:
+        module = importlib.import_module("dashboard")
+    except ImportError as exc:
+        raise click.ClickException(f"the dashboard is not installed here ({exc})") from None
+    app_class = getattr(module, "DashboardApp", None)
+    if app_class is None:
+        raise click.ClickException("this installation's dashboard package has no DashboardApp")
+    app_class(state.db).run()
+
+
+def main() -> None:
+    """The ``tarry`` console script."""
+    cli(prog_name="tarry")
+
+
+if __name__ == "__main__":
+    main()

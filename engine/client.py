@@ -1,0 +1,427 @@
+"""Client: the Runtime's verbs for processes that do not run workflows.
+
+A web app that triggers runs, an operator's terminal, the dashboard: they open a
+:class:`Client` on the database file that a worker (``tarry worker``) serves. Everything goes
+through the file: a write is committed when the call returns, whether a worker is up or
+not, and the worker picks it up within milliseconds (see :mod:`engine.store.crossproc`).
+
+The Client is synchronous and thread-safe: each call is short and blocks its thread (a
+trio or asyncio program runs it in a worker thread, as the dashboard does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from . import codec
+from .errors import (
+    DatabaseMissing,
+    InvalidArgument,
+    RunNotFound,
+    WaitTimeout,
+    WorkflowNotFound,
+)
+from .journal import RunRow
+from .registry import check_payload, describe
+from .results import RunInfo, RunResult, _dt, _ToDict
+from .runtime import STATUSES
+from .store import crossproc
+from .store.sqlite import SQLiteStore
+from .workflow import Workflow
+
+__all__ = ["Client", "EngineInfo", "WorkflowInfo"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowInfo(_ToDict):
+    """A workflow a Client knows: given to it (``source="local"``) or published in the
+    database by the worker that serves it (``source="published"``).
+
+    ``schema`` is the payload's JSON Schema when one could be derived (pydantic, msgspec,
+    dataclass), else ``None``; ``schema_kind`` says what the workflow declared
+    (``pydantic``, ``msgspec``, ``dataclass``, ``callable`` or ``any``).
+    """
+
+    id: str
+    description: str | None
+    schema_kind: str
+    schema: dict[str, Any] | None
+    source: str
+    published_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo(_ToDict):
+    """The state of a database and of the worker serving it (``Client.engine_info()``).
+
+    ``worker`` is the owner id of the lease (``host:pid:tag``; ``None`` if no worker ever
+    served the file) and ``worker_alive`` whether its lease is current. ``heartbeat_age``
+    is seconds since its last heartbeat. ``pending_changes`` counts client writes not yet
+    picked up by a worker. ``size_bytes`` is the database file plus its write-ahead log.
+    """
+
+    path: str
+    size_bytes: int
+    schema_version: int
+    runs: dict[str, int]
+    pending_changes: int
+    worker: str | None
+    worker_alive: bool
+    worker_pid: int | None
+    worker_host: str | None
+    worker_started_at: datetime | None
+    heartbeat_at: datetime | None
+    heartbeat_age: float | None
+    lease_expires_at: datetime | None
+
+
+class Client:
+    """The verbs of :class:`Runtime` over a database file, for processes that do not run
+    the workflows.
+
+    Args:
+        path: the SQLite database a worker serves (or will serve).
+        workflows: the workflows' code, if this process has it (a web app importing the
+            same module): payloads are then validated exactly as ``Runtime.trigger`` does.
+            Without it, the registry the worker published in the database is used (see
+            :mod:`engine.registry`).
+        create: create the database when the file does not exist (the default, so that a
+            run can be triggered before any worker started); ``False`` raises
+            :class:`DatabaseMissing` instead.
+        busy_timeout: seconds to wait for the worker's write lock before :class:`StoreBusy`.
+
+    Raises:
+        NotATarryDatabase: the file exists and was not made by tarry.
+        SchemaTooNew: the file was written by a newer tarry.
+        DatabaseMissing: no file and ``create=False``.
+
+    Guarantees:
+        Every write (``trigger``, ``signal``, ``cancel``, ``retry``) is committed when the
+        call returns, together with a row of the outbox the worker reads; the serving
+        worker is woken by a datagram right after (best effort: it also watches the file,
+        every ~20 ms). Safe to share between threads. Close it (or use ``with``).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        workflows: Iterable[Workflow[Any]] | None = None,
+        create: bool = True,
+        busy_timeout: float = 5.0,
+    ) -> None:
+        self.path = Path(path)
+        self._workflows: dict[str, Workflow[Any]] | None = None
+        if workflows is not None:
+            self._workflows = {}
+            for wf in workflows:
+                if not isinstance(wf, Workflow):
+                    raise InvalidArgument(f"Client(workflows=...) takes workflows made by @workflow, not {wf!r}")
+                if self._workflows.setdefault(wf.id, wf) is not wf:
+                    raise InvalidArgument(f"two workflows with id {wf.id!r}", workflow_id=wf.id)
+        if not create and not self.path.exists():
+            raise DatabaseMissing(str(self.path))
+        self._store = SQLiteStore(self.path, busy_timeout=busy_timeout)
+        self._store.open_sync()
+        self._version = crossproc.DataVersion(self.path, busy_timeout)
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<Client {str(self.path)!r}{' closed' if self._closed else ''}>"
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the connections and threads. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._socket is not None:
+                self._socket.close()
+        self._store.close_sync()
+        self._version.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _write(self, fn: Any, *args: Any) -> Any:
+        self._check_open()
+        return self._store.submit_sync(fn, *args)
+
+    def _read(self, fn: Any, *args: Any) -> Any:
+        self._check_open()
+        return self._store.read_sync(fn, *args)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InvalidArgument(f"this Client on {str(self.path)!r} is closed")
+
+    def _wake(self, address: str | None) -> None:
+        """Nudge the serving worker (a datagram to its socket); best effort, never raises."""
+        if address is None or not hasattr(socket, "AF_UNIX"):
+            return
+        with self._lock:
+            if self._closed:
+                return
+            if self._socket is None:
+                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self._socket.setblocking(False)
+            sock = self._socket
+        with contextlib.suppress(OSError):  # no worker there any more, or its queue is full
+            sock.sendto(b"!", address)
+
+    # -- validation -----------------------------------------------------------------------
+
+    def _known(self) -> dict[str, WorkflowInfo]:
+        return {w.id: w for w in self.workflows()}
+
+    def _validated_payload(self, workflow: Workflow[Any] | str, payload: Any) -> tuple[str, str]:
+        """The workflow id and the payload's JSON, validated as ``Runtime.trigger`` would."""
+        if isinstance(workflow, Workflow):
+            return workflow.id, codec.dumps(workflow.validate(payload), what="payload")
+        if not isinstance(workflow, str) or not workflow:
+            raise InvalidArgument(f"expected a Workflow or a workflow id, not {workflow!r}")
+        if self._workflows is not None:
+            wf = self._workflows.get(workflow)
+            if wf is None:
+                raise WorkflowNotFound(workflow, list(self._workflows))
+            return wf.id, codec.dumps(wf.validate(payload), what="payload")
+        plain = codec.to_plain(payload, what="payload")
+        known = self._known()
+        if not known:  # no worker ever published: accepted, the worker validates when it starts the run
+            return workflow, codec.dumps(plain, what="payload")
+        info = known.get(workflow)
+        if info is None:
+            raise WorkflowNotFound(workflow, list(known))
+        return workflow, codec.dumps(check_payload(workflow, info.schema, plain), what="payload")
+
+    # -- the verbs ------------------------------------------------------------------------
+
+    def trigger(self, workflow: Workflow[Any] | str, payload: Any = None, *, run_id: str | None = None) -> RunResult:
+        """Start a run of ``workflow`` (its id, or the Workflow) with ``payload``.
+
+        Returns at once with the new run (status ``running``); the worker drives it. Use
+        :meth:`wait` for its first suspension or its end. With a ``run_id`` that exists for
+        this workflow, nothing is written and the existing run's state comes back.
+
+        Raises:
+            WorkflowNotFound: an id neither given to this Client nor published by the
+                worker (when a worker has published a registry at all).
+            PayloadValidationError: the payload fails the schema; nothing is written.
+            NotSerializable: the payload has no JSON form.
+            RunAlreadyExists: ``run_id`` belongs to a run of another workflow.
+
+        Guarantees:
+            Committed when this returns, even with no worker up; the next worker on the
+            file starts it. Without ``workflows=`` and with a callable validator (no JSON
+            Schema published), the worker validates when the run starts and fails the run
+            with ``PayloadValidationError``.
+        """
+        workflow_id, payload_json = self._validated_payload(workflow, payload)
+        if run_id is None:
+            run_id = uuid.uuid4().hex
+        elif not isinstance(run_id, str) or not run_id.strip():
+            raise InvalidArgument(f"run_id must be a non-empty string, not {run_id!r}")
+        now = time.time()
+        row, created, wake = self._write(
+            crossproc.client_trigger, RunRow(run_id, workflow_id, "running", payload_json, now, now)
+        )
+        if created:
+            self._wake(wake)
+        return RunResult.from_row(row)
+
+    def signal(self, run_id: str, event: str, payload: Any = None) -> None:
+        """Send the signal ``event`` with ``payload`` to a run.
+
+        Raises:
+            RunNotFound: no such run.
+            RunFinished: the run has ended; nothing is stored.
+            InvalidArgument: an empty event name.
+            NotSerializable: a payload with no JSON form.
+
+        Guarantees:
+            Committed to the run's inbox when this returns: a run waiting for ``event``
+            takes it as soon as a worker sees it (within milliseconds when one serves the
+            file, at its start otherwise); a signal that arrives before its wait is kept.
+        """
+        if not isinstance(event, str) or not event:
+            raise InvalidArgument(f"an event name must be a non-empty string, not {event!r}", run_id=run_id)
+        payload_json = codec.dumps(payload, what="signal payload", run_id=run_id)
+        _, wake = self._write(crossproc.client_signal, run_id, event, payload_json, time.time())
+        self._wake(wake)
+
+    def cancel(self, run_id: str, *, reason: str | None = None) -> RunResult:
+        """Cancel a run.
+
+        A suspended run ends ``cancelled`` in this call. A ``running`` run gets the request
+        (``cancel_reason`` set, status still ``running``): its worker interrupts the step
+        in progress and ends it ``cancelled``; :meth:`wait` for that.
+
+        Raises:
+            RunNotFound, RunFinished: nothing to cancel.
+        """
+        row, wake = self._write(crossproc.client_cancel, run_id, reason or "cancelled by request", time.time())
+        self._wake(wake)
+        return RunResult.from_row(row)
+
+    def retry(self, run_id: str) -> RunResult:
+        """Re-drive a failed run from its journal (completed steps are not run again).
+
+        Returns the run back in ``running``; the worker drives it.
+
+        Raises:
+            RunNotFound; RunNotRetryable (it has not failed); WorkflowNotFound (its workflow
+            is neither given to this Client nor in the published registry).
+        """
+        row = self._read(crossproc.get_run, run_id)
+        if row is None:
+            raise RunNotFound(run_id)
+        if row.status == "failed":
+            known = list(self._workflows) if self._workflows is not None else list(self._known())
+            if known and row.workflow_id not in known:
+                raise WorkflowNotFound(row.workflow_id, known)
+        updated, wake = self._write(crossproc.client_retry, run_id, time.time())
+        self._wake(wake)
+        return RunResult.from_row(updated)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> RunInfo:
+        """Everything about a run (as ``Runtime.get_run``). Raises :class:`RunNotFound`."""
+        found = self._read(crossproc.run_snapshot, run_id)
+        if found is None:
+            raise RunNotFound(run_id)
+        row, entries, signals = found
+        return RunInfo.from_rows(row, entries, signals)
+
+    def list_runs(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        workflow_id: str | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+        search: str | None = None,
+    ) -> list[RunResult]:
+        """Runs, newest first, filtered by status (one or several), workflow id and
+        ``search``: a case-insensitive substring of the run id, the workflow id or the
+        payload's JSON text.
+
+        Raises:
+            InvalidArgument: an unknown status or a negative limit/offset.
+        """
+        statuses = [status] if isinstance(status, str) else (list(status) if status is not None else None)
+        for s in statuses or ():
+            if s not in STATUSES:
+                raise InvalidArgument(f"unknown status {s!r}; use one of {', '.join(STATUSES)}")
+        if (limit is not None and limit < 0) or offset < 0:
+            raise InvalidArgument("limit and offset must be >= 0")
+        rows = self._read(crossproc.list_runs, statuses, workflow_id, limit, offset, search or None)
+        return [RunResult.from_row(r) for r in rows]
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many runs there are in each status (every status, zeros included)."""
+        counts, _, _ = self._read(crossproc.engine_counts)
+        return {s: int(counts.get(s, 0)) for s in STATUSES}
+
+    def wait(self, run_id: str, timeout: float | None = None) -> RunResult:
+        """Block until the run is at rest: ended, or suspended with nothing of a client still
+        waiting for the worker (a trigger, retry or signal it has not picked up yet).
+
+        So ``signal`` then ``wait`` returns the state after the run took the signal, not
+        the suspension it was in. Without a worker serving the file, only an already
+        ended or suspended run returns.
+
+        Args:
+            timeout: seconds; ``None`` waits for ever.
+
+        Raises:
+            RunNotFound: no such run.
+            WaitTimeout: the run was not at rest in time (a ``TimeoutError`` too); the
+                run itself goes on.
+        """
+        if timeout is not None and not timeout >= 0:
+            raise InvalidArgument(f"timeout must be a number of seconds >= 0, not {timeout!r}")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen: int | None = None
+        row: RunRow | None = None
+        while True:
+            version = self.data_version()
+            if version != seen:  # something committed since the last look
+                seen = version
+                row, at_rest = self._read(crossproc.settled, run_id)
+                if at_rest:
+                    return RunResult.from_row(row)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                assert row is not None
+                assert timeout is not None
+                raise WaitTimeout(run_id, timeout, row.status)
+            time.sleep(0.005 if left is None else min(0.005, left))
+
+    def workflows(self) -> list[WorkflowInfo]:
+        """The workflows this Client knows: those given as ``workflows=``, else those the
+        worker published in the database (empty before any worker started)."""
+        if self._workflows is not None:
+            described = (describe(wf) for wf in self._workflows.values())
+            return [
+                WorkflowInfo(d["id"], d["description"], d["schema_kind"], d["payload_schema"], "local")
+                for d in described
+            ]
+        return [
+            WorkflowInfo(w.id, w.description, w.schema_kind, w.payload_schema, "published", _dt(w.published_at))
+            for w in self._read(crossproc.published_workflows)
+        ]
+
+    def engine_info(self) -> EngineInfo:
+        """Which worker serves the file and how recently it was heard from, runs per
+        status, client writes it has not picked up yet, and the database's size."""
+        lease = self._read(crossproc.lease_get)
+        counts, backlog, version = self._read(crossproc.engine_counts)
+        size = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                size += os.stat(f"{self.path}{suffix}").st_size
+        now = time.time()
+        info = lease.info if lease is not None else {}
+        return EngineInfo(
+            path=str(self.path),
+            size_bytes=size,
+            schema_version=version,
+            runs={s: int(counts.get(s, 0)) for s in STATUSES},
+            pending_changes=backlog,
+            worker=lease.owner if lease is not None else None,
+            worker_alive=lease is not None and lease.expires_at > now,
+            worker_pid=info.get("pid"),
+            worker_host=info.get("host"),
+            worker_started_at=_dt(lease.acquired_at) if lease is not None else None,
+            heartbeat_at=_dt(lease.heartbeat_at) if lease is not None else None,
+            heartbeat_age=max(0.0, now - lease.heartbeat_at) if lease is not None else None,
+            lease_expires_at=_dt(lease.expires_at) if lease is not None else None,
+        )
+
+    def data_version(self) -> int:
+        """A number that changes whenever anything is committed to the database (by any
+        process, this Client's own writes included): poll it to refresh a view only
+        when something changed. Values compare only within one Client."""
+        self._check_open()
+        return self._version()

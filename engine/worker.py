@@ -1,0 +1,244 @@
+"""Worker: serve a Runtime on a SQLite file as that file's one worker (``tarry worker``).
+
+A worker's life:
+
+1. **Stand by** until it holds the database's lease (:class:`engine.lease.Lease`); a second
+   worker on the same file waits here, and says so.
+2. **Serve**: publish its workflows (:mod:`engine.registry`), enter the runtime (which
+   recovers every unfinished run), then feed it what clients commit
+   (:class:`engine.changes.ChangeFeed`), renewing the lease every ``ttl / 4`` seconds.
+3. **Drain** when :meth:`Worker.stop` is called (``tarry worker`` does on SIGINT/SIGTERM):
+   no new work is taken, steps in progress get ``grace`` seconds to finish and commit
+   (:meth:`Runtime.drain`), then whatever still runs is cancelled where it stands and left
+   for the next worker to replay. The lease is released, so a standby takes over at once.
+
+If the lease is lost (this process stalled past its expiry and a standby took over), the
+worker stops driving runs at once: the store's fence already refuses its commits, and
+:meth:`Worker.run` raises :class:`LeaseLost`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from typing import Any
+
+import trio
+
+from .changes import ChangeFeed
+from .errors import InvalidArgument, LeaseLost
+from .lease import Lease
+from .registry import describe
+from .runtime import Runtime
+from .store import crossproc
+from .store.crossproc import LEASE_NAME
+from .store.sqlite import SQLiteStore
+
+__all__ = ["Worker", "run_until_signalled"]
+
+log = logging.getLogger("tarry.worker")
+
+
+class Worker:
+    """Serves ``runtime`` as the one worker of its SQLite database.
+
+    Args:
+        runtime: the runtime to serve; its store must be a :class:`SQLiteStore`.
+        lease_ttl: seconds without a heartbeat after which a standby takes over.
+        grace: seconds steps in progress get to finish when stopping (see :meth:`stop`).
+        poll_interval: seconds between checks for other processes' commits when no
+            datagram arrives (the fallback of the wake socket).
+        wake_socket: listen on a unix datagram socket for clients' nudges.
+
+    Raises:
+        InvalidArgument: the runtime's store is not a SQLiteStore, or a bad option.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        lease_ttl: float = 4.0,
+        grace: float = 10.0,
+        poll_interval: float = 0.02,
+        wake_socket: bool = True,
+    ) -> None:
+        if not isinstance(runtime.store, SQLiteStore):
+            raise InvalidArgument(
+                f"a worker serves a SQLite database; this runtime's store is {runtime.store.name!r} "
+                "(create_runtime(store=SQLiteStore(path)))"
+            )
+        if not grace >= 0:
+            raise InvalidArgument(f"grace must be a number of seconds >= 0, not {grace!r}")
+        self.runtime = runtime
+        self.store: SQLiteStore = runtime.store
+        self.lease = Lease(self.store, ttl=lease_ttl)
+        self.grace = float(grace)
+        self.feed = ChangeFeed(runtime, self.store, poll_interval=poll_interval, wake_socket=wake_socket)
+        #: ``idle``, ``standby``, ``starting``, ``serving``, ``draining`` or ``stopped``.
+        self.state = "idle"
+        self._stop = trio.Event()
+        self._scope: trio.CancelScope | None = None
+        self._drain_scope: trio.CancelScope | None = None
+        self._lost: LeaseLost | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+
+    @property
+    def owner(self) -> str:
+        """This worker's id in the lease: ``host:pid:tag``."""
+        return self.lease.owner
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def stop(self, *, grace: float | None = None) -> None:
+        """Ask the worker to stop (from the worker's trio thread): a standby leaves at once;
+        a serving worker drains for ``grace`` seconds (default: the worker's ``grace``).
+        Calling it again with ``grace=0`` cuts a drain short."""
+        if grace is not None:
+            self.grace = max(0.0, float(grace))
+            if self.grace == 0 and self._drain_scope is not None:
+                self._drain_scope.cancel()
+        self._stop.set()
+        if self.state in ("idle", "standby") and self._scope is not None:
+            self._scope.cancel()
+
+    def _lose(self, error: LeaseLost) -> None:
+        if self._lost is None:
+            self._lost = error
+            log.error("%s", error.message, extra={"holder": error.holder})
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def _fence_broken(self) -> None:
+        """Called by the store (any thread) when a commit found the lease taken over."""
+        token = self._token
+        if token is not None:
+            token.run_sync_soon(self._lose, LeaseLost(str(self.store.path), self.owner, None))
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Stand by until this worker holds the lease, serve until :meth:`stop`, drain, and
+        return. ``task_status.started()`` is called once it serves.
+
+        Raises:
+            LeaseLost: another worker took the database over; this one stopped driving
+                runs at once (nothing of it commits any more).
+        """
+        self._token = trio.lowlevel.current_trio_token()
+        await self.store.open()
+        address = await self.feed.open()
+        info: dict[str, Any] = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "wake": address,
+            "started_at": time.time(),
+            "workflows": sorted(self.runtime.workflows),
+        }
+        try:
+            with trio.CancelScope() as scope:
+                self._scope = scope
+                self.state = "standby"
+                previous = await self.lease.acquire(info)
+                self.state = "starting"
+                await self._serve(previous, task_status)
+        finally:
+            self._scope = None
+            self.store.set_fence(None)
+            self.feed.close()
+            self.state = "stopped"
+        if self._lost is not None:
+            raise self._lost
+
+    async def _serve(self, previous: crossproc.LeaseRow | None, task_status: trio.TaskStatus[None]) -> None:
+        self.store.set_fence(LEASE_NAME, self.owner, self._fence_broken)
+        path = self.store.path
+        if previous is not None and previous.owner != self.owner and previous.expires_at > previous.heartbeat_at:
+            late = time.time() - previous.expires_at
+            log.info(
+                "took over %s from worker %s, whose lease expired %.1fs ago",
+                path,
+                previous.owner,
+                late,
+                extra={"holder": previous.owner},
+            )
+        workflows = [describe(wf) for wf in self.runtime.workflows.values()]
+        await self.store.submit(crossproc.publish_workflows, workflows, self.owner, time.time())
+        start_after = await self.store.read(crossproc.outbox_last)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._heartbeat)
+            async with self.runtime:  # recovery: every unfinished run is picked up again
+                await self.store.submit(crossproc.outbox_delete, start_after)
+                await nursery.start(self.feed.run, start_after)
+                counts = await self.store.count_by_status()
+                self.state = "serving"
+                log.info(
+                    "serving %s as worker %s (workflows: %s; %d running, %d suspended)",
+                    path,
+                    self.owner,
+                    ", ".join(sorted(self.runtime.workflows)) or "none",
+                    counts.get("running", 0),
+                    counts.get("suspended", 0),
+                    extra={"state": "serving", "owner": self.owner},
+                )
+                task_status.started()
+                await self._stop.wait()
+                self.state = "draining"
+                self.feed.stop()
+                with trio.CancelScope() as drain:
+                    self._drain_scope = drain
+                    if self.grace > 0:
+                        await self.runtime.drain(self.grace)
+                self._drain_scope = None
+            await self.lease.release()
+            nursery.cancel_scope.cancel()
+        log.info("stopped; the lease on %s is free", path, extra={"state": "stopped"})
+
+    async def _heartbeat(self) -> None:
+        try:
+            await self.lease.keep()
+        except LeaseLost as exc:
+            self._lose(exc)
+
+
+async def run_until_signalled(worker: Worker) -> None:
+    """Run ``worker`` until SIGINT or SIGTERM; the first drains (``worker.grace``), a second
+    one stops at once (what ``tarry worker`` does).
+
+    Raises:
+        LeaseLost: from :meth:`Worker.run`.
+    """
+    lost: LeaseLost | None = None
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                async for signum in signals:
+                    name = signal.Signals(signum).name
+                    if not worker.stopping and worker.state == "serving":
+                        log.info(
+                            "%s: draining (steps in progress get %.1fs); send it again to stop at once",
+                            name,
+                            worker.grace,
+                            extra={"state": "draining"},
+                        )
+                        worker.stop()
+                    elif not worker.stopping:
+                        log.info("%s: stopping", name)
+                        worker.stop(grace=0)
+                    else:
+                        log.info("%s again: stopping now", name)
+                        worker.stop(grace=0)
+
+            nursery.start_soon(watch)
+            try:
+                await worker.run()
+            except LeaseLost as exc:  # raised outside the nursery, not as an ExceptionGroup
+                lost = exc
+            finally:
+                nursery.cancel_scope.cancel()
+    if lost is not None:
+        raise lost

@@ -1,0 +1,120 @@
+"""Workflows for the worker and CLI tests: ``tarry worker tests.workflows_cli:runtime``.
+
+Side effects are appended to the file named by ``TARRY_TEST_EFFECTS`` (one line
+``<run_id> <name>`` each), apart from the journal, so that tests can count how often a step's
+body really ran. ``TARRY_TEST_SLOW`` is how long the ``slow`` step of ``chaos`` takes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pydantic
+import trio
+
+from engine import create_runtime, workflow
+
+
+def record(run_id: str, name: str) -> None:
+    path = os.environ.get("TARRY_TEST_EFFECTS")
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, f"{run_id} {name}\n".encode())  # one write under PIPE_BUF: atomic with O_APPEND
+        finally:
+            os.close(fd)
+
+
+async def effect(run_id: str, name: str) -> str:
+    record(run_id, name)
+    return name
+
+
+class Doc(pydantic.BaseModel):
+    title: str
+    pages: int = 1
+
+
+@workflow("approval", payload=Doc, description="Draft a document, wait for a reviewer's approval, publish it.")
+async def approval(ctx: Any) -> Any:
+    await ctx.step("draft", effect, ctx.run_id, "draft")
+    decision = await ctx.wait_for_event("review", "approve", timeout={"amount": 1, "unit": "days"})
+    if not decision or not decision.get("approved"):
+        return {"published": False}
+    await ctx.step("publish", effect, ctx.run_id, "publish")
+    return {"published": True, "by": decision.get("by")}
+
+
+async def slow_effect(run_id: str, name: str) -> str:
+    record(run_id, f"{name}-start")
+    await trio.sleep(float(os.environ.get("TARRY_TEST_SLOW", "0")))
+    record(run_id, f"{name}-end")
+    return name
+
+
+@workflow("chaos")
+async def chaos(ctx: Any) -> Any:
+    """Sleeps, waits or runs a long step between two quick ones (the kill -9 test)."""
+    kind = ctx.payload["kind"]
+    got = None
+    await ctx.step("a", effect, ctx.run_id, "a")
+    if kind == "sleep":
+        await ctx.sleep("nap", ctx.payload["seconds"])
+    elif kind == "wait":
+        got = await ctx.wait_for_event("w", "go")
+    else:
+        await ctx.step("slow", slow_effect, ctx.run_id, "slow")
+    await ctx.step("b", effect, ctx.run_id, "b")
+    return {"kind": kind, "got": got}
+
+
+async def timed(run_id: str, name: str, seconds: float) -> str:
+    record(run_id, f"{name}-start")
+    await trio.sleep(seconds)
+    record(run_id, f"{name}-end")
+    return name
+
+
+@workflow("steps")
+async def steps(ctx: Any) -> Any:
+    """One step of ``payload["seconds"]``, then a quick one (the drain test)."""
+    await ctx.step("work", timed, ctx.run_id, "work", ctx.payload["seconds"])
+    await ctx.step("after", effect, ctx.run_id, "after")
+    return "done"
+
+
+@workflow("ping")
+async def ping(ctx: Any) -> Any:
+    """Waits for "go", then one step (latency measurements)."""
+    got = await ctx.wait_for_event("w", "go")
+    await ctx.step("after", effect, ctx.run_id, "after")
+    return got
+
+
+def positive(value: Any) -> int:
+    if not isinstance(value, int) or value <= 0:
+        raise ValueError("must be a positive int")
+    return value
+
+
+@workflow("checked", payload=positive)
+async def checked(ctx: Any) -> Any:
+    """A callable validator: no JSON Schema to publish, the worker validates."""
+    return ctx.payload * 2
+
+
+@workflow("flaky")
+async def flaky(ctx: Any) -> Any:
+    """Fails until the file named in the payload exists (retry tests)."""
+
+    def check(path: str) -> str:  # sync: runs in a worker thread
+        if not os.path.exists(path):
+            raise RuntimeError(f"{path} is missing")
+        return "ok"
+
+    return await ctx.step("check", check, ctx.payload["path"])
+
+
+WORKFLOWS = [approval, chaos, steps, ping, checked, flaky]
+runtime = create_runtime(WORKFLOWS)
