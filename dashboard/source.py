@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from engine import RunInfo, RunResult
@@ -20,6 +20,8 @@ __all__ = ["FILTERS", "PAGE_SIZE", "Filter", "Page", "Source"]
 PAGE_SIZE = 200
 #: How many suspended runs "needs approval" looks through, oldest waits first.
 APPROVAL_SCAN = 5_000
+#: Up to this many suspended runs, every refresh also counts the approvals for the header.
+APPROVAL_COUNT_MAX = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +57,8 @@ class Page:
     offset: int
     #: Runs matching the filter (``None`` when unknown, e.g. with a search).
     total: int | None
-    approvals: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: Runs waiting for an event (``None`` when not counted: too many suspended runs).
+    approvals: int | None = None
 
 
 def _is_event_wait(run: RunResult) -> bool:
@@ -100,10 +102,13 @@ class Source:
     def page(self, flt: Filter, *, offset: int = 0, search: str | None = None, limit: int = PAGE_SIZE) -> Page:
         """The runs of one page of ``flt`` (newest first; oldest wait first for approvals)."""
         counts = self.counts()
+        suspended = counts.get("suspended", 0)
         search = search or None
         if flt.approval:
-            waiting = self.approvals(search=search)
-            return Page(waiting[offset : offset + limit], counts, offset, len(waiting), approvals=len(waiting))
+            waiting = self.approvals(suspended, search=search)
+            total = len(waiting)
+            return Page(waiting[offset : offset + limit], counts, offset, total, approvals=None if search else total)
+        approvals = len(self.approvals(suspended, scan=APPROVAL_COUNT_MAX)) if suspended <= APPROVAL_COUNT_MAX else None
         kwargs: dict[str, Any] = {"status": flt.status, "limit": limit, "offset": offset}
         if search:
             kwargs["search"] = search
@@ -114,20 +119,20 @@ class Source:
             total = sum(counts.values())
         else:
             total = counts.get(flt.status, 0)
-        return Page(list(runs), counts, offset, total)
+        return Page(list(runs), counts, offset, total, approvals=approvals)
 
-    def approvals(self, *, search: str | None = None, scan: int = APPROVAL_SCAN) -> list[RunResult]:
+    def approvals(self, suspended: int, *, search: str | None = None, scan: int = APPROVAL_SCAN) -> list[RunResult]:
         """Runs suspended on an event wait, the longest-waiting first.
 
         ``engine.Client.list_runs`` filters by status but not by the kind of wait, so this
-        reads the ``scan`` oldest suspended runs (one query, newest-first order reversed by
-        its offset) and keeps the event waits: exact up to ``scan`` suspended runs.
+        reads the ``scan`` oldest of the ``suspended`` runs (newest-first order, so from
+        the offset ``suspended - scan``) and keeps the event waits: exact up to ``scan``
+        suspended runs.
         """
         kwargs: dict[str, Any] = {"status": "suspended", "limit": scan}
         if search:
             kwargs["search"] = search
         else:
-            suspended = self.counts().get("suspended", 0)
             kwargs["offset"] = max(0, suspended - scan)
         waiting = [r for r in self.client.list_runs(**kwargs) if _is_event_wait(r)]
         waiting.sort(key=lambda r: (r.updated_at is None, r.updated_at, r.run_id))

@@ -110,7 +110,7 @@ class RunsScreen(Screen[None]):
         counts = self.query_one(StatusCounts)
         counts.counts = page.counts
         counts.active = self.run_filter.name
-        if self.run_filter.approval:
+        if page.approvals is not None:
             counts.approvals = page.approvals
         self.last_load = time.perf_counter() - started
         self.loads += 1

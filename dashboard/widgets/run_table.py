@@ -56,6 +56,12 @@ def status_style(app: App[object], status: str) -> str:
     return theme_color(app, STATUS_COLORS.get(status, ""))
 
 
+def current_step(run: RunResult) -> str:
+    """The step a run is at: the one it waits in, else its latest journal entry, else the
+    step whose failure ended it."""
+    return str((run.pending or {}).get("step") or run.last_step or (run.error.step_id if run.error else "") or "")
+
+
 class RunTable(DataTable[Text | str]):
     """The runs table: one row per run, keyed by run id.
 
@@ -184,7 +190,7 @@ class RunTable(DataTable[Text | str]):
             Text(run.run_id),
             Text(run.workflow_id),
             status,
-            Text(run.last_step or ""),
+            Text(current_step(run)),
             Text(waiting),
             age(run.created_at, now),
             age(run.updated_at, now),
