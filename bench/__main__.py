@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -101,6 +102,17 @@ def _run_case(workload: str, mode: str | None, synchronous: str, args: argparse.
     return json.loads(lines[-1])  # type: ignore[no-any-return]
 
 
+def _revision() -> str:
+    """The commit measured (``-dirty``: with uncommitted changes), as far as git says."""
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return done.stdout.strip()
+
+
 def _fmt(value: float) -> str:
     if abs(value) >= 1e6:
         return f"{value:,.0f}"
@@ -153,7 +165,11 @@ def main(argv: list[str]) -> int:
                 print(json.dumps(outcome), flush=True)
             else:
                 print(f"bench: {workload} {mode or ''} {synchronous}: {outcome}", file=sys.stderr, flush=True)
-    print(f"\nMedians of {args.reps} run(s) each ({time.perf_counter() - started:.0f} s):\n", file=sys.stderr)
+    print(
+        f"\nMedians of {args.reps} run(s) each ({time.perf_counter() - started:.0f} s; "
+        f"tree {_revision()}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs):\n",
+        file=sys.stderr,
+    )
     print(table(results), file=sys.stderr, flush=True)
     failed = any(isinstance(o, dict) and not o["ok"] for outcomes in results.values() for o in outcomes)
     return 1 if failed else 0
