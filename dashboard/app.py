@@ -55,7 +55,7 @@ class DashboardApp(RunVerbs, App[None]):
         clock: Callable[[], datetime] | None = None,
         approve_payload: Any = None,
         reject_payload: Any = None,
-        poll_interval: float = 0.15,
+        poll_interval: float = 0.1,
     ) -> None:
         super().__init__()
         self.source = target if isinstance(target, Source) else Source.open(target)

@@ -59,6 +59,8 @@ class Page:
     total: int | None
     #: Runs waiting for an event (``None`` when not counted: too many suspended runs).
     approvals: int | None = None
+    #: Only part of the candidates were looked at (``total`` is a lower bound).
+    partial: bool = False
 
 
 def _is_event_wait(run: RunResult) -> bool:
@@ -107,7 +109,9 @@ class Source:
         if flt.approval:
             waiting = self.approvals(suspended, search=search)
             total = len(waiting)
-            return Page(waiting[offset : offset + limit], counts, offset, total, approvals=None if search else total)
+            page = Page(waiting[offset : offset + limit], counts, offset, total, approvals=None if search else total)
+            page.partial = suspended > APPROVAL_SCAN
+            return page
         approvals = len(self.approvals(suspended, scan=APPROVAL_COUNT_MAX)) if suspended <= APPROVAL_COUNT_MAX else None
         kwargs: dict[str, Any] = {"status": flt.status, "limit": limit, "offset": offset}
         if search:

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 from engine import RunResult, WorkflowError
 
 from ..actions import filter_bindings
-from ..source import FILTERS_BY_NAME, PAGE_SIZE, Page
+from ..source import APPROVAL_SCAN, FILTERS_BY_NAME, PAGE_SIZE, Page
 from ..widgets import RunTable, StatusCounts
 
 __all__ = ["RunsScreen"]
@@ -56,6 +56,7 @@ class RunsScreen(Screen[None]):
         self.search = ""
         self.page_offset = 0
         self.total: int | None = None
+        self.partial = False
         self.stale = False
         #: How long the last reload took, seconds (database read + table update).
         self.last_load: float | None = None
@@ -105,12 +106,13 @@ class RunsScreen(Screen[None]):
     def _show(self, page: Page, started: float) -> None:
         now = self.app.now()  # type: ignore[attr-defined]
         self.total = page.total
+        self.partial = page.partial
         table = self.query_one(RunTable)
         table.sync(page.runs, now)
         counts = self.query_one(StatusCounts)
         counts.counts = page.counts
         counts.active = self.run_filter.name
-        if page.approvals is not None:
+        if page.approvals is not None and not page.partial:
             counts.approvals = page.approvals
         self.last_load = time.perf_counter() - started
         self.loads += 1
@@ -121,6 +123,8 @@ class RunsScreen(Screen[None]):
         first = self.page_offset + 1 if shown else 0
         what = f"{self.run_filter.title}" + (f' matching "{self.search}"' if self.search else "")
         of = f" of {self.total:,}" if self.total is not None else ""
+        if self.partial:
+            of += f"+ (among the oldest {APPROVAL_SCAN:,} suspended runs)"
         pages = ""
         if self.total is not None and self.total > PAGE_SIZE:
             pages = f" · page {self.page_offset // PAGE_SIZE + 1}/{(self.total - 1) // PAGE_SIZE + 1} ([ ] to turn)"

@@ -257,3 +257,27 @@ def test_read_only_hides_every_action(served: tuple[Path, Any]) -> None:
         assert client.get_run("s-1").status == "suspended"
 
     run_app(path, scenario, read_only=True)
+
+
+def test_command_palette_offers_actions_and_filters(served: tuple[Path, Any]) -> None:
+    path, client = served
+    client.wait(client.trigger("flaky", {}, run_id="f-1").run_id, timeout=10)
+    client.wait(client.trigger("sleepy", {}, run_id="s-1").run_id, timeout=10)
+
+    async def scenario(pilot: Pilot[Any], app: DashboardApp) -> None:
+        runs = table(app)
+        await wait_for(pilot, lambda: len(runs.run_ids) == 2, "both runs")
+        await pilot.press("ctrl+p", *"filter: failed")
+        await wait_for(pilot, lambda: app.screen.query("CommandList").first().option_count > 0, "a palette hit")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: runs.run_ids == ["f-1"], "the failed filter applied")
+        await pilot.press("1")
+        await select(pilot, app, "s-1")
+        await pilot.press("ctrl+p", *"run: cancel")
+        await wait_for(pilot, lambda: app.screen.query("CommandList").first().option_count > 0, "a palette hit")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "the cancel dialog")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: status_of(app, "s-1") == "cancelled", "the run cancelled")
+
+    run_app(path, scenario)
