@@ -418,7 +418,7 @@ class SQLiteStore(Store):
                 conn.execute("SAVEPOINT w")
             try:
                 op.result = op.fn(conn, *op.args)
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting task
+            except BaseException as exc:  # handed to the waiting task
                 if not savepoints:
                     conn.execute("ROLLBACK")
                     return False
