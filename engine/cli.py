@@ -25,7 +25,9 @@ a bug and shows its traceback.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -150,8 +152,32 @@ class _State:
             client.close()
 
 
+#: Entry-point group of commands other packages add (the dashboard's ``dashboard`` and ``dev``).
+PLUGIN_GROUP = "tarry.commands"
+
+
+@functools.cache
+def _plugins() -> dict[str, importlib.metadata.EntryPoint]:
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP)}
+
+
 class _Group(click.Group):
-    """Turns the engine's expected errors into one line and an exit code."""
+    """Adds the commands of the ``tarry.commands`` entry points (loaded when used or listed)
+    and turns the engine's expected errors into one line and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(_plugins()))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = _plugins().get(cmd_name)
+        if entry is not None:
+            try:
+                command = entry.load()
+            except ImportError:  # its package is not installed: the built-in stand-in, if any
+                command = None
+            if isinstance(command, click.Command):
+                return command
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -564,8 +590,8 @@ def trigger(
     Example:
 
     \b
-        tarry trigger publish-review --payload '{"title": "Q3 report"}' --wait
-        echo '{"order_id": "o_1"}' | tarry trigger order-fulfilment --payload - --json
+        tarry trigger publish --payload '{"article": "hello"}' --wait
+        tarry trigger order-fulfilment --payload-file order.json --run-id o_1 --json
     """
     data = _read_payload(payload, payload_file)
     with state.client() as client:
@@ -602,7 +628,7 @@ def signal(
     Example:
 
     \b
-        tarry signal 3f2a9c approve --payload '{"approved": true, "by": "ana"}' --wait
+        tarry signal 3f2a9c review-decision --payload '{"approved": true}' --wait
     """
     data = _read_payload(payload, payload_file)
     with state.client() as client:
@@ -616,8 +642,8 @@ def signal(
 @click.option("--status", "-s", type=click.Choice(STATUSES), multiple=True, help="Only these statuses (repeatable).")
 @click.option("--workflow", "-w", "workflow_id", metavar="ID", help="Only runs of this workflow.")
 @click.option("--search", metavar="TEXT", help="Substring of the run id, workflow id or payload.")
-@click.option("--limit", "-n", type=click.IntRange(min=0), default=50, show_default=True)
-@click.option("--offset", type=click.IntRange(min=0), default=0)
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=50, show_default=True, help="At most this many.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many first (paging).")
 @_json_flag
 @click.pass_obj
 def runs(
@@ -634,7 +660,7 @@ def runs(
     Example:
 
     \b
-        tarry runs --status suspended --workflow publish-review --limit 20
+        tarry runs --status suspended --workflow publish --limit 20
         tarry runs --search o_42 --json
     """
     with state.client(create=False) as client:
@@ -793,7 +819,8 @@ def _print_engine(found: EngineInfo) -> None:
 @cli.command()
 @click.pass_obj
 def dashboard(state: _State) -> None:
-    """Open the Textual dashboard on the database.
+    """Open the Textual dashboard on the database (stand-in for the dashboard package's own
+    command, used when its entry point is not installed).
 
     Example:
 

@@ -130,7 +130,7 @@ class Worker:
         """
         self._token = trio.lowlevel.current_trio_token()
         await self.store.open()
-        address = await self.feed.open()
+        address = self.feed.open()
         info: dict[str, Any] = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
