@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
@@ -29,8 +30,14 @@ def _db(ctx: click.Context, db: str | None) -> str:
 @click.command("dashboard")
 @click.option("--db", envvar="TARRY_DB", type=click.Path(dir_okay=False), help="The tarry database (env TARRY_DB).")
 @click.option("--read-only", is_flag=True, help="Hide every action that changes a run: watch only.")
+@click.option(
+    "--approve", "approve", metavar="JSON", default='{"approved": true}', show_default=True, help="What `a` sends."
+)
+@click.option(
+    "--reject", "reject", metavar="JSON", default='{"approved": false}', show_default=True, help="What `r` sends."
+)
 @click.pass_context
-def dashboard(ctx: click.Context, db: str | None, read_only: bool) -> None:
+def dashboard(ctx: click.Context, db: str | None, read_only: bool, approve: str, reject: str) -> None:
     """Watch and act on the runs of a database that a worker is running.
 
     Sees changes within 250 ms. Keys: 1-7 filter, / search, enter details, s signal,
@@ -44,8 +51,14 @@ def dashboard(ctx: click.Context, db: str | None, read_only: bool) -> None:
     """
     from .app import DashboardApp
 
+    payloads = {}
+    for name, text in (("approve", approve), ("reject", reject)):
+        try:
+            payloads[f"{name}_payload"] = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint=f"--{name}") from None
     try:
-        app = DashboardApp(_db(ctx, db), read_only=read_only)
+        app = DashboardApp(_db(ctx, db), read_only=read_only, **payloads)
     except WorkflowError as exc:
         raise click.ClickException(exc.message) from None
     app.run()

@@ -18,9 +18,8 @@ from typing import Any
 
 import trio
 
-from engine import InvalidArgument, MemoryStore, Runtime, SQLiteStore, Workflow
+from engine import Client, InvalidArgument, MemoryStore, Runtime, SQLiteStore, Worker, Workflow
 
-from ._engine import Client, Worker
 from .app import DashboardApp
 from .source import Source
 

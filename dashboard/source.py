@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine import RunInfo, RunResult
+from engine import Client, RunInfo, RunResult
 
 __all__ = ["FILTERS", "PAGE_SIZE", "Filter", "Page", "Source"]
 
@@ -81,11 +81,15 @@ class Source:
 
     @classmethod
     def open(cls, target: str | os.PathLike[str] | Any) -> Source:
-        """A source over an existing client, or over a new ``engine.Client(path)``."""
-        if isinstance(target, str | os.PathLike):
-            from ._engine import Client
+        """A source over an existing client, or over a new ``engine.Client(path)``.
 
-            return cls(Client(os.fspath(target)), owns=True)
+        Raises:
+            DatabaseMissing: no file at ``path`` (a dashboard never creates one: a typo in
+                ``--db`` is an error, not a new empty database).
+            NotATarryDatabase, SchemaTooNew: as ``engine.Client``.
+        """
+        if isinstance(target, str | os.PathLike):
+            return cls(Client(os.fspath(target), create=False), owns=True)
         return cls(target, owns=False)
 
     def close(self) -> None:

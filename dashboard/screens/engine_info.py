@@ -84,7 +84,7 @@ def engine_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
         if any(where):
             rows.append(("", " on ".join(w for w in where if w)))
         if info.get("worker_started_at"):
-            rows.append(("since", str(info["worker_started_at"])))
+            rows.append(("since", str(info["worker_started_at"]).replace("T", " ").split(".")[0]))
     else:
         rows.append(("worker", "none has served this database yet"))
     if info.get("heartbeat_age") is not None:

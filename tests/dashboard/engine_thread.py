@@ -11,8 +11,7 @@ from typing import Any
 
 import trio
 
-from dashboard._engine import Worker
-from engine import Runtime, SQLiteStore, Workflow
+from engine import Runtime, SQLiteStore, Worker, Workflow
 
 
 class WorkerThread:

@@ -9,12 +9,11 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from dashboard._engine import Client
 from dashboard.cli import dashboard, dev
 from dashboard.dev import DevApp, dev_runtime
 from dashboard.screens import RunsScreen
 from dashboard.widgets import RunTable
-from engine import SQLiteStore, create_runtime
+from engine import Client, SQLiteStore, create_runtime
 
 from .engine_thread import WorkerThread
 from .helpers import loaded, wait_for
@@ -71,6 +70,13 @@ def test_cli_errors_are_one_line(tmp_path: Path, monkeypatch: Any) -> None:
     result = runner.invoke(dev, ["no_such_module_here:x", "--db", str(tmp_path / "x.db")])
     assert result.exit_code == 2
     assert "cannot import" in result.output
+    result = runner.invoke(dashboard, ["--db", str(tmp_path / "typo.db")])
+    assert result.exit_code == 1
+    assert "there is no tarry database" in result.output
+    assert not (tmp_path / "typo.db").exists()
+    result = runner.invoke(dashboard, ["--db", str(tmp_path / "typo.db"), "--approve", "{nope"])
+    assert result.exit_code == 2
+    assert "--approve" in result.output
     (tmp_path / "junk.db").write_text("not a database at all, just text " * 100)
     result = runner.invoke(dashboard, ["--db", str(tmp_path / "junk.db")])
     assert result.exit_code == 1
