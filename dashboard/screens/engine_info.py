@@ -5,16 +5,14 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from rich.table import Table
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from engine import WorkflowError
-
 from ..format import duration
+from ..loader import Reloader
 
 __all__ = ["EngineScreen"]
 
@@ -34,6 +32,9 @@ class EngineScreen(ModalScreen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.info: dict[str, Any] | None = None
+        self._reloader = Reloader(
+            self, key=lambda: None, fetch=lambda _: self.app.source.engine_info(), apply=self._show
+        )  # type: ignore[attr-defined]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="engine"):
@@ -48,16 +49,7 @@ class EngineScreen(ModalScreen[None]):
         self.dismiss()
 
     def reload(self) -> None:
-        self._load()
-
-    @work(thread=True, exclusive=True, group="engine-load", exit_on_error=False)
-    def _load(self) -> None:
-        try:
-            info = self.app.source.engine_info()  # type: ignore[attr-defined]
-        except WorkflowError as exc:
-            self.app.call_from_thread(self.notify, exc.message, title=exc.code, severity="error")
-            return
-        self.app.call_from_thread(self._show, info)
+        self._reloader.request()
 
     def _show(self, info: dict[str, Any]) -> None:
         self.info = info

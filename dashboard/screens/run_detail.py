@@ -6,16 +6,16 @@ from typing import ClassVar
 
 from rich.json import JSON
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Static
 
-from engine import RunInfo, RunResult, WorkflowError
+from engine import RunInfo, RunResult
 
 from ..format import age, clock_time, compact_json, countdown, pretty_json, waiting_for
+from ..loader import Reloader
 from ..widgets import JournalTimeline
 from ..widgets.run_table import status_style
 
@@ -42,6 +42,7 @@ class RunDetailScreen(Screen[None]):
         self.info: RunInfo | None = None
         self.stale = False
         self.loads = 0
+        self._reloader = Reloader(self, key=lambda: self.run_id, fetch=self._fetch, apply=self._show)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail"):
@@ -83,16 +84,10 @@ class RunDetailScreen(Screen[None]):
 
     def reload(self) -> None:
         self.stale = False
-        self._load()
+        self._reloader.request()
 
-    @work(thread=True, exclusive=True, group="detail-load", exit_on_error=False)
-    def _load(self) -> None:
-        try:
-            info = self.app.source.run(self.run_id)  # type: ignore[attr-defined]
-        except WorkflowError as exc:
-            self.app.call_from_thread(self.notify, exc.message, title=exc.code, severity="error")
-            return
-        self.app.call_from_thread(self._show, info)
+    def _fetch(self, run_id: str) -> RunInfo:
+        return self.app.source.run(run_id)  # type: ignore[attr-defined,no-any-return]
 
     def _show(self, info: RunInfo) -> None:
         now = self.app.now()  # type: ignore[attr-defined]

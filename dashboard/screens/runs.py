@@ -6,17 +6,18 @@ import time
 from functools import partial
 from typing import ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
-from engine import RunResult, WorkflowError
+from engine import RunResult
 
 from ..actions import filter_bindings
-from ..source import APPROVAL_SCAN, FILTERS_BY_NAME, PAGE_SIZE, Page
+from ..loader import Reloader
+from ..source import APPROVAL_SCAN, FILTERS_BY_NAME, PAGE_SIZE, Filter, Page
 from ..widgets import RunTable, StatusCounts
 
 __all__ = ["RunsScreen"]
@@ -29,8 +30,9 @@ class RunsScreen(Screen[None]):
     """The main screen: runs newest first (longest wait first under "needs approval").
 
     The table reloads when the database changes (the app watches ``data_version``) and when
-    the filter, the search or the page changes; the reload runs in a worker thread and only
-    the rows that changed are touched. Ages and countdowns are redrawn every second from
+    the filter, the search or the page changes; the reload runs in a worker thread (one at
+    a time, see :class:`dashboard.loader.Reloader`) and only the rows that changed are
+    touched. Ages and countdowns are redrawn every second from
     what was loaded.
 
     | Key(s) | Description |
@@ -63,6 +65,7 @@ class RunsScreen(Screen[None]):
         #: Completed reloads since the screen opened (tests wait on it).
         self.loads = 0
         self._search_timer: Timer | None = None
+        self._reloader = Reloader(self, key=self._key, fetch=self._fetch, apply=self._show)
 
     def compose(self) -> ComposeResult:
         yield Label(f"[b]tarry[/] {self.app.sub_title}", id="title")
@@ -92,18 +95,18 @@ class RunsScreen(Screen[None]):
 
     def reload(self) -> None:
         self.stale = False
-        self._load(self.run_filter, self.search, self.page_offset, time.perf_counter())
+        self._reloader.request()
 
-    @work(thread=True, exclusive=True, group="runs-load", exit_on_error=False)
-    def _load(self, flt: object, search: str, offset: int, started: float) -> None:
-        try:
-            page = self.app.source.page(flt, offset=offset, search=search)  # type: ignore[attr-defined]
-        except WorkflowError as exc:
-            self.app.call_from_thread(self.notify, exc.message, title=exc.code, severity="error")
-            return
-        self.app.call_from_thread(self._show, page, started)
+    def _key(self) -> tuple[Filter, str, int]:
+        return (self.run_filter, self.search, self.page_offset)
 
-    def _show(self, page: Page, started: float) -> None:
+    def _fetch(self, key: tuple[Filter, str, int]) -> tuple[Page, float]:
+        started = time.perf_counter()
+        flt, search, offset = key
+        return self.app.source.page(flt, offset=offset, search=search), started  # type: ignore[attr-defined]
+
+    def _show(self, loaded: tuple[Page, float]) -> None:
+        page, started = loaded
         now = self.app.now()  # type: ignore[attr-defined]
         self.total = page.total
         self.partial = page.partial
