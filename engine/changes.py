@@ -29,7 +29,7 @@ from typing import Any
 
 import trio
 
-from .errors import WorkflowError
+from .errors import LeaseLost, WorkflowError
 from .runtime import Runtime
 from .store import crossproc
 from .store.crossproc import Change
@@ -135,7 +135,14 @@ class ChangeFeed:
             while True:
                 await self._kick.wait()
                 self._kick = trio.Event()
-                await self.process()
+                try:
+                    await self.process()
+                except LeaseLost:
+                    raise
+                except WorkflowError as exc:  # busy past the timeout, say: the rows stay, try again
+                    log.warning("reading other processes' changes failed (%s); retrying", exc.message)
+                    await trio.sleep(0.5)
+                    self._kick.set()
 
     def _watch(self, token: trio.lowlevel.TrioToken) -> None:
         """The watcher thread: kick the loop on a datagram or when another connection committed."""

@@ -267,6 +267,11 @@ def _complete_workflows(ctx: click.Context, _: click.Parameter, incomplete: str)
     return [CompletionItem(w.id, help=w.description or "") for w in found if w.id.startswith(incomplete)]
 
 
+def _warn_without_worker(client: Client) -> None:
+    if not client.engine_info().worker_alive:
+        click.echo(f"No worker serves {client.path} now: waiting for one to run it (tarry worker APP).", err=True)
+
+
 def _finish(result: RunResult, waited: bool) -> None:
     if waited and result.status in ("failed", "cancelled"):
         click.get_current_context().exit(EXIT_FAILED)
@@ -545,8 +550,11 @@ def worker(state: _State, app: str, grace: float, log_format: str, log_level: st
     from .worker import Worker, run_until_signalled
 
     runtime = _worker_runtime(load_app(app), state.db)
-    logs.configure(log_format, log_level.upper())
-    trio.run(run_until_signalled, Worker(runtime, lease_ttl=lease_ttl, grace=grace))
+    undo = logs.configure(log_format, log_level.upper())
+    try:
+        trio.run(run_until_signalled, Worker(runtime, lease_ttl=lease_ttl, grace=grace))
+    finally:
+        undo()
 
 
 def _worker_runtime(app: Runtime | list[Workflow[Any]], db: Path) -> Runtime:
@@ -597,6 +605,7 @@ def trigger(
     with state.client() as client:
         result = client.trigger(workflow, data, run_id=run_id)
         if wait:
+            _warn_without_worker(client)
             result = client.wait(result.run_id, timeout)
     _print_result(result, as_json, None if as_json else f"Triggered run [bold]{result.run_id}[/].")
     _finish(result, wait)
@@ -633,6 +642,8 @@ def signal(
     data = _read_payload(payload, payload_file)
     with state.client() as client:
         client.signal(run_id, event, data)
+        if wait:
+            _warn_without_worker(client)
         result = client.wait(run_id, timeout) if wait else client.get_run(run_id).result
     _print_result(result, as_json, None if as_json else f"Sent {event!r} to run [bold]{run_id}[/].")
     _finish(result, wait)
@@ -734,6 +745,7 @@ def retry(state: _State, run_id: str, wait: bool, timeout: float | None, as_json
     with state.client() as client:
         result = client.retry(run_id)
         if wait:
+            _warn_without_worker(client)
             result = client.wait(run_id, timeout)
     _print_result(result, as_json, None if as_json else f"Retrying run [bold]{run_id}[/].")
     _finish(result, wait)

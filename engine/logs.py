@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -74,16 +75,20 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(data, default=str).decode()
 
 
-def configure(fmt: str = "text", level: int | str = logging.INFO, stream: TextIO | None = None) -> logging.Handler:
+def configure(fmt: str = "text", level: int | str = logging.INFO, stream: TextIO | None = None) -> Callable[[], None]:
     """Send the ``tarry`` loggers' records at ``level`` and above to ``stream`` (stderr) as
-    ``fmt`` (``text`` or ``json``). Returns the handler (replacing one set before)."""
+    ``fmt`` (``text`` or ``json``), and no further up. Returns a function that undoes it."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     logger = logging.getLogger("tarry")
-    for old in [h for h in logger.handlers if getattr(h, "_tarry", False)]:
-        logger.removeHandler(old)
-    handler._tarry = True  # type: ignore[attr-defined]
+    before = (logger.level, logger.propagate)
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
-    return handler
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(before[0])
+        logger.propagate = before[1]
+
+    return undo

@@ -29,7 +29,7 @@ from typing import Any
 import trio
 
 from .changes import ChangeFeed
-from .errors import InvalidArgument, LeaseLost
+from .errors import InvalidArgument, LeaseLost, WorkflowError
 from .lease import Lease
 from .registry import describe
 from .runtime import Runtime
@@ -127,6 +127,7 @@ class Worker:
         Raises:
             LeaseLost: another worker took the database over; this one stopped driving
                 runs at once (nothing of it commits any more).
+            NotATarryDatabase, SchemaTooNew, StoreError: the database cannot be served.
         """
         self._token = trio.lowlevel.current_trio_token()
         await self.store.open()
@@ -145,6 +146,8 @@ class Worker:
                 previous = await self.lease.acquire(info)
                 self.state = "starting"
                 await self._serve(previous, task_status)
+        except BaseExceptionGroup as group:  # one engine error from inside the nurseries: raise it as is
+            raise _only_error(group) from None
         finally:
             self._scope = None
             self.store.set_fence(None)
@@ -209,9 +212,10 @@ async def run_until_signalled(worker: Worker) -> None:
     one stops at once (what ``tarry worker`` does).
 
     Raises:
-        LeaseLost: from :meth:`Worker.run`.
+        WorkflowError: from :meth:`Worker.run` (``LeaseLost``; a store error such as
+            ``NotATarryDatabase``).
     """
-    lost: LeaseLost | None = None
+    failed: WorkflowError | None = None
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
 
@@ -236,9 +240,24 @@ async def run_until_signalled(worker: Worker) -> None:
             nursery.start_soon(watch)
             try:
                 await worker.run()
-            except LeaseLost as exc:  # raised outside the nursery, not as an ExceptionGroup
-                lost = exc
+            except WorkflowError as exc:  # raised outside the nursery, not as an ExceptionGroup
+                failed = exc
             finally:
                 nursery.cancel_scope.cancel()
-    if lost is not None:
-        raise lost
+    if failed is not None:
+        raise failed
+
+
+def _only_error(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The one WorkflowError in ``group`` (besides cancellations), else the group itself."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        elif not isinstance(exc, trio.Cancelled):
+            leaves.append(exc)
+    if len(leaves) == 1 and isinstance(leaves[0], WorkflowError):
+        return leaves[0]
+    return group

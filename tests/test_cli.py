@@ -188,6 +188,15 @@ def test_payload_from_stdin_a_file_or_nowhere(tmp_path: Path) -> None:
     assert "once" in both.output
 
 
+def test_waiting_without_a_worker_says_so_and_times_out_with_exit_1(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["--db", str(tmp_path / "tarry.db"), "trigger", "free", "--wait", "--timeout", "0.1"], prog_name="tarry"
+    )
+    assert result.exit_code == 1
+    assert "No worker serves" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: WaitTimeout: ")
+
+
 def test_json_errors_carry_the_code(tmp_path: Path) -> None:
     result = invoke(tmp_path / "tarry.db", "--app", APP, "trigger", "approval", "--payload", "[]", "--json")
     assert result.exit_code == 2
@@ -296,6 +305,11 @@ def test_worker_refuses_a_bad_app_or_a_second_database(tmp_path: Path) -> None:
         del workflows_cli.elsewhere  # type: ignore[attr-defined]
     assert result.exit_code == 2
     assert "--db says" in result.output
+    foreign = tmp_path / "foreign.db"
+    foreign.write_text("not a database\n" * 50)
+    result = invoke(foreign, "worker", APP)
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: NotATarryDatabase: ")
 
 
 @pytest.mark.parametrize("name", ["json", "text"])
@@ -306,13 +320,13 @@ def test_log_lines_carry_the_run_fields(name: str) -> None:
     from engine import logs
 
     stream = io.StringIO()
-    logs.configure(name, "INFO", stream)
+    undo = logs.configure(name, "INFO", stream)
     try:
         logging.getLogger("tarry.runs").info("run %s suspended: sleep %r", "r1", "nap")
         logging.getLogger("tarry.runtime").info("run %s started (%s)", "r2", "wf", extra={"run_id": "r2"})
     finally:
-        logging.getLogger("tarry").handlers.clear()
-        logging.getLogger("tarry").propagate = True
+        undo()
+    assert logging.getLogger("tarry").propagate
     first, second = stream.getvalue().splitlines()
     if name == "json":
         assert {k: v for k, v in json.loads(first).items() if k in ("run_id", "status", "step_id")} == {

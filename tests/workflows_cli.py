@@ -69,8 +69,10 @@ async def chaos(ctx: Any) -> Any:
     return {"kind": kind, "got": got}
 
 
-async def timed(run_id: str, name: str, seconds: float) -> str:
+async def timed(run_id: str, name: str, seconds: float, gate: str | None = None) -> str:
     record(run_id, f"{name}-start")
+    while gate is not None and not await trio.Path(gate).exists():
+        await trio.sleep(0.01)
     await trio.sleep(seconds)
     record(run_id, f"{name}-end")
     return name
@@ -78,8 +80,9 @@ async def timed(run_id: str, name: str, seconds: float) -> str:
 
 @workflow("steps")
 async def steps(ctx: Any) -> Any:
-    """One step of ``payload["seconds"]``, then a quick one (the drain test)."""
-    await ctx.step("work", timed, ctx.run_id, "work", ctx.payload["seconds"])
+    """One step of ``payload["seconds"]`` (after the file ``payload["gate"]`` exists, if
+    given), then a quick one (the drain test)."""
+    await ctx.step("work", timed, ctx.run_id, "work", ctx.payload["seconds"], ctx.payload.get("gate"))
     await ctx.step("after", effect, ctx.run_id, "after")
     return "done"
 
