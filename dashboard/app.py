@@ -20,6 +20,7 @@ from textual.worker import get_current_worker
 
 from .actions import ON_RUN, WRITES, app_bindings
 from .commands import TarryCommands
+from .screens import RunsScreen
 from .source import Source
 from .verbs import RunVerbs
 
@@ -72,8 +73,6 @@ class DashboardApp(RunVerbs, App[None]):
         return self.clock()
 
     def on_mount(self) -> None:
-        from .screens import RunsScreen
-
         self.push_screen(RunsScreen())
         self._watch()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -45,54 +46,49 @@ def dev_runtime(app: Runtime | list[Workflow[Any]], db_path: str | os.PathLike[s
 class EmbeddedWorker:
     """Run ``worker`` (an ``engine.Worker``) as a trio guest on the current asyncio loop.
 
-    ``start()`` returns once the worker serves (it holds the lease and recovered every
-    unfinished run); ``stop()`` returns once it stopped: steps in progress had ``grace``
-    seconds to commit, the rest was cancelled where it stood, the lease is free and the
-    store closed.
+    ``start()`` returns at once: the worker stands by until it holds the database's lease
+    (another worker may serve the file; the engine screen says which), then serves.
+    ``stop()`` returns once it stopped: steps in progress had ``grace`` seconds to commit,
+    the rest was cancelled where it stood, the lease is free and the store closed. If the
+    worker fails, ``on_error`` is called with the exception.
     """
 
-    def __init__(self, worker: Any, *, grace: float = 2.0) -> None:
+    def __init__(
+        self, worker: Worker, *, grace: float = 2.0, on_error: Callable[[BaseException], None] | None = None
+    ) -> None:
         self.worker = worker
         self.grace = grace
+        self.on_error = on_error
         self._token: trio.lowlevel.TrioToken | None = None
-        self._started: asyncio.Future[None] | None = None
         self._done: asyncio.Future[None] | None = None
 
-    async def start(self) -> None:
+    def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._started, self._done = loop.create_future(), loop.create_future()
+        self._done = loop.create_future()
         trio.lowlevel.start_guest_run(
             self._main,
             run_sync_soon_threadsafe=loop.call_soon_threadsafe,
             done_callback=self._finished,
             host_uses_signal_set_wakeup_fd=True,
         )
-        await asyncio.shield(self._started)
 
     async def _main(self) -> None:
         self._token = trio.lowlevel.current_trio_token()
         try:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(self.worker.run)
-                assert self._started is not None
-                self._started.set_result(None)
+            await self.worker.run()
         finally:
             with trio.CancelScope(shield=True):
                 await self.worker.runtime.aclose()
 
     def _finished(self, outcome: Any) -> None:
-        for future in (self._started, self._done):
-            if future is None or future.done():
-                continue
-            try:
-                outcome.unwrap()
-            except BaseException as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(None)
+        error = getattr(outcome, "error", None)
+        if error is not None and self.on_error is not None:
+            self.on_error(error)
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
 
     async def stop(self) -> None:
-        """Drain and stop (idempotent); re-raises what the worker failed with, if it did."""
+        """Drain and stop; idempotent."""
         if self._done is None:
             return
         if not self._done.done() and self._token is not None:
@@ -124,13 +120,17 @@ class DevApp(DashboardApp):
     ) -> None:
         runtime = dev_runtime(app, db_path)
         assert isinstance(runtime.store, SQLiteStore)
-        self.embedded = EmbeddedWorker(Worker(runtime), grace=grace)
+        self.embedded = EmbeddedWorker(Worker(runtime), grace=grace, on_error=self._worker_failed)
         workflows = list(runtime.workflows.values())
         super().__init__(Source(Client(runtime.store.path, workflows=workflows), owns=True), **options)
         self.sub_title = f"dev · {runtime.store.path}"
 
-    async def on_load(self) -> None:
-        await self.embedded.start()
+    def on_load(self) -> None:
+        self.embedded.start()
+
+    def _worker_failed(self, error: BaseException) -> None:
+        message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+        self.notify(message, title="the embedded worker stopped", severity="error", timeout=30)
 
     async def action_quit(self) -> None:
         await self.embedded.stop()

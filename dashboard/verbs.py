@@ -15,6 +15,7 @@ from textual import work
 from engine import RunResult, WorkflowError
 
 from .format import compact_json
+from .screens import ConfirmModal, EngineScreen, HelpScreen, SignalModal, TriggerModal
 
 if TYPE_CHECKING:
     from .source import Source
@@ -55,7 +56,6 @@ class RunVerbs:
     # -- the verbs ----------------------------------------------------------------------------
 
     def action_signal(self) -> None:
-        from .screens import SignalModal
 
         run = self._selected()
         if run is None:
@@ -83,7 +83,6 @@ class RunVerbs:
         self._decide("reject", self.reject_payload)
 
     def _decide(self, verb: str, payload: Any) -> None:
-        from .screens import ConfirmModal
 
         run = self._selected()
         if run is None:
@@ -102,7 +101,6 @@ class RunVerbs:
         self.push_screen(ConfirmModal(question, title=verb.capitalize(), default=True), answered)  # type: ignore[attr-defined]
 
     def action_cancel_run(self) -> None:
-        from .screens import ConfirmModal
 
         run = self._selected()
         if run is None:
@@ -125,7 +123,6 @@ class RunVerbs:
 
     @work(thread=True, group="verbs", exit_on_error=False)
     def _open_trigger(self) -> None:
-        from .screens import TriggerModal
 
         app: Any = self
         try:
@@ -148,12 +145,10 @@ class RunVerbs:
         app.call_from_thread(app.push_screen, TriggerModal(workflows), start)
 
     def action_engine(self) -> None:
-        from .screens import EngineScreen
 
         self.push_screen(EngineScreen())  # type: ignore[attr-defined]
 
     def action_help(self) -> None:
-        from .screens import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):  # type: ignore[attr-defined]
             self.push_screen(HelpScreen(self.screen.active_bindings))  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from ..actions import filter_bindings
 from ..loader import Reloader
 from ..source import APPROVAL_SCAN, FILTERS_BY_NAME, PAGE_SIZE, Filter, Page
 from ..widgets import RunTable, StatusCounts
+from .run_detail import RunDetailScreen
 
 __all__ = ["RunsScreen"]
 
@@ -194,8 +195,6 @@ class RunsScreen(Screen[None]):
 
     @on(DataTable.RowSelected, "#runs")
     def action_open(self) -> None:
-        from .run_detail import RunDetailScreen
-
         run = self.selected_run()
         if run is not None:
             self.app.push_screen(RunDetailScreen(run.run_id))
