@@ -148,7 +148,9 @@ async def test_queries_for_recovery(store: Store) -> None:
         ]
     ):
         await store.create_run(run_row(f"r{i}", at=float(i)))
-        await store.write(Write(f"r{i}", float(i), run={"status": status, "wake_at": wake_at, "wait_event": wait_event}))
+        await store.write(
+            Write(f"r{i}", float(i), run={"status": status, "wake_at": wake_at, "wait_event": wait_event})
+        )
     assert await store.due_runs(20.0) == [("r0", 10.0), ("r1", 20.0)]
     assert await store.due_runs(100.0, limit=1) == [("r0", 10.0)]
     assert await store.next_wake_after(20.0) == 30.0
