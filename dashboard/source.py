@@ -18,10 +18,6 @@ __all__ = ["FILTERS", "PAGE_SIZE", "Filter", "Page", "Source"]
 
 #: Rows the runs table holds at once; older runs are one page key away.
 PAGE_SIZE = 200
-#: How many suspended runs "needs approval" looks through, oldest waits first.
-APPROVAL_SCAN = 5_000
-#: Up to this many suspended runs, every refresh also counts the approvals for the header.
-APPROVAL_COUNT_MAX = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +53,8 @@ class Page:
     offset: int
     #: Runs matching the filter (``None`` when unknown, e.g. with a search).
     total: int | None
-    #: Runs waiting for an event (``None`` when not counted: too many suspended runs).
+    #: Runs waiting for an event (the "needs approval" count of the header).
     approvals: int | None = None
-    #: Only part of the candidates were looked at (``total`` is a lower bound).
-    partial: bool = False
-
-
-def _is_event_wait(run: RunResult) -> bool:
-    return bool(run.pending) and run.pending.get("kind") == "event"  # type: ignore[union-attr]
 
 
 class Source:
@@ -106,21 +96,15 @@ class Source:
         return dict(self.client.count_by_status())
 
     def page(self, flt: Filter, *, offset: int = 0, search: str | None = None, limit: int = PAGE_SIZE) -> Page:
-        """The runs of one page of ``flt`` (newest first; oldest wait first for approvals)."""
+        """The runs of one page of ``flt`` (newest first; the longest waits first for approvals)."""
         counts = self.counts()
-        suspended = counts.get("suspended", 0)
         search = search or None
+        approvals = self.client.count(waiting="event")
         if flt.approval:
-            waiting = self.approvals(suspended, search=search)
-            total = len(waiting)
-            page = Page(waiting[offset : offset + limit], counts, offset, total, approvals=None if search else total)
-            page.partial = suspended > APPROVAL_SCAN
-            return page
-        approvals = len(self.approvals(suspended, scan=APPROVAL_COUNT_MAX)) if suspended <= APPROVAL_COUNT_MAX else None
-        kwargs: dict[str, Any] = {"status": flt.status, "limit": limit, "offset": offset}
-        if search:
-            kwargs["search"] = search
-        runs = self.client.list_runs(**kwargs)
+            runs = self.client.list_runs(waiting="event", oldest_first=True, limit=limit, offset=offset, search=search)
+            total = approvals if search is None else self.client.count(waiting="event", search=search)
+            return Page(list(runs), counts, offset, total, approvals=approvals)
+        runs = self.client.list_runs(status=flt.status, limit=limit, offset=offset, search=search)
         if search:
             total = None
         elif flt.status is None:
@@ -128,23 +112,6 @@ class Source:
         else:
             total = counts.get(flt.status, 0)
         return Page(list(runs), counts, offset, total, approvals=approvals)
-
-    def approvals(self, suspended: int, *, search: str | None = None, scan: int = APPROVAL_SCAN) -> list[RunResult]:
-        """Runs suspended on an event wait, the longest-waiting first.
-
-        ``engine.Client.list_runs`` filters by status but not by the kind of wait, so this
-        reads the ``scan`` oldest of the ``suspended`` runs (newest-first order, so from
-        the offset ``suspended - scan``) and keeps the event waits: exact up to ``scan``
-        suspended runs.
-        """
-        kwargs: dict[str, Any] = {"status": "suspended", "limit": scan}
-        if search:
-            kwargs["search"] = search
-        else:
-            kwargs["offset"] = max(0, suspended - scan)
-        waiting = [r for r in self.client.list_runs(**kwargs) if _is_event_wait(r)]
-        waiting.sort(key=lambda r: (r.updated_at is None, r.updated_at, r.run_id))
-        return waiting
 
     def run(self, run_id: str) -> RunInfo:
         return self.client.get_run(run_id)  # type: ignore[no-any-return]

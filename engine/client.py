@@ -321,22 +321,51 @@ class Client:
         limit: int | None = 100,
         offset: int = 0,
         search: str | None = None,
+        waiting: str | None = None,
+        oldest_first: bool = False,
     ) -> list[RunResult]:
         """Runs, newest first, filtered by status (one or several), workflow id and
         ``search``: a case-insensitive substring of the run id, the workflow id or the
         payload's JSON text.
 
+        Args:
+            waiting: ``"event"``: only runs suspended on ``wait_for_event`` (the ones a
+                person may need to answer); ``"sleep"``: only sleeping runs.
+            oldest_first: order by the last change, oldest first (the longest waits first)
+                instead of by creation, newest first.
+
         Raises:
-            InvalidArgument: an unknown status or a negative limit/offset.
+            InvalidArgument: an unknown status or ``waiting``, or a negative limit/offset.
         """
+        statuses = self._statuses(status, waiting)
+        if (limit is not None and limit < 0) or offset < 0:
+            raise InvalidArgument("limit and offset must be >= 0")
+        rows = self._read(
+            crossproc.list_runs, statuses, workflow_id, limit, offset, search or None, waiting, oldest_first
+        )
+        return [RunResult.from_row(r) for r in rows]
+
+    def count(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        workflow_id: str | None = None,
+        search: str | None = None,
+        waiting: str | None = None,
+    ) -> int:
+        """How many runs :meth:`list_runs` would list with these filters and no limit."""
+        statuses = self._statuses(status, waiting)
+        return int(self._read(crossproc.count_runs, statuses, workflow_id, search or None, waiting))
+
+    @staticmethod
+    def _statuses(status: str | Iterable[str] | None, waiting: str | None) -> list[str] | None:
         statuses = [status] if isinstance(status, str) else (list(status) if status is not None else None)
         for s in statuses or ():
             if s not in STATUSES:
                 raise InvalidArgument(f"unknown status {s!r}; use one of {', '.join(STATUSES)}")
-        if (limit is not None and limit < 0) or offset < 0:
-            raise InvalidArgument("limit and offset must be >= 0")
-        rows = self._read(crossproc.list_runs, statuses, workflow_id, limit, offset, search or None)
-        return [RunResult.from_row(r) for r in rows]
+        if waiting not in (None, "event", "sleep"):
+            raise InvalidArgument(f"waiting must be 'event', 'sleep' or None, not {waiting!r}")
+        return statuses
 
     def count_by_status(self) -> dict[str, int]:
         """How many runs there are in each status (every status, zeros included)."""

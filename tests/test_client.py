@@ -305,6 +305,27 @@ def test_list_runs_filters_and_searches(db: Path) -> None:
         assert client.count_by_status() == {"running": 3, "suspended": 0, "completed": 0, "failed": 0, "cancelled": 0}
 
 
+async def test_list_and_count_the_runs_waiting_for_a_person(db: Path) -> None:
+    with Client(db) as client:
+        first = client.trigger("approval", {"title": "first"})
+        other = client.trigger("steps", {"seconds": 0})
+        async with serving(db):
+            assert (await call(client.wait, first.run_id, 5)).status == "suspended"
+            assert (await call(client.wait, other.run_id, 5)).status == "completed"
+            second = client.trigger("approval", {"title": "second"})
+            assert (await call(client.wait, second.run_id, 5)).status == "suspended"
+            waiting = client.list_runs(waiting="event", oldest_first=True)
+            assert [r.run_id for r in waiting] == [first.run_id, second.run_id]  # the longest wait first
+            assert client.list_runs(waiting="event")[0].run_id == second.run_id  # newest first by default
+            assert client.count(waiting="event") == 2
+            assert client.count(waiting="event", search="second") == 1
+            assert client.count(waiting="sleep") == 0
+            assert client.count(status="completed") == 1
+            assert client.count() == 3
+            with pytest.raises(InvalidArgument, match="waiting"):
+                client.list_runs(waiting="human")
+
+
 def test_wait_times_out_with_a_typed_timeout_error(db: Path) -> None:
     with Client(db) as client:
         run = client.trigger("free", None)

@@ -17,7 +17,7 @@ from engine import RunResult
 
 from ..actions import filter_bindings
 from ..loader import Reloader
-from ..source import APPROVAL_SCAN, FILTERS_BY_NAME, PAGE_SIZE, Filter, Page
+from ..source import FILTERS_BY_NAME, PAGE_SIZE, Filter, Page
 from ..widgets import RunTable, StatusCounts
 from .run_detail import RunDetailScreen
 
@@ -59,7 +59,6 @@ class RunsScreen(Screen[None]):
         self.search = ""
         self.page_offset = 0
         self.total: int | None = None
-        self.partial = False
         self.stale = False
         #: How long the last reload took, seconds (database read + table update).
         self.last_load: float | None = None
@@ -110,13 +109,12 @@ class RunsScreen(Screen[None]):
         page, started = loaded
         now = self.app.now()  # type: ignore[attr-defined]
         self.total = page.total
-        self.partial = page.partial
         table = self.query_one(RunTable)
         table.sync(page.runs, now)
         counts = self.query_one(StatusCounts)
         counts.counts = page.counts
         counts.active = self.run_filter.name
-        if page.approvals is not None and not page.partial:
+        if page.approvals is not None:
             counts.approvals = page.approvals
         self.last_load = time.perf_counter() - started
         self.loads += 1
@@ -127,8 +125,6 @@ class RunsScreen(Screen[None]):
         first = self.page_offset + 1 if shown else 0
         what = f"{self.run_filter.title}" + (f' matching "{self.search}"' if self.search else "")
         of = f" of {self.total:,}" if self.total is not None else ""
-        if self.partial:
-            of += f"+ (among the oldest {APPROVAL_SCAN:,} suspended runs)"
         pages = ""
         if self.total is not None and self.total > PAGE_SIZE:
             pages = f" · page {self.page_offset // PAGE_SIZE + 1}/{(self.total - 1) // PAGE_SIZE + 1} ([ ] to turn)"

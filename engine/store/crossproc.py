@@ -37,9 +37,11 @@ from .sqlite import (
     RUN_COLUMNS,
     SIGNAL_COLUMNS,
     _add_signal,
+    _count_runs,
     _create_run,
     _entries,
     _get_run,
+    _list_runs,
     _request_cancel,
     _write,
 )
@@ -378,24 +380,18 @@ def list_runs(
     limit: int | None,
     offset: int,
     search: str | None,
+    waiting: str | None = None,
+    oldest_first: bool = False,
 ) -> list[RunRow]:
-    """Like the store's ``list_runs``, plus ``search``: a case-insensitive substring of the
-    run id, the workflow id or the payload's JSON text."""
-    where: list[str] = []
-    values: list[Any] = []
-    if statuses is not None:
-        where.append(f"status IN ({','.join('?' * len(statuses))})")
-        values.extend(statuses)
-    if workflow_id is not None:
-        where.append("workflow_id = ?")
-        values.append(workflow_id)
-    if search:
-        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where.append("(run_id LIKE ? ESCAPE '\\' OR workflow_id LIKE ? ESCAPE '\\' OR payload LIKE ? ESCAPE '\\')")
-        values.extend([pattern] * 3)
-    sql = f"SELECT {RUN_COLUMNS} FROM runs"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY created_at DESC, run_id DESC LIMIT ? OFFSET ?"
-    values.extend([-1 if limit is None else limit, offset])
-    return [RunRow(*r) for r in conn.execute(sql, values)]
+    """The store's listing (``engine.store.sqlite._list_runs``), for the Client."""
+    return _list_runs(conn, statuses, workflow_id, limit, offset, search, waiting, oldest_first)
+
+
+def count_runs(
+    conn: sqlite3.Connection,
+    statuses: list[str] | None,
+    workflow_id: str | None,
+    search: str | None,
+    waiting: str | None,
+) -> int:
+    return _count_runs(conn, statuses, workflow_id, search, waiting)

@@ -108,6 +108,7 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
     )
     db["runs"].create_index(["status", "wake_at"], index_name="runs_status_wake")
     db["runs"].create_index(["created_at"], index_name="runs_created")
+    db["runs"].create_index(["status", "created_at"], index_name="runs_status_created")
     db["runs"].create_index(["workflow_id", "created_at"], index_name="runs_workflow")
     db["entries"].create(  # type: ignore[union-attr]
         {
@@ -816,9 +817,10 @@ def _history(conn: sqlite3.Connection, run_id: str) -> tuple[list[EntryRow], lis
         conn.execute("COMMIT")
 
 
-def _list_runs(
-    conn: sqlite3.Connection, statuses: list[str] | None, workflow_id: str | None, limit: int | None, offset: int
-) -> list[RunRow]:
+def _run_filter(
+    statuses: list[str] | None, workflow_id: str | None, search: str | None, waiting: str | None
+) -> tuple[str, list[Any]]:
+    """The WHERE clause shared by listing and counting runs."""
     where: list[str] = []
     values: list[Any] = []
     if statuses is not None:
@@ -827,12 +829,46 @@ def _list_runs(
     if workflow_id is not None:
         where.append("workflow_id = ?")
         values.append(workflow_id)
-    sql = f"SELECT {RUN_SELECT} FROM runs"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY created_at DESC, run_id DESC LIMIT ? OFFSET ?"
+    if waiting == "event":
+        where.append("status = 'suspended' AND wait_event IS NOT NULL")
+    elif waiting == "sleep":
+        where.append("status = 'suspended' AND wait_event IS NULL")
+    if search:
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append("(run_id LIKE ? ESCAPE '\\' OR workflow_id LIKE ? ESCAPE '\\' OR payload LIKE ? ESCAPE '\\')")
+        values.extend([pattern] * 3)
+    return (" WHERE " + " AND ".join(where)) if where else "", values
+
+
+def _list_runs(
+    conn: sqlite3.Connection,
+    statuses: list[str] | None,
+    workflow_id: str | None,
+    limit: int | None,
+    offset: int,
+    search: str | None = None,
+    waiting: str | None = None,
+    oldest_first: bool = False,
+) -> list[RunRow]:
+    """Runs newest first (``oldest_first``: the longest unchanged first, as for a queue of
+    waits), filtered by status, workflow, kind of wait and a search substring of the run id,
+    workflow id or payload text."""
+    where, values = _run_filter(statuses, workflow_id, search, waiting)
+    order = "updated_at ASC, run_id ASC" if oldest_first else "created_at DESC, run_id DESC"
+    sql = f"SELECT {RUN_SELECT} FROM runs{where} ORDER BY {order} LIMIT ? OFFSET ?"
     values.extend([-1 if limit is None else limit, offset])
     return [RunRow(*r) for r in conn.execute(sql, values)]
+
+
+def _count_runs(
+    conn: sqlite3.Connection,
+    statuses: list[str] | None,
+    workflow_id: str | None,
+    search: str | None = None,
+    waiting: str | None = None,
+) -> int:
+    where, values = _run_filter(statuses, workflow_id, search, waiting)
+    return int(conn.execute(f"SELECT count(*) FROM runs{where}", values).fetchone()[0])
 
 
 def _count_by_status(conn: sqlite3.Connection) -> dict[str, int]:

@@ -208,14 +208,33 @@ class FakeClient:
         return counts
 
     def list_runs(
-        self, *, status: Any = None, workflow_id: Any = None, limit: int = 100, offset: int = 0, search: Any = None
+        self,
+        *,
+        status: Any = None,
+        workflow_id: Any = None,
+        limit: int = 100,
+        offset: int = 0,
+        search: Any = None,
+        waiting: Any = None,
+        oldest_first: bool = False,
     ) -> list[RunResult]:
+        runs = self._matching(status, search, waiting)
+        if oldest_first:
+            runs.sort(key=lambda r: (r.updated_at, r.run_id))
+        return [r.result for r in runs[offset : offset + limit]]
+
+    def count(self, *, status: Any = None, workflow_id: Any = None, search: Any = None, waiting: Any = None) -> int:
+        return len(self._matching(status, search, waiting))
+
+    def _matching(self, status: Any, search: Any, waiting: Any) -> list[RunInfo]:
         runs = sorted(self.runs.values(), key=lambda r: r.created_at, reverse=True)
         if status:
             runs = [r for r in runs if r.status == status]
+        if waiting:
+            runs = [r for r in runs if r.status == "suspended" and (r.pending or {}).get("kind") == waiting]
         if search:
             runs = [r for r in runs if search in r.run_id or search in r.workflow_id or search in str(r.payload)]
-        return [r.result for r in runs[offset : offset + limit]]
+        return runs
 
     def get_run(self, run_id: str) -> RunInfo:
         try:
