@@ -134,6 +134,8 @@ class RunActor:
         self.stopped = trio.Event()
         #: False once the actor is letting its run go: wake-ups must start a new actor.
         self.accepting = True
+        #: True once the actor let go of its suspended run (a later wake-up must reload it).
+        self.passivated = False
         self._fatal: WorkflowError | None = None
         self._scope: trio.CancelScope | None = None
         self._cancel_reason: str | None = None
@@ -265,6 +267,7 @@ class RunActor:
             self._drain_mailbox()
             self.host.schedule_wake(self.run_id, wake_at)
             await self._next_message()
+        self._drain_mailbox()  # the timer message that ended the sleep is spent
         now = self.host.now()
         done = EntryRow(
             self.run_id, seq, step_id, "sleep", "completed", entry.started_at, now, None, None, entry.detail
@@ -350,6 +353,7 @@ class RunActor:
             # No await between the empty check and this flag: a wake-up from now on
             # starts a new actor instead of landing in this mailbox.
             self.accepting = False
+            self.passivated = True
             raise Passivate
 
     # -- driving the run --------------------------------------------------------------------

@@ -198,7 +198,7 @@ class Runtime:
     def actor_stopped(self, actor: RunActor) -> None:
         if self._actors.get(actor.run_id) is actor:
             del self._actors[actor.run_id]
-        if len(actor.mailbox) and self._nursery is not None:
+        if actor.passivated and len(actor.mailbox) and self._nursery is not None:
             self._activate(actor.run_id)  # a wake-up raced with passivation
 
     def _on_wake(self, run_id: Any) -> None:

@@ -200,6 +200,7 @@ class _Op:
 
 _STOP = object()
 _CHECKPOINT = object()
+_GROUPED = object()  # an op whose write went in with the batch's grouped step results
 
 
 class SQLiteStore(Store):
@@ -374,6 +375,7 @@ class SQLiteStore(Store):
                     self._commit(conn, batch)
                 self._after_commit()
                 self._deliver(batch)
+                del batch, first  # nothing of a delivered batch stays reachable while idle
                 if stop:
                     return
         finally:
@@ -399,11 +401,12 @@ class SQLiteStore(Store):
         the transaction is rolled back and the batch is replayed with a savepoint per
         write, so that the failing write is undone alone and the others still commit.
         """
-        if len(batch) > 1 and self._run_batch(conn, batch, savepoints=False):
-            return
-        self._run_batch(conn, batch, savepoints=True)
+        if len(batch) == 1:  # a lone write needs no savepoint: its failure undoes all
+            self._run_batch(conn, batch, savepoints=False, alone=True)
+        elif not self._run_batch(conn, batch, savepoints=False):
+            self._run_batch(conn, batch, savepoints=True)
 
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op], *, savepoints: bool) -> bool:
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op], *, savepoints: bool, alone: bool = False) -> bool:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -413,7 +416,13 @@ class SQLiteStore(Store):
             return True
         if self._fence is not None and not self._fence_holds(conn, batch):
             return True
+        if not savepoints and not alone and not self._insert_step_results(conn, batch):
+            conn.execute("ROLLBACK")
+            return False
         for op in batch:
+            if op.result is _GROUPED:
+                op.result = True
+                continue
             op.result = op.error = None
             if savepoints:
                 conn.execute("SAVEPOINT w")
@@ -422,6 +431,9 @@ class SQLiteStore(Store):
             except BaseException as exc:  # handed to the waiting task
                 if not savepoints:
                     conn.execute("ROLLBACK")
+                    if alone:
+                        op.error = self._map(exc) if isinstance(exc, sqlite3.Error) else exc
+                        return True
                     return False
                 op.error = self._map(exc) if isinstance(exc, sqlite3.Error) else exc
                 conn.execute("ROLLBACK TO w")
@@ -437,6 +449,23 @@ class SQLiteStore(Store):
             for op in batch:
                 if op.error is None:
                     op.result, op.error = None, error
+        return True
+
+    @staticmethod
+    def _insert_step_results(conn: sqlite3.Connection, batch: list[_Op]) -> bool:
+        """Insert the step results of the batch (writes of journal rows alone) with one
+        statement, and mark those ops done; ``False`` if that failed (the caller retries
+        the batch one write at a time). Step results of different runs do not depend on
+        each other, nor on the other writes of a batch, so their order does not matter."""
+        grouped = [op for op in batch if op.fn is _write and _only_entries(op.args[0])]
+        if len(grouped) < 2:
+            return True
+        try:
+            _insert_entry_writes(conn, [op.args[0] for op in grouped])
+        except Exception:
+            return False
+        for op in grouped:
+            op.result, op.error = _GROUPED, None
         return True
 
     def _deliver(self, batch: list[_Op]) -> None:
@@ -498,6 +527,11 @@ class SQLiteStore(Store):
             await self.open()
         op = _Op(fn, args, trio.lowlevel.current_trio_token(), trio.lowlevel.current_task())
         if self.synchronous == "NORMAL":
+            if self._commit_now_if_alone(op):
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                if op.error is not None:
+                    raise op.error
+                return op.result
             self._enqueue_in_loop(op)
         else:
             self._queue.put(op)
@@ -533,6 +567,22 @@ class SQLiteStore(Store):
             self._loop_wakeup.set()
             self._loop_wakeup = None
 
+    def _commit_now_if_alone(self, op: _Op) -> bool:
+        """Commit ``op`` right here when no other task could add to its batch: a lone run
+        then saves the two task switches of handing it to the committer."""
+        if self._loop_ops or trio.lowlevel.current_statistics().tasks_runnable:
+            return False
+        conn = self._conn
+        if conn is None or not self._write_lock.acquire(blocking=False):
+            return False
+        try:
+            self._commit(conn, [op])
+        finally:
+            self._write_lock.release()
+        self._after_commit()
+        op.args = ()
+        return True
+
     async def _loop_committer(self) -> None:
         token = trio.lowlevel.current_trio_token()
         try:
@@ -553,6 +603,7 @@ class SQLiteStore(Store):
                     self._commit(conn, batch)
                 self._after_commit()
                 _wake_all(batch)
+                del batch  # an idle committer must not keep the last batch (and its runs) alive
         finally:
             if self._loop_token is token:
                 self._loop_token = None
@@ -654,8 +705,9 @@ class SQLiteStore(Store):
 
 def _wake_all(ops: list[_Op]) -> None:
     for op in ops:
-        if op.waiter is not None:
-            trio.lowlevel.reschedule(op.waiter)
+        waiter, op.waiter, op.args = op.waiter, None, ()
+        if waiter is not None:
+            trio.lowlevel.reschedule(waiter)
 
 
 # -- statements, run on a connection (writer ops inside the writer's transaction) -----------
@@ -689,7 +741,7 @@ def _create_run(conn: sqlite3.Connection, row: RunRow) -> tuple[RunRow, bool]:
 
 
 def _write(conn: sqlite3.Connection, write: Write) -> bool:
-    if write.run or write.require is not None or write.consume or write.truncate_from is not None:
+    if not _only_entries(write):
         columns = ["updated_at = ?"]
         values: list[Any] = [write.updated_at]
         for column, value in write.run.items():
@@ -706,8 +758,6 @@ def _write(conn: sqlite3.Connection, write: Write) -> bool:
             if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (write.run_id,)).fetchone() is None:
                 raise RunNotFound(write.run_id)
             return False
-    elif conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (write.run_id,)).fetchone() is None:
-        raise RunNotFound(write.run_id)  # a step result alone: the run's row is left as it is
     for signal_id, step_id in write.consume:
         taken = conn.execute(
             "UPDATE signals SET consumed_at = ?, consumed_by = ? WHERE id = ? AND run_id = ? AND consumed_at IS NULL",
@@ -718,26 +768,50 @@ def _write(conn: sqlite3.Connection, write: Write) -> bool:
     if write.truncate_from is not None:
         conn.execute("DELETE FROM entries WHERE run_id = ? AND seq >= ?", (write.run_id, write.truncate_from))
     if write.entries:
-        conn.executemany(
-            f"INSERT OR REPLACE INTO entries ({ENTRY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            [
-                (
-                    e.run_id,
-                    e.seq,
-                    e.step_id,
-                    e.kind,
-                    e.status,
-                    e.started_at,
-                    e.finished_at,
-                    e.output,
-                    e.error,
-                    e.detail,
-                    e.attempts,
-                )
-                for e in write.entries
-            ],
-        )
+        _insert_entries(conn, _entry_rows(write.entries), write.run_id)
     return True
+
+
+def _only_entries(write: Write) -> bool:
+    """A step result alone: nothing but journal rows (the run's row is left as it is)."""
+    return not (write.run or write.require is not None or write.consume or write.truncate_from is not None)
+
+
+def _entry_rows(entries: list[EntryRow]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            e.run_id,
+            e.seq,
+            e.step_id,
+            e.kind,
+            e.status,
+            e.started_at,
+            e.finished_at,
+            e.output,
+            e.error,
+            e.detail,
+            e.attempts,
+        )
+        for e in entries
+    ]
+
+
+_INSERT_ENTRIES = f"INSERT OR REPLACE INTO entries ({ENTRY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+
+
+def _insert_entries(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], run_id: str) -> None:
+    try:
+        conn.executemany(_INSERT_ENTRIES, rows)
+    except sqlite3.IntegrityError as exc:
+        if "FOREIGN KEY" in str(exc):  # the journal of a run that does not exist
+            raise RunNotFound(run_id) from None
+        raise
+
+
+def _insert_entry_writes(conn: sqlite3.Connection, writes: list[Write]) -> None:
+    """Many step results of many runs in one statement (the group-commit fast path)."""
+    rows = [row for w in writes for row in _entry_rows(w.entries)]
+    _insert_entries(conn, rows, writes[0].run_id if len(writes) == 1 else "(one of a batch)")
 
 
 def _status(conn: sqlite3.Connection, run_id: str) -> str:
