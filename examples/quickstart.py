@@ -54,7 +54,7 @@ async def main(db: str = "tarry.db") -> None:
                 await trio.sleep(0.05)
         show("served order o_2:", (await runtime.get_run(result.run_id)).output)
     await runtime.aclose()
-    print(f"done: runs are in {db}; try `tarry runs --db {db}`")
+    print(f"done: runs are in {db}; try `tarry --db {db} runs`")
 
 
 if __name__ == "__main__":
