@@ -158,7 +158,8 @@ class Runtime:
 
     def _resolve(self, workflow: Workflow[Any] | str) -> Workflow[Any]:
         if isinstance(workflow, Workflow):
-            self.register(workflow)
+            if self._workflows.get(workflow.id) is not workflow:
+                self.register(workflow)
             return workflow
         if not isinstance(workflow, str):
             raise InvalidArgument(f"expected a Workflow or a workflow id, not {workflow!r}")
