@@ -222,7 +222,8 @@ async def run_until_signalled(worker: Worker) -> None:
             async def watch() -> None:
                 async for signum in signals:
                     name = signal.Signals(signum).name
-                    if not worker.stopping and worker.state == "serving":
+                    # "starting": recovery has already started runs, so they get the grace too.
+                    if not worker.stopping and worker.state in ("starting", "serving"):
                         log.info(
                             "%s: draining (steps in progress get %.1fs); send it again to stop at once",
                             name,
