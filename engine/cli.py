@@ -653,6 +653,11 @@ def signal(
 @click.option("--status", "-s", type=click.Choice(STATUSES), multiple=True, help="Only these statuses (repeatable).")
 @click.option("--workflow", "-w", "workflow_id", metavar="ID", help="Only runs of this workflow.")
 @click.option("--search", metavar="TEXT", help="Substring of the run id, workflow id or payload.")
+@click.option(
+    "--waiting",
+    type=click.Choice(["event", "sleep"]),
+    help="Only suspended runs waiting for an event (a person, say) or sleeping; the longest waits first.",
+)
 @click.option("--limit", "-n", type=click.IntRange(min=0), default=50, show_default=True, help="At most this many.")
 @click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many first (paging).")
 @_json_flag
@@ -662,21 +667,29 @@ def runs(
     status: tuple[str, ...],
     workflow_id: str | None,
     search: str | None,
+    waiting: str | None,
     limit: int,
     offset: int,
     as_json: bool,
 ) -> None:
-    """List runs, newest first.
+    """List runs, newest first (with --waiting: the longest waits first).
 
     Example:
 
     \b
         tarry runs --status suspended --workflow publish --limit 20
+        tarry runs --waiting event            # what waits for a person
         tarry runs --search o_42 --json
     """
     with state.client(create=False) as client:
         found = client.list_runs(
-            status=list(status) or None, workflow_id=workflow_id, limit=limit, offset=offset, search=search
+            status=list(status) or None,
+            workflow_id=workflow_id,
+            limit=limit,
+            offset=offset,
+            search=search,
+            waiting=waiting,
+            oldest_first=waiting is not None,
         )
     if as_json:
         _echo_json([r.to_dict() for r in found])

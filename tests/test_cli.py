@@ -82,6 +82,9 @@ def test_approval_from_other_processes(tmp_path: Path, worker: Any) -> None:
     run = json.loads(triggered.stdout)
     assert run["status"] == "suspended"
     assert run["pending"]["event"] == "approve"
+    waiting = tarry(db, "runs", "--waiting", "event", "--json")
+    assert [r["run_id"] for r in json.loads(waiting.stdout)] == [run["run_id"]]
+    assert json.loads(tarry(db, "runs", "--waiting", "sleep", "--json").stdout) == []
 
     signalled = tarry(db, "signal", run["run_id"], "approve", "--payload", "-", stdin='{"approved": true, "by": "ana"}')
     assert signalled.returncode == 0, signalled.stderr
