@@ -160,12 +160,16 @@ class RunActor:
     async def _commit(self, write: Write) -> bool:
         applied = await self.host.store.write(write)
         if applied:
-            for column, value in write.run.items():
-                setattr(self.run, column, value)
-            if write.entries:
-                self.run.last_step = write.entries[-1].step_id
-            self.run.updated_at = write.updated_at
+            self._mirror(write)
         return applied
+
+    def _mirror(self, write: Write) -> None:
+        """Keep this actor's copy of the run row as the store has it."""
+        for column, value in write.run.items():
+            setattr(self.run, column, value)
+        if write.entries:
+            self.run.last_step = write.entries[-1].step_id
+        self.run.updated_at = write.updated_at
 
     def _put_entry(self, entry: EntryRow) -> None:
         if entry.seq < len(self.journal):
@@ -273,7 +277,11 @@ class RunActor:
             self.run_id, seq, step_id, "sleep", "completed", entry.started_at, now, None, None, entry.detail
         )
         run = {"status": "running", "pending": None, "wake_at": None, "wait_event": None}
-        await self._commit(Write(self.run_id, now, run=run, entries=[done]))
+        # Not awaited: replay redoes this write from the committed wake time if it is lost,
+        # and it commits before (or with) the next step's result, which is awaited.
+        ended = Write(self.run_id, now, run=run, entries=[done], require=ACTIVE)
+        self.host.store.write_behind(ended)
+        self._mirror(ended)
         self._put_entry(done)
 
     async def wait_for_event(

@@ -172,3 +172,17 @@ async def test_list_runs_newest_first_with_filters(store: Store) -> None:
     assert [r.run_id for r in await store.list_runs(status="completed")] == ["r4"]
     assert [r.run_id for r in await store.list_runs(status=["running"], limit=2, offset=1)] == ["r2", "r1"]
     assert len(await store.list_runs(limit=None)) == 5
+
+
+async def test_write_behind_commits_before_the_next_awaited_write(store: Store) -> None:
+    await store.create_run(run_row(status="suspended"))
+    store.write_behind(Write("r1", 5.0, run={"status": "running"}, entries=[entry(0, "nap")]))
+    await store.write(Write("r1", 6.0, entries=[entry(1, "next")]))
+    row = await store.get_run("r1")
+    assert row is not None
+    assert row.status == "running"
+    assert [e.step_id for e in (await store.history("r1"))[0]] == ["nap", "next"]
+    # A failing write-behind is logged and changes nothing.
+    store.write_behind(Write("missing", 7.0, run={"status": "running"}))
+    await store.write(Write("r1", 8.0, entries=[entry(2, "after")]))
+    assert await store.get_run("missing") is None

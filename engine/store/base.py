@@ -57,6 +57,15 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def write_behind(self, write: Write) -> None:
+        """Queue a :class:`Write` without waiting for its commit.
+
+        For writes that replay can always redo (a sleep that ended: its wake time is already
+        committed). It commits before, or together with, any write queued after it; if it
+        fails, the failure is logged and the stored state is what replay starts from.
+        """
+
+    @abstractmethod
     async def add_signal(self, run_id: str, event: str, payload: str, sent_at: float) -> SignalRow:
         """Append a signal to a run's inbox.
 

@@ -29,6 +29,7 @@ are plain prepared SQL on the writer's connection.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import sqlite3
@@ -57,6 +58,8 @@ from ..journal import TERMINAL, EntryRow, RunRow, SignalRow, Write
 from .base import Store
 
 __all__ = ["SQLiteStore"]
+
+log = logging.getLogger("tarry.store")
 
 #: ``PRAGMA application_id`` of every tarry database ("TARY").
 APPLICATION_ID = 0x54415259
@@ -661,6 +664,13 @@ class SQLiteStore(Store):
     async def write(self, write: Write) -> bool:
         return await self._submit(_write, write)  # type: ignore[no-any-return]
 
+    def write_behind(self, write: Write) -> None:
+        op = _Op(_write, (write,), trio.lowlevel.current_trio_token(), None)
+        if self.synchronous == "NORMAL" and self._writer is not None:
+            self._enqueue_in_loop(op)
+        else:
+            self._queue.put(op)
+
     async def add_signal(self, run_id: str, event: str, payload: str, sent_at: float) -> SignalRow:
         return await self._submit(_add_signal, run_id, event, payload, sent_at)  # type: ignore[no-any-return]
 
@@ -708,6 +718,8 @@ def _wake_all(ops: list[_Op]) -> None:
         waiter, op.waiter, op.args = op.waiter, None, ()
         if waiter is not None:
             trio.lowlevel.reschedule(waiter)
+        elif op.error is not None:  # a write-behind (or a cancelled waiter's write) failed
+            log.warning("a write nobody waited for failed: %s", op.error)
 
 
 # -- statements, run on a connection (writer ops inside the writer's transaction) -----------
