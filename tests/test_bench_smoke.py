@@ -93,3 +93,19 @@ def test_case_prints_one_ok_line_with_the_workload_keys(
     assert line["ok"] is True, (line, done.stderr)
     assert (line["engine"], line["workload"], line["n"], line.get("mode")) == ("tarry", workload, N, mode)
     assert line["limit_commits_per_s"] > 0
+
+
+@pytest.mark.subprocess
+def test_long_run_script_prints_its_figure() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.long_run", "--steps", "5", "--reps", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    line = json.loads(done.stdout)
+    assert (line["workload"], line["n"]) == ("long_run", 5)
+    assert line["steps_per_s"] > 0
