@@ -53,8 +53,9 @@ from .errors import (
     SchemaTooNew,
     WorkflowError,
 )
+from .journal import STATUSES
 from .results import HistoryEntry, RunInfo, RunResult
-from .runtime import STATUSES, Runtime, create_runtime
+from .runtime import Runtime, create_runtime
 from .store.memory import MemoryStore
 from .store.sqlite import SQLiteStore
 from .workflow import Workflow

@@ -32,10 +32,9 @@ from .errors import (
     WaitTimeout,
     WorkflowNotFound,
 )
-from .journal import RunRow
+from .journal import STATUSES, RunRow, run_filter
 from .registry import check_payload, describe
 from .results import RunInfo, RunResult, _dt, _ToDict
-from .runtime import STATUSES
 from .store import crossproc
 from .store.sqlite import SQLiteStore
 from .workflow import Workflow
@@ -337,9 +336,7 @@ class Client:
         Raises:
             InvalidArgument: an unknown status or ``waiting``, or a negative limit/offset.
         """
-        statuses = self._statuses(status, waiting)
-        if (limit is not None and limit < 0) or offset < 0:
-            raise InvalidArgument("limit and offset must be >= 0")
+        statuses = run_filter(status, limit=limit, offset=offset, waiting=waiting)
         rows = self._read(
             crossproc.list_runs, statuses, workflow_id, limit, offset, search or None, waiting, oldest_first
         )
@@ -354,18 +351,8 @@ class Client:
         waiting: str | None = None,
     ) -> int:
         """How many runs :meth:`list_runs` would list with these filters and no limit."""
-        statuses = self._statuses(status, waiting)
+        statuses = run_filter(status, waiting=waiting)
         return int(self._read(crossproc.count_runs, statuses, workflow_id, search or None, waiting))
-
-    @staticmethod
-    def _statuses(status: str | Iterable[str] | None, waiting: str | None) -> list[str] | None:
-        statuses = [status] if isinstance(status, str) else (list(status) if status is not None else None)
-        for s in statuses or ():
-            if s not in STATUSES:
-                raise InvalidArgument(f"unknown status {s!r}; use one of {', '.join(STATUSES)}")
-        if waiting not in (None, "event", "sleep"):
-            raise InvalidArgument(f"waiting must be 'event', 'sleep' or None, not {waiting!r}")
-        return statuses
 
     def count_by_status(self) -> dict[str, int]:
         """How many runs there are in each status (every status, zeros included)."""

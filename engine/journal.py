@@ -20,12 +20,17 @@ aware UTC datetimes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import InvalidArgument
+
 __all__ = [
     "ACTIVE",
+    "STATUSES",
     "TERMINAL",
+    "run_filter",
     "EntryRow",
     "RunRow",
     "SignalRow",
@@ -36,6 +41,28 @@ __all__ = [
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 #: Statuses of a run that still has work ahead of it.
 ACTIVE = frozenset({"running", "suspended"})
+#: Every status, in the order a run passes through them.
+STATUSES = ("running", "suspended", "completed", "failed", "cancelled")
+
+
+def run_filter(
+    status: str | Iterable[str] | None, *, limit: int | None = None, offset: int = 0, waiting: str | None = None
+) -> list[str] | None:
+    """Check the filters of a run listing (the Runtime's and the Client's); return the
+    statuses as a list (``None``: any).
+
+    Raises:
+        InvalidArgument: an unknown status or ``waiting``, a negative limit or offset.
+    """
+    statuses = [status] if isinstance(status, str) else (list(status) if status is not None else None)
+    for s in statuses or ():
+        if s not in STATUSES:
+            raise InvalidArgument(f"unknown status {s!r}; use one of {', '.join(STATUSES)}")
+    if waiting not in (None, "event", "sleep"):
+        raise InvalidArgument(f"waiting must be 'event', 'sleep' or None, not {waiting!r}")
+    if (limit is not None and limit < 0) or offset < 0:
+        raise InvalidArgument("limit and offset must be >= 0")
+    return statuses
 
 
 @dataclass(slots=True)

@@ -43,7 +43,7 @@ from .errors import (
     WorkflowError,
     WorkflowNotFound,
 )
-from .journal import ACTIVE, TERMINAL, RunRow, SignalRow, Write
+from .journal import ACTIVE, TERMINAL, RunRow, SignalRow, Write, run_filter
 from .results import RunInfo, RunResult
 from .store.base import Store
 from .store.memory import MemoryStore
@@ -53,8 +53,6 @@ from .workflow import Workflow
 __all__ = ["Runtime", "create_runtime"]
 
 log = logging.getLogger("tarry.runtime")
-
-STATUSES = ("running", "suspended", "completed", "failed", "cancelled")
 
 
 class Clock:
@@ -442,12 +440,7 @@ class Runtime:
         Raises:
             InvalidArgument: an unknown status or a negative limit/offset.
         """
-        statuses = [status] if isinstance(status, str) else (list(status) if status is not None else None)
-        for s in statuses or ():
-            if s not in STATUSES:
-                raise InvalidArgument(f"unknown status {s!r}; use one of {', '.join(STATUSES)}")
-        if (limit is not None and limit < 0) or offset < 0:
-            raise InvalidArgument("limit and offset must be >= 0")
+        statuses = run_filter(status, limit=limit, offset=offset)
         await self._open()
         rows = await self.store.list_runs(status=statuses, workflow_id=workflow_id, limit=limit, offset=offset)
         return [RunResult.from_row(r) for r in rows]
