@@ -39,6 +39,7 @@ from engine import (
 )
 from engine.registry import check_payload, describe
 from engine.store import crossproc
+from engine.store.sqlite import SCHEMA_VERSION
 
 from .workflows_cli import WORKFLOWS
 
@@ -115,7 +116,7 @@ def test_a_missing_file_is_created_unless_told_not_to(tmp_path: Path) -> None:
     assert not (tmp_path / "nope.db").exists()
     with Client(tmp_path / "new.db") as client:
         assert client.list_runs() == []
-        assert client.engine_info().schema_version == 2
+        assert client.engine_info().schema_version == SCHEMA_VERSION
     assert (tmp_path / "new.db").exists()
 
 
@@ -139,7 +140,7 @@ def test_a_database_from_a_newer_tarry_is_refused_and_left_alone(db: Path) -> No
     conn.close()
     with pytest.raises(SchemaTooNew) as caught:
         Client(db)
-    assert (caught.value.found, caught.value.supported) == (99, 2)
+    assert (caught.value.found, caught.value.supported) == (99, SCHEMA_VERSION)
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 99
     conn.close()

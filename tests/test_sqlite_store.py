@@ -49,6 +49,36 @@ async def test_reopening_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
     await second.close()
 
 
+async def test_a_file_of_an_older_schema_is_migrated_and_keeps_its_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.store.sqlite as sqlite_store
+
+    path = tmp_path / "old.db"
+    monkeypatch.setattr(sqlite_store, "MIGRATIONS", sqlite_store.MIGRATIONS[:2])
+    old = SQLiteStore(path)
+    await old.create_run(RunRow("r", "wf", "suspended", "null", 1.0, 1.0, wake_at=5.0))
+    await old.close()
+    monkeypatch.undo()
+
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert store.applied_migrations()[-1] == "0003_lean_indexes"
+        assert await store.due_runs(until=10.0) == [("r", 5.0)]
+        conn = sqlite3.connect(path)
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "entries_step" not in indexes
+        assert "runs_status_wake" not in indexes
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT run_id FROM runs WHERE status = 'suspended' AND wake_at <= 1 ORDER BY wake_at"
+        ).fetchall()
+        assert "runs_suspended_wake" in str(plan)
+        conn.close()
+    finally:
+        await store.close()
+
+
 async def test_foreign_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "app.db"
     conn = sqlite3.connect(path)
