@@ -146,6 +146,48 @@ async def test_concurrent_runs_share_commits(tmp_path: Path, synchronous: str) -
     await store.close()
 
 
+_committed_runs_seen: list[int] = []
+
+
+async def _count_committed_runs(path: str) -> int:
+    conn = sqlite3.connect(path)  # another connection: sees committed rows only
+    try:
+        seen = int(conn.execute("SELECT count(*) FROM runs").fetchone()[0])
+    finally:
+        conn.close()
+    _committed_runs_seen.append(seen)
+    return seen
+
+
+@workflow("count-runs")
+async def count_runs(ctx: Any) -> int:
+    return int(await ctx.step("count", _count_committed_runs, ctx.payload))
+
+
+async def test_a_burst_of_triggers_is_admitted_a_few_runs_per_commit(tmp_path: Path) -> None:
+    """Started runs go first: most runs run their step before the whole burst has been
+    created, instead of every run of the burst being created before any step runs."""
+    path = tmp_path / "t.db"
+    store = SQLiteStore(path, admit_per_batch=2)
+    runtime = create_runtime(workflows=[count_runs], store=store)
+    _committed_runs_seen.clear()
+    async with runtime, trio.open_nursery() as nursery:
+        for _i in range(40):
+            nursery.start_soon(runtime.trigger, count_runs, str(path))
+    runs = await runtime.list_runs(limit=None)
+    assert [r.status for r in runs] == ["completed"] * 40
+    assert len(_committed_runs_seen) == 40
+    # Without admission, every step but the first would see all 40 runs.
+    before_the_burst_was_in = [n for n in _committed_runs_seen if n < 40]
+    assert len(before_the_burst_was_in) >= 20, _committed_runs_seen
+    await store.close()
+
+
+def test_admit_per_batch_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="admit_per_batch"):
+        SQLiteStore(tmp_path / "t.db", admit_per_batch=0)
+
+
 async def test_one_failing_write_in_a_batch_does_not_undo_the_others(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "t.db")
     await store.create_run(RunRow("done", "wf", "completed", "null", 1.0, 1.0))
