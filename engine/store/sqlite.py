@@ -764,13 +764,9 @@ def _wake_all(ops: list[_Op]) -> None:
 
 
 def _create_run(conn: sqlite3.Connection, row: RunRow) -> tuple[RunRow, bool]:
-    existing = _get_run(conn, row.run_id)
-    if existing is not None:
-        if existing.workflow_id != row.workflow_id:
-            raise RunAlreadyExists(row.run_id, existing.workflow_id)
-        return existing, False
-    conn.execute(
-        f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    # Insert first and look only on a conflict: a new run (the usual case) costs no read.
+    inserted = conn.execute(
+        f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id) DO NOTHING",
         (
             row.run_id,
             row.workflow_id,
@@ -786,8 +782,14 @@ def _create_run(conn: sqlite3.Connection, row: RunRow) -> tuple[RunRow, bool]:
             row.cancel_reason,
             row.attempt,
         ),
-    )
-    return row, True
+    ).rowcount
+    if inserted:
+        return row, True
+    existing = _get_run(conn, row.run_id)
+    assert existing is not None  # the conflict was on this run_id, in this transaction
+    if existing.workflow_id != row.workflow_id:
+        raise RunAlreadyExists(row.run_id, existing.workflow_id)
+    return existing, False
 
 
 def _write(conn: sqlite3.Connection, write: Write) -> bool:
