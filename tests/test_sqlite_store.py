@@ -188,6 +188,40 @@ def test_admit_per_batch_must_be_positive(tmp_path: Path) -> None:
         SQLiteStore(tmp_path / "t.db", admit_per_batch=0)
 
 
+@workflow("many-steps")
+async def many_steps(ctx: Any) -> int:
+    for k in range(ctx.payload):
+        await ctx.step(f"s{k}", _noop, k)
+    return int(ctx.payload)
+
+
+async def test_a_run_alone_still_lets_timers_fire_while_it_commits(tmp_path: Path) -> None:
+    """Lone commits skip most schedule points, not all: a task sleeping on a timer keeps
+    being woken while one run commits step after step (real clock, on purpose)."""
+    store = SQLiteStore(tmp_path / "t.db")
+    runtime = create_runtime(workflows=[many_steps], store=store)
+    ticks_during_run = 0
+    running = True
+
+    async def ticker() -> None:
+        nonlocal ticks_during_run
+        while running:
+            await trio.sleep(0.002)
+            ticks_during_run += running
+
+    async with runtime, trio.open_nursery() as nursery:
+        nursery.start_soon(ticker)
+        await trio.sleep(0.01)
+        start = trio.current_time()
+        result = await runtime.trigger(many_steps, 1500)
+        elapsed = trio.current_time() - start
+        running = False
+    assert result.output == 1500
+    # A schedule point at least every millisecond: the 2 ms ticker runs about every 2 ms.
+    assert ticks_during_run >= elapsed / 0.002 / 4, (ticks_during_run, elapsed)
+    await store.close()
+
+
 async def test_one_failing_write_in_a_batch_does_not_undo_the_others(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "t.db")
     await store.create_run(RunRow("done", "wf", "completed", "null", 1.0, 1.0))
