@@ -16,7 +16,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,7 +31,7 @@ from .errors import (
     WaitTimeout,
     WorkflowNotFound,
 )
-from .journal import STATUSES, RunRow, run_filter
+from .journal import STATUSES, RunRow, new_run_id, run_filter
 from .registry import check_payload, describe
 from .results import RunInfo, RunResult, _dt, _ToDict
 from .store import crossproc
@@ -237,7 +236,7 @@ class Client:
         """
         workflow_id, payload_json = self._validated_payload(workflow, payload)
         if run_id is None:
-            run_id = uuid.uuid4().hex
+            run_id = new_run_id()
         elif not isinstance(run_id, str) or not run_id.strip():
             raise InvalidArgument(f"run_id must be a non-empty string, not {run_id!r}")
         now = time.time()

@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import uuid
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
@@ -43,7 +42,7 @@ from .errors import (
     WorkflowError,
     WorkflowNotFound,
 )
-from .journal import ACTIVE, TERMINAL, RunRow, SignalRow, Write, run_filter
+from .journal import ACTIVE, TERMINAL, RunRow, SignalRow, Write, new_run_id, run_filter
 from .results import RunInfo, RunResult
 from .store.base import Store
 from .store.memory import MemoryStore
@@ -315,7 +314,7 @@ class Runtime:
         validated = wf.validate(payload)
         payload_json = codec.dumps(validated, what="payload")
         if run_id is None:
-            run_id = uuid.uuid4().hex
+            run_id = new_run_id()
         elif not isinstance(run_id, str) or not run_id.strip():
             raise InvalidArgument(f"run_id must be a non-empty string, not {run_id!r}")
         await self._open()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import uuid
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable
@@ -310,6 +311,7 @@ async def test_list_and_count_the_runs_waiting_for_a_person(db: Path) -> None:
     with Client(db) as client:
         first = client.trigger("approval", {"title": "first"})
         other = client.trigger("steps", {"seconds": 0})
+        assert uuid.UUID(first.run_id).version == 7  # the Client makes run ids as the runtime does
         async with serving(db):
             assert (await call(client.wait, first.run_id, 5)).status == "suspended"
             assert (await call(client.wait, other.run_id, 5)).status == "completed"

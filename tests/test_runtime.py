@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import uuid
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -33,6 +34,7 @@ from engine import (
     define_workflow,
     workflow,
 )
+from engine.journal import new_run_id
 
 from .conftest import wait_for
 
@@ -92,6 +94,26 @@ async def test_trigger_runs_until_first_suspension(mock_clock: Any, store: Store
     assert result.pending["step"] == "settle"
     assert result.pending["wake_at"] - before >= timedelta(hours=1) - timedelta(seconds=1)
     assert calls == ["charge:o_1"]
+
+
+def test_new_run_ids_are_uuid7_ordered_by_creation_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = []
+    for ms in (1_700_000_000_000, 1_700_000_000_000, 1_700_000_000_001, 1_800_000_000_000):
+        monkeypatch.setattr("time.time_ns", lambda ms=ms: ms * 1_000_000 + 999)
+        ids.append(new_run_id())
+    for run_id in ids:
+        parsed = uuid.UUID(run_id)
+        assert run_id == parsed.hex  # 32 lowercase hex digits
+        assert (parsed.version, parsed.variant) == (7, uuid.RFC_4122)
+    assert ids[0][:12] == ids[1][:12] == f"{1_700_000_000_000:012x}"
+    assert ids[0] != ids[1]  # same millisecond, other random bits
+    assert ids[1] < ids[2] < ids[3]
+
+
+async def test_trigger_without_run_id_makes_a_uuid7(mock_clock: Any, store: Store) -> None:
+    runtime = create_runtime(workflows=[order], store=store)
+    result = await runtime.trigger(order, {"order_id": "o_1"})
+    assert uuid.UUID(result.run_id).version == 7
 
 
 async def test_sweep_resumes_due_runs_only(mock_clock: Any, store: Store) -> None:
