@@ -219,7 +219,8 @@ class Client:
 
         Returns at once with the new run (status ``running``); the worker drives it. Use
         :meth:`wait` for its first suspension or its end. With a ``run_id`` that exists for
-        this workflow, nothing is written and the existing run's state comes back.
+        this workflow, nothing is written and the existing run's state comes back. Without
+        one, the run gets a new UUIDv7, as with :meth:`Runtime.trigger`.
 
         Raises:
             WorkflowNotFound: an id neither given to this Client nor published by the

@@ -298,7 +298,8 @@ class Runtime:
 
         Returns when the run first suspends or ends, with its status, output or pending
         wait. With a ``run_id`` that already exists for this workflow, nothing new starts:
-        the existing run's state is returned (an idempotent trigger).
+        the existing run's state is returned (an idempotent trigger). Without one, the
+        run gets a new UUIDv7 (ids sort by creation time).
 
         Raises:
             WorkflowNotFound: an unknown workflow id.

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-import uuid
 import statistics
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
