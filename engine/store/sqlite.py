@@ -239,7 +239,7 @@ class SQLiteStore(Store):
             in flight keep their latency (a step, a sleep's wake-up) instead of all
             queueing behind the burst; higher trades that latency for throughput of the
             burst. With FULL, where each commit waits for an fsync, a batch takes whatever
-            queued meanwhile: admitting 8 per batch there cut W1 conc by a third.
+            queued meanwhile: admitting 8 per batch there cut W1 conc by 30 %.
         checkpoint_every: commits between two WAL checkpoints (run by the writer thread on
             a connection of its own, never on the event loop).
 
