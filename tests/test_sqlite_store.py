@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from engine import NotATarryDatabase, SchemaTooNew, SQLiteStore, create_runtime, workflow
 from engine.journal import RunRow
@@ -255,3 +256,25 @@ async def test_store_is_usable_from_plain_threads(tmp_path: Path) -> None:
     row = await trio.to_thread.run_sync(in_thread)
     assert row.run_id == "t"
     await store.close()
+
+
+async def test_the_cheap_count_of_runnable_tasks_is_trios_own() -> None:
+    """_tasks_runnable reads trio's run queue (private) for speed: if a trio upgrade moves
+    it, this fails rather than the store silently grouping writes differently."""
+    from engine.store import sqlite as sqlite_store
+
+    assert sqlite_store._RUN_CONTEXT is not None, "trio moved GLOBAL_RUN_CONTEXT: use the public call"
+    woken = trio.Event()
+
+    async def sleeper() -> None:
+        await woken.wait()
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(sleeper)
+        await trio.testing.wait_all_tasks_blocked()  # let them park
+        public = trio.lowlevel.current_statistics().tasks_runnable
+        assert sqlite_store._tasks_runnable() == public == 0
+        woken.set()  # three tasks now queued to run
+        public = trio.lowlevel.current_statistics().tasks_runnable
+        assert sqlite_store._tasks_runnable() == public == 3
