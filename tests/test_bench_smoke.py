@@ -109,3 +109,19 @@ def test_long_run_script_prints_its_figure() -> None:
     line = json.loads(done.stdout)
     assert (line["workload"], line["n"]) == ("long_run", 5)
     assert line["steps_per_s"] > 0
+
+
+@pytest.mark.subprocess
+def test_floors_script_prints_both_floors() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.floors", "--runs", "5", "--reps", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(text) for text in done.stdout.splitlines()]
+    assert [line["floor"] for line in lines] == ["sql_seq", "trio_conc"]
+    assert all(line["n"] == 5 and line["steps_per_s"] > 0 for line in lines)
