@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +221,68 @@ async def test_a_run_alone_still_lets_timers_fire_while_it_commits(tmp_path: Pat
     assert result.output == 1500
     # A schedule point at least every millisecond: the 2 ms ticker runs about every 2 ms.
     assert ticks_during_run >= elapsed / 0.002 / 4, (ticks_during_run, elapsed)
+    await store.close()
+
+
+async def test_closing_the_store_during_a_burst_commits_what_was_queued(tmp_path: Path) -> None:
+    """New runs wait in the committer's admission queue; close() commits them first
+    instead of stopping the writer under them (which left their tasks waiting for ever)."""
+    store = SQLiteStore(tmp_path / "t.db", admit_per_batch=2)
+    await store.open()
+    created: list[str] = []
+
+    async def create(k: int) -> None:
+        row, _ = await store.create_run(RunRow(f"r{k}", "wf", "running", "null", 1.0, 1.0))
+        created.append(row.run_id)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            for k in range(200):
+                nursery.start_soon(create, k)
+            while len(store._loop_new) < 100:  # close while most creates still wait for admission
+                await trio.lowlevel.checkpoint()
+            await store.close()
+    assert len(created) == 200
+    conn = sqlite3.connect(tmp_path / "t.db")
+    assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 200
+    conn.close()
+
+
+@workflow("one-step")
+async def one_step(ctx: Any) -> int:
+    return int(await ctx.step("only", _noop, 1) is not None)
+
+
+@pytest.mark.parametrize("synchronous", ["NORMAL", "FULL"])
+async def test_a_trigger_cancelled_during_a_burst_leaves_no_run_undriven(tmp_path: Path, synchronous: str) -> None:
+    """Cancelling a trigger whose create waits in the admission queue: either nothing is
+    created, or the run is created and driven to its end; no run stays 'running'."""
+    store = SQLiteStore(tmp_path / "t.db", synchronous=synchronous, admit_per_batch=2)  # type: ignore[arg-type]
+    runtime = create_runtime(workflows=[one_step], store=store)
+    cancelled = 0
+
+    async def impatient() -> None:
+        nonlocal cancelled
+        with trio.move_on_after(0) as scope:
+            await runtime.trigger(one_step)
+        cancelled += scope.cancelled_caught
+
+    async def settled() -> bool:
+        counts = await store.count_by_status()
+        return counts.get("running", 0) == 0 and counts.get("completed", 0) >= 40
+
+    async with runtime:
+        async with trio.open_nursery() as nursery:
+            for k in range(60):
+                nursery.start_soon(impatient if k % 3 == 0 else partial(runtime.trigger, one_step))
+        with trio.fail_after(10):
+            while not await settled():
+                await trio.sleep(0.01)
+        await trio.sleep(0.05)  # a run left undriven would stay 'running' meanwhile
+        counts = await store.count_by_status()
+    assert cancelled > 0
+    assert set(counts) == {"completed"}
+    assert 40 <= counts["completed"] <= 60
     await store.close()
 
 

@@ -43,6 +43,10 @@ class Store(ABC):
         If ``row.run_id`` exists for the same workflow, nothing is written and the stored
         row comes back with ``False`` (an idempotent trigger).
 
+        Cancellation is all or nothing: a call that raises ``trio.Cancelled`` created
+        nothing, and once the run is created the call returns (the runtime starts its
+        actor before its next checkpoint, so no cancelled trigger leaves a run undriven).
+
         Raises:
             RunAlreadyExists: the id belongs to a run of another workflow.
         """

@@ -282,6 +282,7 @@ class SQLiteStore(Store):
         self._loop_ops: list[_Op] = []
         self._loop_new: list[_Op] = []  # creates of new runs, admitted a few per batch
         self._loop_wakeup: trio.Event | None = None
+        self._loop_drained: trio.Event | None = None  # set by the committer once both queues are empty
         self._since_checkpoint = 0
         self._lone_since_yield = 0.0  # perf_counter() at the last yield after a lone commit
         self.checkpoint_every = checkpoint_every
@@ -337,6 +338,11 @@ class SQLiteStore(Store):
             self._local = threading.local()
 
     async def close(self) -> None:
+        """Commit what this trio run has queued (the committer takes new runs a few per
+        batch), then stop the writer thread and close the connections."""
+        if self._loop_token is trio.lowlevel.current_trio_token() and (self._loop_ops or self._loop_new):
+            drained = self._loop_drained = trio.Event()
+            await drained.wait()
         await trio.to_thread.run_sync(self.close_sync)
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
@@ -576,6 +582,14 @@ class SQLiteStore(Store):
             self._queue.put(op)
 
         def abort(_: Any) -> trio.lowlevel.Abort:
+            if op.fn is _create_run:
+                # All or nothing, so that a cancelled trigger leaves no run that nobody
+                # drives: a create still waiting for admission is dropped, one already on
+                # its way in is waited for (the caller's next checkpoint raises Cancelled).
+                if op in self._loop_new:
+                    self._loop_new.remove(op)
+                    return trio.lowlevel.Abort.SUCCEEDED
+                return trio.lowlevel.Abort.FAILED
             op.waiter = None  # cancelled while waiting: the write still commits (or fails) alone
             return trio.lowlevel.Abort.SUCCEEDED
 
@@ -637,6 +651,9 @@ class SQLiteStore(Store):
         try:
             while self._loop_token is token:
                 if not self._loop_ops and not self._loop_new:
+                    if self._loop_drained is not None:
+                        self._loop_drained.set()
+                        self._loop_drained = None
                     self._loop_wakeup = trio.Event()
                     await self._loop_wakeup.wait()
                     continue
@@ -647,9 +664,15 @@ class SQLiteStore(Store):
                     batch += self._loop_new[: self.admit_per_batch]
                     del self._loop_new[: self.admit_per_batch]
                 conn = self._conn
-                if conn is None:  # closed meanwhile: the writer thread reports it
+                if conn is None:  # closed meanwhile, from outside this trio run: nothing to write with
+                    error = StoreError(
+                        f"database {str(self.path)!r} was closed before this write committed; nothing of "
+                        "it was written (close the store after the runtime that uses it)",
+                        path=str(self.path),
+                    )
                     for op in batch:
-                        self._queue.put(op)
+                        op.error = error
+                    _wake_all(batch)
                     continue
                 with self._write_lock:
                     self._commit(conn, batch)
