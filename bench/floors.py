@@ -34,12 +34,7 @@ import trio
 import engine
 from engine import SQLiteStore
 from engine.journal import new_run_id
-
-_RUN_COLUMNS = (
-    "run_id, workflow_id, status, payload, created_at, updated_at, output, error, pending, "
-    "wake_at, wait_event, cancel_reason, attempt"
-)
-_ENTRY_COLUMNS = "run_id, seq, step_id, kind, status, started_at, finished_at, output, error, detail, attempts"
+from engine.store.sqlite import ENTRY_COLUMNS, RUN_COLUMNS
 
 
 def sql_seq(runs: int, synchronous: str, directory: Path) -> float:
@@ -52,8 +47,8 @@ def sql_seq(runs: int, synchronous: str, directory: Path) -> float:
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA wal_autocheckpoint = 0")  # the store checkpoints on another thread
-    insert_run = f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id) DO NOTHING"
-    insert_entry = f"INSERT OR REPLACE INTO entries ({_ENTRY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+    insert_run = f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id) DO NOTHING"
+    insert_entry = f"INSERT OR REPLACE INTO entries ({ENTRY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
     finish = (
         "UPDATE runs SET updated_at = ?, status = ?, output = ?, error = ?, pending = ?, wake_at = ?, "
         "wait_event = ? WHERE run_id = ? AND status IN (?,?)"

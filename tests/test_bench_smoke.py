@@ -95,33 +95,24 @@ def test_case_prints_one_ok_line_with_the_workload_keys(
     assert line["limit_commits_per_s"] > 0
 
 
-@pytest.mark.subprocess
-def test_long_run_script_prints_its_figure() -> None:
+def _script_lines(*argv: str) -> list[dict[str, object]]:
+    """Run ``python -m <argv>`` from the repository root; its stdout's JSON lines."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.long_run", "--steps", "5", "--reps", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        [sys.executable, "-m", *argv], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
-    line = json.loads(done.stdout)
+    return [json.loads(text) for text in done.stdout.splitlines()]
+
+
+@pytest.mark.subprocess
+def test_long_run_script_prints_its_figure() -> None:
+    [line] = _script_lines("bench.long_run", "--steps", "5", "--reps", "1")
     assert (line["workload"], line["n"]) == ("long_run", 5)
-    assert line["steps_per_s"] > 0
+    assert line["steps_per_s"] > 0  # type: ignore[operator]
 
 
 @pytest.mark.subprocess
 def test_floors_script_prints_both_floors() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.floors", "--runs", "5", "--reps", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = [json.loads(text) for text in done.stdout.splitlines()]
+    lines = _script_lines("bench.floors", "--runs", "5", "--reps", "1")
     assert [line["floor"] for line in lines] == ["sql_seq", "trio_conc"]
-    assert all(line["n"] == 5 and line["steps_per_s"] > 0 for line in lines)
+    assert all(line["n"] == 5 and line["steps_per_s"] > 0 for line in lines)  # type: ignore[operator]
