@@ -1,20 +1,23 @@
-"""What bounds W1 here, measured without the engine: the figures the README's Performance
-section quotes for the targets tarry misses.
+"""What bounds W1 here: the figures the README's Performance section quotes for the targets
+tarry misses.
 
     python -m bench.floors [--runs 3000] [--reps 5] [--synchronous NORMAL|FULL]
 
-Not WORKLOADS.md cases (``python -m bench`` does not run them). Two floors, each printed as
-one JSON line per repetition, then medians:
+Not WORKLOADS.md cases (``python -m bench`` does not run them). Each floor is printed as one
+JSON line per repetition, then medians:
 
 - ``sql_seq``: one W1 run's SQL, one run after another, with plain ``sqlite3`` on a file
   made by :class:`engine.SQLiteStore` (so the same schema, WAL, ``synchronous``): create
   the run, three step results, the outcome, five transactions, the statements the store
-  issues, and a WAL checkpoint every 250 commits left out of the time (the store runs it
-  on another thread). No trio, no actor, no codec: the most W1 ``seq`` could reach here.
+  issues, and a WAL checkpoint every 256 commits on another thread, as the store does. No
+  trio, no actor, no codec: the most W1 ``seq`` could reach here.
 - ``trio_conc``: the shape of W1 ``conc`` in bare trio: N tasks each park once (the run's
   create), spawn a task that parks four times (three steps and the outcome), and wait for
   it; a committer task wakes every parked task once per round, as the group commit does.
   No SQL, no engine: what trio's task switching alone costs per run.
+- ``engine_seq`` and ``engine_conc``: W1 through the engine itself (a serving runtime,
+  ``trigger``, an actor and a context per run) on a store whose writes keep nothing and
+  never wait: what the engine costs with durability free. No store can make W1 faster.
 """
 
 from __future__ import annotations
@@ -25,20 +28,47 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import trio
 
 import engine
-from engine import SQLiteStore
-from engine.journal import new_run_id
+from engine import MemoryStore, SQLiteStore, create_runtime
+from engine.journal import RunRow, Write, new_run_id
 from engine.store.sqlite import ENTRY_COLUMNS, RUN_COLUMNS
 
+from .steps import EXPECTED, three_steps
 
-def sql_seq(runs: int, synchronous: str, directory: Path) -> float:
-    """Steps per second of ``runs`` W1 runs' statements, one run after another."""
+_INSERT_RUN = f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id) DO NOTHING"
+_INSERT_ENTRY = f"INSERT OR REPLACE INTO entries ({ENTRY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+_FINISH = (
+    "UPDATE runs SET updated_at = ?, status = ?, output = ?, error = ?, pending = ?, wake_at = ?, "
+    "wait_event = ? WHERE run_id = ? AND status IN (?,?)"
+)
+
+
+def _run_row(run_id: str, now: float) -> tuple[Any, ...]:
+    return (run_id, "bench-steps", "running", "null", now, now, *([None] * 6), 1)
+
+
+def _entry_row(run_id: str, k: int, now: float) -> tuple[Any, ...]:
+    return (run_id, k, f"s{k}", "step", "completed", now, now, f'{{"i":{k}}}', None, None, 1)
+
+
+def _finish_row(run_id: str, now: float) -> tuple[Any, ...]:
+    return (now, "completed", "[0,1,2]", None, None, None, None, run_id, "running", "suspended")
+
+
+def _timed_sql(
+    directory: Path, synchronous: str, statements: Callable[[sqlite3.Connection, Callable[[], None]], None]
+) -> float:
+    """Seconds ``statements(conn, committed)`` takes on a fresh store file, with a WAL
+    checkpoint every 256 commits on a thread of its own (it fsyncs), as the store does;
+    ``statements`` calls ``committed()`` after each COMMIT."""
     path = directory / "floor.db"
     store = SQLiteStore(path, synchronous=synchronous)  # type: ignore[arg-type]
     store.open_sync()
@@ -46,38 +76,85 @@ def sql_seq(runs: int, synchronous: str, directory: Path) -> float:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA wal_autocheckpoint = 0")  # the store checkpoints on another thread
-    insert_run = f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id) DO NOTHING"
-    insert_entry = f"INSERT OR REPLACE INTO entries ({ENTRY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-    finish = (
-        "UPDATE runs SET updated_at = ?, status = ?, output = ?, error = ?, pending = ?, wake_at = ?, "
-        "wait_event = ? WHERE run_id = ? AND status IN (?,?)"
-    )
-    checkpointer = sqlite3.connect(path, isolation_level=None)
-    took = 0.0
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    checkpoints = threading.Semaphore(0)
+    commits = 0
+    stopping = False
+
+    def checkpointer() -> None:
+        other = sqlite3.connect(path, isolation_level=None)
+        while checkpoints.acquire() and not stopping:
+            other.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        other.close()
+
+    def committed() -> None:
+        nonlocal commits
+        commits += 1
+        if commits % 256 == 0:
+            checkpoints.release()
+
+    thread = threading.Thread(target=checkpointer)
+    thread.start()
     started = time.perf_counter()
-    for n in range(runs):
-        if n % 50 == 0:  # as the store: a checkpoint every ~256 commits, off the writer's path
-            took += time.perf_counter() - started
-            checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            started = time.perf_counter()
-        run_id = new_run_id()
-        now = time.time()
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(insert_run, (run_id, "bench-steps", "running", "null", now, now, *([None] * 6), 1))
-        conn.execute("COMMIT")
-        for k in range(3):
-            conn.execute("BEGIN IMMEDIATE")
-            row = (run_id, k, f"s{k}", "step", "completed", now, now, f'{{"i":{k}}}', None, None, 1)
-            conn.executemany(insert_entry, [row])
-            conn.execute("COMMIT")
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(finish, (now, "completed", "[0,1,2]", None, None, None, None, run_id, "running", "suspended"))
-        conn.execute("COMMIT")
-    took += time.perf_counter() - started
+    statements(conn, committed)
+    took = time.perf_counter() - started
+    stopping = True
+    checkpoints.release()
+    thread.join()
     conn.close()
-    checkpointer.close()
-    return 3 * runs / took
+    return took
+
+
+def sql_seq(runs: int, synchronous: str, directory: Path) -> float:
+    """Steps per second of ``runs`` W1 runs' statements, one run after another: five
+    transactions per run."""
+
+    def statements(conn: sqlite3.Connection, committed: Callable[[], None]) -> None:
+        for _ in range(runs):
+            run_id = new_run_id()
+            now = time.time()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(_INSERT_RUN, _run_row(run_id, now))
+            conn.execute("COMMIT")
+            committed()
+            for k in range(3):
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(_INSERT_ENTRY, [_entry_row(run_id, k, now)])
+                conn.execute("COMMIT")
+                committed()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(_FINISH, _finish_row(run_id, now))
+            conn.execute("COMMIT")
+            committed()
+
+    return 3 * runs / _timed_sql(directory, synchronous, statements)
+
+
+def sql_conc(runs: int, synchronous: str, directory: Path, admit: int = 8) -> float:
+    """Steps per second of ``runs`` W1 runs' statements as the group commit batches them
+    in ``conc``: each transaction creates ``admit`` new runs (the store's admission) and
+    takes the next write of every run already started (step results in one statement)."""
+
+    def statements(conn: sqlite3.Connection, committed: Callable[[], None]) -> None:
+        groups = [[new_run_id() for _ in range(admit)] for _ in range(-(-runs // admit))]
+        for r in range(len(groups) + 4):  # group g is created in batch g, finishes in g + 4
+            now = time.time()
+            conn.execute("BEGIN IMMEDIATE")
+            entries = [
+                _entry_row(run_id, r - g - 1, now)
+                for g in range(max(0, r - 3), min(r, len(groups)))
+                for run_id in groups[g]
+            ]
+            if entries:
+                conn.executemany(_INSERT_ENTRY, entries)
+            for run_id in groups[r] if r < len(groups) else ():
+                conn.execute(_INSERT_RUN, _run_row(run_id, now))
+            for run_id in groups[r - 4] if 4 <= r < len(groups) + 4 else ():
+                conn.execute(_FINISH, _finish_row(run_id, now))
+            conn.execute("COMMIT")
+            committed()
+
+    return 3 * admit * -(-runs // admit) / _timed_sql(directory, synchronous, statements)
 
 
 async def _trio_conc(runs: int) -> float:
@@ -123,24 +200,69 @@ async def _trio_conc(runs: int) -> float:
     return 3 * runs / took
 
 
+class _FreeStore(MemoryStore):
+    """Writes that keep nothing and never wait: durability at no cost (a measuring device)."""
+
+    async def create_run(self, row: RunRow) -> tuple[RunRow, bool]:
+        return row, True
+
+    async def write(self, write: Write) -> bool:
+        return True
+
+    def write_behind(self, write: Write) -> None:
+        pass
+
+
+async def _engine(runs: int, mode: str) -> float:
+    runtime = create_runtime([three_steps], _FreeStore())
+    results: list[Any] = []
+
+    async def one() -> None:
+        results.append(await runtime.trigger(three_steps))
+
+    async with runtime:
+        started = time.perf_counter()
+        if mode == "seq":
+            for _ in range(runs):
+                await one()
+        else:
+            async with trio.open_nursery() as nursery:
+                for _ in range(runs):
+                    nursery.start_soon(one)
+        took = time.perf_counter() - started
+    if len(results) != runs or any(r.output != EXPECTED for r in results):
+        raise RuntimeError("engine floor: a run did not complete as W1's do")
+    return 3 * runs / took
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.floors", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3000)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--synchronous", choices=["NORMAL", "FULL"], default="NORMAL")
     args = parser.parse_args(argv)
-    figures: dict[str, list[float]] = {"sql_seq": [], "trio_conc": []}
+    figures: dict[str, list[float]] = {
+        "sql_seq": [],
+        "sql_conc": [],
+        "trio_conc": [],
+        "engine_seq": [],
+        "engine_conc": [],
+    }
     for _ in range(args.reps):
         with tempfile.TemporaryDirectory() as tmp:
             figures["sql_seq"].append(sql_seq(args.runs, args.synchronous, Path(tmp)))
+        with tempfile.TemporaryDirectory() as tmp:
+            figures["sql_conc"].append(sql_conc(args.runs, args.synchronous, Path(tmp)))
         figures["trio_conc"].append(trio.run(_trio_conc, args.runs))
+        figures["engine_seq"].append(trio.run(_engine, args.runs, "seq"))
+        figures["engine_conc"].append(trio.run(_engine, args.runs, "conc"))
         for floor in figures:
             steps_per_s = figures[floor][-1]
             line = {
                 "engine": "tarry",
                 "version": engine.__version__,
                 "floor": floor,
-                "synchronous": args.synchronous if floor == "sql_seq" else None,
+                "synchronous": args.synchronous if floor.startswith("sql_") else None,
                 "n": args.runs,
                 "steps_per_s": round(steps_per_s, 1),
                 "us_per_run": round(3e6 / steps_per_s, 1),
