@@ -790,6 +790,7 @@ class SQLiteStore(Store):
 # waiter: ~5 us, paid on each write of a run committed alone (7 % of W1 seq). The run
 # queue's length is the same figure. Private to trio, so it falls back to the public call
 # if trio moves it, and tests/test_sqlite_store.py checks that the two agree.
+_RUN_CONTEXT: Any
 try:
     from trio._core._run import GLOBAL_RUN_CONTEXT as _RUN_CONTEXT
 except ImportError:  # pragma: no cover - a trio that moved it
