@@ -18,6 +18,12 @@ JSON line per repetition, then medians:
 - ``engine_seq`` and ``engine_conc``: W1 through the engine itself (a serving runtime,
   ``trigger``, an actor and a context per run) on a store whose writes keep nothing and
   never wait: what the engine costs with durability free. No store can make W1 faster.
+- ``engine_sql_seq``: W1 ``seq`` through the engine on a store that runs
+  :class:`engine.SQLiteStore`'s own statements in place on its write connection (its
+  checkpoint thread included), without its queue, write lock or schedule points: the most
+  ``seq`` could do on SQLite with a write path that cost nothing. Less than the sum of
+  ``sql_seq`` and ``engine_seq`` allows: the engine's Python and SQLite's C take turns on
+  one core and slow each other down.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import trio
 import engine
 from engine import MemoryStore, SQLiteStore, create_runtime
 from engine.journal import RunRow, Write, new_run_id
+from engine.store import sqlite as sqlite_store
 from engine.store.sqlite import ENTRY_COLUMNS, RUN_COLUMNS
 
 from .steps import EXPECTED, three_steps
@@ -213,8 +220,45 @@ class _FreeStore(MemoryStore):
         pass
 
 
-async def _engine(runs: int, mode: str) -> float:
-    runtime = create_runtime([three_steps], _FreeStore())
+class _InPlaceStore(MemoryStore):
+    """SQLiteStore's statements in place on its write connection: its write path at no
+    cost (a measuring device; it leans on the store's internals on purpose)."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def _commit(self, fn: Callable[..., Any], arg: Any) -> Any:
+        conn = self.store._conn
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        result = fn(conn, arg)
+        conn.execute("COMMIT")
+        self.store._after_commit()  # a checkpoint now and then, on the store's thread
+        return result
+
+    async def create_run(self, row: RunRow) -> tuple[RunRow, bool]:
+        return self._commit(sqlite_store._create_run, row)  # type: ignore[no-any-return]
+
+    async def write(self, write: Write) -> bool:
+        return self._commit(sqlite_store._write, write)  # type: ignore[no-any-return]
+
+    def write_behind(self, write: Write) -> None:
+        self._commit(sqlite_store._write, write)
+
+
+async def _engine_sql_seq(runs: int, synchronous: str, directory: Path) -> float:
+    store = SQLiteStore(directory / "floor.db", synchronous=synchronous)  # type: ignore[arg-type]
+    # A write through the writer thread: once it is done, the thread has set up _conn.
+    await trio.to_thread.run_sync(store.submit_sync, lambda conn: None)
+    try:
+        return await _engine(runs, "seq", _InPlaceStore(store))
+    finally:
+        await store.close()
+
+
+async def _engine(runs: int, mode: str, store: MemoryStore | None = None) -> float:
+    runtime = create_runtime([three_steps], store if store is not None else _FreeStore())
     results: list[Any] = []
 
     async def one() -> None:
@@ -247,6 +291,7 @@ def main(argv: list[str] | None = None) -> None:
         "trio_conc": [],
         "engine_seq": [],
         "engine_conc": [],
+        "engine_sql_seq": [],
     }
     for _ in range(args.reps):
         with tempfile.TemporaryDirectory() as tmp:
@@ -256,13 +301,15 @@ def main(argv: list[str] | None = None) -> None:
         figures["trio_conc"].append(trio.run(_trio_conc, args.runs))
         figures["engine_seq"].append(trio.run(_engine, args.runs, "seq"))
         figures["engine_conc"].append(trio.run(_engine, args.runs, "conc"))
+        with tempfile.TemporaryDirectory() as tmp:
+            figures["engine_sql_seq"].append(trio.run(_engine_sql_seq, args.runs, args.synchronous, Path(tmp)))
         for floor in figures:
             steps_per_s = figures[floor][-1]
             line = {
                 "engine": "tarry",
                 "version": engine.__version__,
                 "floor": floor,
-                "synchronous": args.synchronous if floor.startswith("sql_") else None,
+                "synchronous": args.synchronous if "sql" in floor else None,
                 "n": args.runs,
                 "steps_per_s": round(steps_per_s, 1),
                 "us_per_run": round(3e6 / steps_per_s, 1),

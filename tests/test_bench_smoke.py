@@ -114,5 +114,12 @@ def test_long_run_script_prints_its_figure() -> None:
 @pytest.mark.subprocess
 def test_floors_script_prints_every_floor() -> None:
     lines = _script_lines("bench.floors", "--runs", "5", "--reps", "1")
-    assert [line["floor"] for line in lines] == ["sql_seq", "sql_conc", "trio_conc", "engine_seq", "engine_conc"]
+    assert [line["floor"] for line in lines] == [
+        "sql_seq",
+        "sql_conc",
+        "trio_conc",
+        "engine_seq",
+        "engine_conc",
+        "engine_sql_seq",
+    ]
     assert all(line["n"] == 5 and line["steps_per_s"] > 0 for line in lines)  # type: ignore[operator]
