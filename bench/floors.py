@@ -11,6 +11,9 @@ JSON line per repetition, then medians:
   the run, three step results, the outcome, five transactions, the statements the store
   issues, and a WAL checkpoint every 256 commits on another thread, as the store does. No
   trio, no actor, no codec: the most W1 ``seq`` could reach here.
+- ``sql_conc``: the same statements batched as the group commit batches them in W1
+  ``conc``: each transaction creates 8 new runs (the store's admission) and takes the next
+  write of every run already started, the step results in one statement.
 - ``trio_conc``: the shape of W1 ``conc`` in bare trio: N tasks each park once (the run's
   create), spawn a task that parks four times (three steps and the outcome), and wait for
   it; a committer task wakes every parked task once per round, as the group commit does.
@@ -23,7 +26,8 @@ JSON line per repetition, then medians:
   checkpoint thread included), without its queue, write lock or schedule points: the most
   ``seq`` could do on SQLite with a write path that cost nothing. Less than the sum of
   ``sql_seq`` and ``engine_seq`` allows: the engine's Python and SQLite's C take turns on
-  one core and slow each other down.
+  one core and slow each other down. (With ``--synchronous FULL`` its fsyncs happen on
+  the event loop, where the store would commit on its writer thread.)
 """
 
 from __future__ import annotations
@@ -46,12 +50,11 @@ import engine
 from engine import MemoryStore, SQLiteStore, create_runtime
 from engine.journal import RunRow, Write, new_run_id
 from engine.store import sqlite as sqlite_store
-from engine.store.sqlite import ENTRY_COLUMNS, RUN_COLUMNS
+from engine.store.sqlite import _INSERT_ENTRIES, RUN_COLUMNS
 
-from .steps import EXPECTED, three_steps
+from .steps import EXPECTED, three_steps, trigger_all
 
 _INSERT_RUN = f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id) DO NOTHING"
-_INSERT_ENTRY = f"INSERT OR REPLACE INTO entries ({ENTRY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 _FINISH = (
     "UPDATE runs SET updated_at = ?, status = ?, output = ?, error = ?, pending = ?, wake_at = ?, "
     "wait_event = ? WHERE run_id = ? AND status IN (?,?)"
@@ -102,14 +105,15 @@ def _timed_sql(
 
     thread = threading.Thread(target=checkpointer)
     thread.start()
-    started = time.perf_counter()
-    statements(conn, committed)
-    took = time.perf_counter() - started
-    stopping = True
-    checkpoints.release()
-    thread.join()
-    conn.close()
-    return took
+    try:
+        started = time.perf_counter()
+        statements(conn, committed)
+        return time.perf_counter() - started
+    finally:
+        stopping = True
+        checkpoints.release()
+        thread.join()
+        conn.close()
 
 
 def sql_seq(runs: int, synchronous: str, directory: Path) -> float:
@@ -126,7 +130,7 @@ def sql_seq(runs: int, synchronous: str, directory: Path) -> float:
             committed()
             for k in range(3):
                 conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_INSERT_ENTRY, [_entry_row(run_id, k, now)])
+                conn.executemany(_INSERT_ENTRIES, [_entry_row(run_id, k, now)])
                 conn.execute("COMMIT")
                 committed()
             conn.execute("BEGIN IMMEDIATE")
@@ -143,7 +147,8 @@ def sql_conc(runs: int, synchronous: str, directory: Path, admit: int = 8) -> fl
     takes the next write of every run already started (step results in one statement)."""
 
     def statements(conn: sqlite3.Connection, committed: Callable[[], None]) -> None:
-        groups = [[new_run_id() for _ in range(admit)] for _ in range(-(-runs // admit))]
+        run_ids = [new_run_id() for _ in range(runs)]
+        groups = [run_ids[i : i + admit] for i in range(0, runs, admit)]
         for r in range(len(groups) + 4):  # group g is created in batch g, finishes in g + 4
             now = time.time()
             conn.execute("BEGIN IMMEDIATE")
@@ -153,7 +158,7 @@ def sql_conc(runs: int, synchronous: str, directory: Path, admit: int = 8) -> fl
                 for run_id in groups[g]
             ]
             if entries:
-                conn.executemany(_INSERT_ENTRY, entries)
+                conn.executemany(_INSERT_ENTRIES, entries)
             for run_id in groups[r] if r < len(groups) else ():
                 conn.execute(_INSERT_RUN, _run_row(run_id, now))
             for run_id in groups[r - 4] if 4 <= r < len(groups) + 4 else ():
@@ -161,7 +166,7 @@ def sql_conc(runs: int, synchronous: str, directory: Path, admit: int = 8) -> fl
             conn.execute("COMMIT")
             committed()
 
-    return 3 * admit * -(-runs // admit) / _timed_sql(directory, synchronous, statements)
+    return 3 * runs / _timed_sql(directory, synchronous, statements)
 
 
 async def _trio_conc(runs: int) -> float:
@@ -232,7 +237,11 @@ class _InPlaceStore(MemoryStore):
         conn = self.store._conn
         assert conn is not None
         conn.execute("BEGIN IMMEDIATE")
-        result = fn(conn, arg)
+        try:
+            result = fn(conn, arg)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
         conn.execute("COMMIT")
         self.store._after_commit()  # a checkpoint now and then, on the store's thread
         return result
@@ -248,32 +257,22 @@ class _InPlaceStore(MemoryStore):
 
 
 async def _engine_sql_seq(runs: int, synchronous: str, directory: Path) -> float:
+    """Steps per second of W1 ``seq`` through the engine on :class:`_InPlaceStore`."""
     store = SQLiteStore(directory / "floor.db", synchronous=synchronous)  # type: ignore[arg-type]
     # A write through the writer thread: once it is done, the thread has set up _conn.
     await trio.to_thread.run_sync(store.submit_sync, lambda conn: None)
     try:
-        return await _engine(runs, "seq", _InPlaceStore(store))
+        return await _w1_through_engine(runs, "seq", _InPlaceStore(store))
     finally:
         await store.close()
 
 
-async def _engine(runs: int, mode: str, store: MemoryStore | None = None) -> float:
+async def _w1_through_engine(runs: int, mode: str, store: MemoryStore | None = None) -> float:
+    """Steps per second of W1 (``mode`` seq or conc) on a serving runtime over ``store``
+    (default :class:`_FreeStore`); raises unless every run completed as W1's do."""
     runtime = create_runtime([three_steps], store if store is not None else _FreeStore())
-    results: list[Any] = []
-
-    async def one() -> None:
-        results.append(await runtime.trigger(three_steps))
-
     async with runtime:
-        started = time.perf_counter()
-        if mode == "seq":
-            for _ in range(runs):
-                await one()
-        else:
-            async with trio.open_nursery() as nursery:
-                for _ in range(runs):
-                    nursery.start_soon(one)
-        took = time.perf_counter() - started
+        results, took = await trigger_all(runtime, runs, mode)
     if len(results) != runs or any(r.output != EXPECTED for r in results):
         raise RuntimeError("engine floor: a run did not complete as W1's do")
     return 3 * runs / took
@@ -299,8 +298,8 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             figures["sql_conc"].append(sql_conc(args.runs, args.synchronous, Path(tmp)))
         figures["trio_conc"].append(trio.run(_trio_conc, args.runs))
-        figures["engine_seq"].append(trio.run(_engine, args.runs, "seq"))
-        figures["engine_conc"].append(trio.run(_engine, args.runs, "conc"))
+        figures["engine_seq"].append(trio.run(_w1_through_engine, args.runs, "seq"))
+        figures["engine_conc"].append(trio.run(_w1_through_engine, args.runs, "conc"))
         with tempfile.TemporaryDirectory() as tmp:
             figures["engine_sql_seq"].append(trio.run(_engine_sql_seq, args.runs, args.synchronous, Path(tmp)))
         for floor in figures:
