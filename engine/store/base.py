@@ -15,11 +15,13 @@ scheduling. Its contract, checked by the same test suite for every store:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from ..journal import EntryRow, RunRow, SignalRow, Write
 
-__all__ = ["Store"]
+__all__ = ["Change", "ChangeWatch", "EngineCounts", "LeaseRow", "PublishedWorkflow", "SharedStore", "Store"]
 
 
 class Store(ABC):
@@ -135,3 +137,260 @@ class Store(ABC):
     @abstractmethod
     async def running_runs(self) -> list[str]:
         """Runs whose status is ``running`` (mid-flight, or interrupted by a crash)."""
+
+
+# -- what processes share: the worker's seat, the change feed, the registry, clients' verbs ----
+
+
+@dataclass(slots=True)
+class LeaseRow:
+    """A worker's lease: who (``owner``), since when, and until when it holds it."""
+
+    name: str
+    owner: str
+    acquired_at: float
+    heartbeat_at: float
+    expires_at: float
+    info: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Change:
+    """One change another process committed for a worker to act on, with the signal it
+    announces and the run as it is now (``run`` is ``None`` for a run that is gone).
+
+    ``kind`` is ``trigger``, ``signal``, ``cancel``, ``retry``, or ``claim`` (a run this
+    worker just took over from a worker whose lease expired, or that no worker owned)."""
+
+    seq: int
+    kind: str
+    run_id: str
+    signal: SignalRow | None
+    run: RunRow | None
+
+
+@dataclass(slots=True)
+class PublishedWorkflow:
+    """A workflow a serving worker published: what a Client without the code validates with."""
+
+    id: str
+    description: str | None
+    schema_kind: str
+    payload_schema: dict[str, Any] | None
+    published_at: float
+    published_by: str | None
+
+
+@dataclass(slots=True)
+class EngineCounts:
+    """Runs per status, clients' changes no worker has taken yet, and the schema version."""
+
+    runs: dict[str, int]
+    pending_changes: int
+    schema_version: int
+
+
+class ChangeWatch(ABC):
+    """Blocks a plain thread until another process may have committed something.
+
+    A hint only ("look now"): the store's changes (:meth:`SharedStore.changes_after`)
+    are the source of truth, so a missed hint costs latency, never data.
+    """
+
+    @abstractmethod
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds; ``True`` when something may have changed."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the watch (its socket or connection). Idempotent."""
+
+    #: Where clients nudge this watch (published in the worker's lease info), if anywhere.
+    address: str | None = None
+
+
+class SharedStore(Store):
+    """A store that several processes share: workers serve it, clients write to it.
+
+    Everything the worker (:mod:`engine.worker`, :mod:`engine.lease`,
+    :mod:`engine.changes`), the :class:`engine.Client` and the dashboard need beyond the
+    runtime's :class:`Store`. These methods are **synchronous and thread-safe**: clients
+    call them from their own threads, and the worker from trio worker threads (they are
+    not on the hot path, so a thread hop each costs nothing that matters). Writes are
+    committed when they return, like every store write.
+
+    Two ways to serve a database, told by :attr:`exclusive`:
+
+    - ``True`` (SQLite): one worker at a time holds the lease ``"worker"``; a second one
+      stands by and takes over when that lease expires. The serving worker drives every run.
+    - ``False`` (PostgreSQL): any number of workers, each with a lease of its own (its
+      heartbeat). A run is owned by one worker at a time; a worker takes unowned runs and
+      the runs of workers whose lease expired (:meth:`changes_after` returns them as
+      ``claim``), and only ever drives and commits for the runs it owns.
+
+    After :meth:`set_owner`, a store commits only for that owner: once its lease is gone
+    (another worker took over), its writes raise :class:`LeaseLost` and ``on_lost`` is
+    called once, so a stalled worker never writes over the one that replaced it. With a
+    non-exclusive store the owner also scopes the runtime's reads and creates: runs it
+    creates are its own, and ``running_runs``, ``due_runs``, ``next_wake_after`` and
+    ``runs_with_signals`` see only its own runs (without an owner, a plain Runtime on the
+    store acts as its only process and sees every run).
+    """
+
+    #: One worker at a time (a standby waits), or many (runs are owned one by one).
+    exclusive: bool = True
+
+    #: What a Client opens to reach this database (a path or a ``postgresql://`` URL).
+    url: str = ""
+
+    # -- the worker's lease -----------------------------------------------------------------
+
+    def lease_name(self, owner: str) -> str:
+        """The lease ``owner`` competes for: the one ``"worker"`` lease of an exclusive
+        store, else a lease of the worker's own."""
+        return "worker" if self.exclusive else f"worker:{owner}"
+
+    @abstractmethod
+    def lease_acquire(
+        self, name: str, owner: str, now: float, ttl: float, info: dict[str, Any]
+    ) -> tuple[bool, LeaseRow | None]:
+        """Take lease ``name`` if it is free, expired or already ``owner``'s.
+
+        Returns ``(True, previous)`` (the row it replaced, if any) or ``(False, holder)``.
+        """
+
+    @abstractmethod
+    def lease_renew(self, name: str, owner: str, now: float, ttl: float) -> bool:
+        """Extend ``owner``'s lease; ``False`` when it is no longer theirs."""
+
+    @abstractmethod
+    def lease_release(self, name: str, owner: str, now: float) -> None:
+        """Expire ``owner``'s lease now (its runs are free for the others at once)."""
+
+    @abstractmethod
+    def leases(self) -> list[LeaseRow]:
+        """Every worker lease, current or expired, the most recent heartbeat first."""
+
+    @abstractmethod
+    def set_owner(self, owner: str | None, on_lost: Callable[[], None] | None = None) -> None:
+        """Commit only as ``owner`` from now on (``None``: no fence, a plain runtime).
+
+        ``on_lost`` is called once, from whichever thread found out, when a commit was
+        refused because ``owner`` no longer holds its lease (or, with non-exclusive
+        stores, the run it wrote to)."""
+
+    # -- the registry --------------------------------------------------------------------------
+
+    @abstractmethod
+    def publish_workflows(self, workflows: list[dict[str, Any]], owner: str, now: float) -> None:
+        """Record the workflows ``owner`` serves (``id``, ``description``, ``schema_kind``,
+        ``payload_schema``), replacing what that owner published before."""
+
+    @abstractmethod
+    def published_workflows(self) -> list[PublishedWorkflow]:
+        """Every published workflow, by id (one row per id: the latest publication)."""
+
+    # -- the change feed ---------------------------------------------------------------------
+
+    @abstractmethod
+    def last_change(self) -> int:
+        """The newest change's ``seq`` (0 for none): a worker's recovery covers up to it."""
+
+    @abstractmethod
+    def changes_after(self, after: int, limit: int) -> list[Change]:
+        """Changes for this store's owner with ``seq > after``, oldest first.
+
+        With a non-exclusive store this first claims up to ``limit`` runs that nobody
+        (alive) owns, returned as ``claim`` changes ahead of the rest."""
+
+    @abstractmethod
+    def forget_changes(self, upto: int) -> None:
+        """Delete the changes up to ``upto`` this owner has acted on."""
+
+    @abstractmethod
+    def watch(self, poll_interval: float) -> ChangeWatch:
+        """A :class:`ChangeWatch` for a worker's watcher thread."""
+
+    # -- clients' verbs: each change and its notice to the workers in one transaction ---------
+
+    @abstractmethod
+    def client_trigger(self, row: RunRow) -> tuple[RunRow, bool]:
+        """:meth:`Store.create_run`, announced to the workers."""
+
+    @abstractmethod
+    def client_signal(self, run_id: str, event: str, payload: str, sent_at: float) -> SignalRow:
+        """:meth:`Store.add_signal`, announced to the run's worker."""
+
+    @abstractmethod
+    def client_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
+        """:meth:`Store.request_cancel`, announced to the run's worker."""
+
+    @abstractmethod
+    def client_retry(self, run_id: str, at: float) -> RunRow:
+        """Put a failed run back to ``running`` from its journal (its failed steps are
+        dropped so they run again), announced to the workers.
+
+        Raises:
+            RunNotFound; RunNotRetryable (it has not failed).
+        """
+
+    # -- clients' reads ----------------------------------------------------------------------
+
+    @abstractmethod
+    def snapshot(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow]] | None:
+        """A run, its journal and every signal, from one snapshot (``None``: no such run)."""
+
+    @abstractmethod
+    def settled(self, run_id: str) -> tuple[RunRow, bool]:
+        """The run, and whether it is at rest: ended, or suspended with no change of a
+        client still waiting for a worker (a change not taken, or a signal its wait takes).
+
+        Raises:
+            RunNotFound.
+        """
+
+    @abstractmethod
+    def query_runs(
+        self,
+        statuses: list[str] | None,
+        workflow_id: str | None,
+        limit: int | None,
+        offset: int,
+        search: str | None = None,
+        waiting: str | None = None,
+        oldest_first: bool = False,
+    ) -> list[RunRow]:
+        """Runs newest first (``oldest_first``: the longest unchanged first), filtered by
+        status, workflow, kind of wait (``"event"``, ``"sleep"``) and a case-insensitive
+        substring of the run id, workflow id or payload text."""
+
+    @abstractmethod
+    def count_runs(
+        self,
+        statuses: list[str] | None,
+        workflow_id: str | None,
+        search: str | None = None,
+        waiting: str | None = None,
+    ) -> int:
+        """How many runs :meth:`query_runs` would return with no limit."""
+
+    @abstractmethod
+    def engine_counts(self) -> EngineCounts:
+        """Runs per status, changes not yet taken by a worker, and the schema version."""
+
+    @abstractmethod
+    def data_version(self) -> int:
+        """A number that changes whenever anything is committed, by any process. Values
+        compare only within one store object: poll it to refresh a view only on change."""
+
+    def size_bytes(self) -> int | None:
+        """The database's size on disk, where the store can tell."""
+        return None
+
+    @abstractmethod
+    def open_sync(self) -> None:
+        """:meth:`Store.open` for a plain thread (a Client). Idempotent."""
+
+    @abstractmethod
+    def close_sync(self) -> None:
+        """:meth:`Store.close` for a plain thread (a Client). Idempotent."""
