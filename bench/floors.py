@@ -49,8 +49,8 @@ import trio
 import engine
 from engine import MemoryStore, SQLiteStore, create_runtime
 from engine.journal import RunRow, Write, new_run_id
-from engine.store import sqlite as sqlite_store
-from engine.store.sqlite import _INSERT_ENTRIES, RUN_COLUMNS
+from engine.store.sqlite import statements as sqlite_sql
+from engine.store.sqlite.statements import INSERT_ENTRIES, RUN_COLUMNS
 
 from .steps import EXPECTED, three_steps, trigger_all
 
@@ -130,7 +130,7 @@ def sql_seq(runs: int, synchronous: str, directory: Path) -> float:
             committed()
             for k in range(3):
                 conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_INSERT_ENTRIES, [_entry_row(run_id, k, now)])
+                conn.executemany(INSERT_ENTRIES, [_entry_row(run_id, k, now)])
                 conn.execute("COMMIT")
                 committed()
             conn.execute("BEGIN IMMEDIATE")
@@ -158,7 +158,7 @@ def sql_conc(runs: int, synchronous: str, directory: Path, admit: int = 8) -> fl
                 for run_id in groups[g]
             ]
             if entries:
-                conn.executemany(_INSERT_ENTRIES, entries)
+                conn.executemany(INSERT_ENTRIES, entries)
             for run_id in groups[r] if r < len(groups) else ():
                 conn.execute(_INSERT_RUN, _run_row(run_id, now))
             for run_id in groups[r - 4] if 4 <= r < len(groups) + 4 else ():
@@ -234,7 +234,7 @@ class _InPlaceStore(MemoryStore):
         self.store = store
 
     def _commit(self, fn: Callable[..., Any], arg: Any) -> Any:
-        conn = self.store._conn
+        conn = self.store.committer._conn
         assert conn is not None
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -243,17 +243,17 @@ class _InPlaceStore(MemoryStore):
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        self.store._after_commit()  # a checkpoint now and then, on the store's thread
+        self.store.committer._after_commit()  # a checkpoint now and then, on the store's thread
         return result
 
     async def create_run(self, row: RunRow) -> tuple[RunRow, bool]:
-        return self._commit(sqlite_store._create_run, row)  # type: ignore[no-any-return]
+        return self._commit(sqlite_sql.create_run, row)  # type: ignore[no-any-return]
 
     async def write(self, write: Write) -> bool:
-        return self._commit(sqlite_store._write, write)  # type: ignore[no-any-return]
+        return self._commit(sqlite_sql.write, write)  # type: ignore[no-any-return]
 
     def write_behind(self, write: Write) -> None:
-        self._commit(sqlite_store._write, write)
+        self._commit(sqlite_sql.write, write)
 
 
 async def _engine_sql_seq(runs: int, synchronous: str, directory: Path) -> float:

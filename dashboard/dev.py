@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from engine import Client, InvalidArgument, MemoryStore, Runtime, SQLiteStore, Worker, Workflow
+from engine import Client, InvalidArgument, MemoryStore, Runtime, SharedStore, Worker, Workflow, store_from_url
 
 from .app import DashboardApp
 from .source import Source
@@ -29,17 +29,20 @@ __all__ = ["DevApp", "EmbeddedWorker", "dev_runtime"]
 
 def dev_runtime(app: Runtime | list[Workflow[Any]], db_path: str | os.PathLike[str]) -> Runtime:
     """The runtime ``tarry dev`` serves: APP's own Runtime (its default in-memory store
-    swapped for the SQLite file), or a new one over APP's workflows.
+    swapped for the database ``db_path`` names: a SQLite file or a PostgreSQL URL), or a
+    new one over APP's workflows.
 
     Raises:
-        InvalidArgument: APP's runtime already uses another store than a SQLite file.
+        InvalidArgument: APP's runtime already uses a store that processes cannot share.
     """
     if not isinstance(app, Runtime):
-        return Runtime(app, SQLiteStore(db_path))
+        return Runtime(app, store_from_url(db_path))
     if isinstance(app.store, MemoryStore):
-        app.store = SQLiteStore(db_path)
-    elif not isinstance(app.store, SQLiteStore):
-        raise InvalidArgument(f"APP's runtime uses the store {app.store.name!r}; tarry dev serves a SQLite file")
+        app.store = store_from_url(db_path)
+    elif not isinstance(app.store, SharedStore):
+        raise InvalidArgument(
+            f"APP's runtime uses the store {app.store.name!r}; tarry dev serves a SQLite file or a PostgreSQL URL"
+        )
     return app
 
 
@@ -119,11 +122,11 @@ class DevApp(DashboardApp):
         **options: Any,
     ) -> None:
         runtime = dev_runtime(app, db_path)
-        assert isinstance(runtime.store, SQLiteStore)
+        assert isinstance(runtime.store, SharedStore)
         self.embedded = EmbeddedWorker(Worker(runtime), grace=grace, on_error=self._worker_failed)
         workflows = list(runtime.workflows.values())
-        super().__init__(Source(Client(runtime.store.path, workflows=workflows), owns=True), **options)
-        self.sub_title = f"dev · {runtime.store.path}"
+        super().__init__(Source(Client(runtime.store.url, workflows=workflows), owns=True), **options)
+        self.sub_title = f"dev · {runtime.store.name}"
 
     def on_load(self) -> None:
         self.embedded.start()

@@ -39,7 +39,7 @@ from .errors import (
 from .results import HistoryEntry, RunError, RunInfo, RunResult, SignalInfo
 from .retry import RetryPolicy
 from .runtime import Runtime, create_runtime
-from .store import MemoryStore, SQLiteStore, Store
+from .store import MemoryStore, SharedStore, SQLiteStore, Store, store_from_url
 from .worker import Worker
 from .workflow import Workflow, define_workflow, workflow
 
@@ -76,10 +76,12 @@ __all__ = [
     "RunStateError",
     "Runtime",
     "SQLiteStore",
+    "SharedStore",
     "SchemaTooNew",
     "SignalInfo",
     "StepFailed",
     "Store",
+    "store_from_url",
     "StoreBusy",
     "StoreError",
     "WaitTimeout",
@@ -102,3 +104,13 @@ for _name in __all__:
         with contextlib.suppress(AttributeError, TypeError):
             _obj.__module__ = "engine"
 del _name, _obj
+
+
+def __getattr__(name: str) -> object:
+    # PostgresStore needs psycopg (pip install 'tarry[postgres]'): imported only when asked
+    # for, so `import engine` (and `from engine import *`) works without it.
+    if name == "PostgresStore":
+        from .store.postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")

@@ -1,39 +1,31 @@
 """ChangeFeed: how a worker notices what other processes commit, without busy polling.
 
-Clients write their change and an outbox row in one transaction
-(:mod:`engine.store.crossproc`), then send a datagram to the worker's wake socket (a unix
-datagram socket in a private temporary directory, its path published in the lease). The
-feed reads the outbox rows after the last one it processed, hands each to the runtime
-(:meth:`Runtime.run_changed`, :meth:`Runtime.deliver_signal`) and deletes them.
+Clients write their change and a notice to the workers in one transaction (the store's
+``client_*`` verbs). The feed reads the changes after the last one it processed
+(:meth:`SharedStore.changes_after`), hands each to the runtime (:meth:`Runtime.run_changed`,
+:meth:`Runtime.deliver_signal`, :meth:`Runtime.adopt`) and forgets them. On a shared store
+the same call first claims runs that no live worker owns (new runs a client triggered, or
+the runs of a worker that died), so takeover needs nothing else.
 
-The datagram only says "look now"; the database is the source of truth. So a lost
-datagram (a full queue, a client of another user that cannot reach the socket, a platform
-without unix sockets) costs latency, not data: the feed also checks ``PRAGMA
-data_version`` every ``poll_interval`` (20 ms), which changes whenever another connection
-commits, and reads the outbox only then. Both are watched by one plain thread (a socket
-receive with a 20 ms timeout, then a ~5 us pragma), which wakes the trio loop only when
-there is something to read: idle, the event loop sleeps (waking one trio loop 50 times a
-second would cost ten times more CPU than the thread does).
+When to look is told by the store's :class:`ChangeWatch` (SQLite: a wake socket plus
+``PRAGMA data_version``; PostgreSQL: ``LISTEN``), watched by one plain thread that wakes the
+trio loop only when there is something to read: idle, the event loop sleeps. A hint that
+never came costs latency, not data: the watch also says "look" every ``poll_interval``
+whenever anything was committed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import shutil
-import socket
-import tempfile
 import threading
 from typing import Any
 
 import trio
 
 from .errors import LeaseLost, WorkflowError
+from .journal import RunRow
 from .runtime import Runtime
-from .store import crossproc
-from .store.crossproc import Change
-from .store.sqlite import SQLiteStore
+from .store.base import Change, ChangeWatch, SharedStore
 
 __all__ = ["ChangeFeed"]
 
@@ -46,15 +38,15 @@ class ChangeFeed:
     Args:
         runtime: the runtime to tell (serving).
         store: its database.
-        poll_interval: seconds between ``data_version`` checks, the fallback to datagrams.
-        batch: outbox rows read per query.
-        wake_socket: bind a wake socket (``False``: rely on the poll alone).
+        poll_interval: seconds between the watch's own checks, the fallback to nudges.
+        batch: changes read per query.
+        wake_socket: let clients nudge this worker directly, where the store can.
     """
 
     def __init__(
         self,
         runtime: Runtime,
-        store: SQLiteStore,
+        store: SharedStore,
         *,
         poll_interval: float = 0.02,
         batch: int = 1000,
@@ -66,60 +58,43 @@ class ChangeFeed:
         self.batch = batch
         self.address: str | None = None
         self.last_seq = 0
-        self.processed = 0  # outbox rows handled (for tests and benchmarks)
-        self._use_socket = wake_socket and hasattr(socket, "AF_UNIX")
-        self._socket: socket.socket | None = None
+        self.processed = 0  # changes handled (for tests and benchmarks)
+        self._wake_socket = wake_socket
+        self._watch: ChangeWatch | None = None
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
-        self._dir: str | None = None
         self._kick = trio.Event()
-        self._version = crossproc.DataVersion(store.path, store.busy_timeout)
         self._scope: trio.CancelScope | None = None
 
     def open(self) -> str | None:
-        """Bind the wake socket; its address (``None`` without one)."""
-        if not self._use_socket:
-            return None
-        self._dir = tempfile.mkdtemp(prefix="tarry-")  # 0700: only this user can wake us
-        path = os.path.join(self._dir, "wake")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        try:
-            sock.bind(path)
-        except OSError as exc:
-            sock.close()
-            log.warning("no wake socket (%s); noticing changes by polling every %.0f ms", exc, self.poll_interval * 1e3)
-            return None
-        sock.settimeout(self.poll_interval)
-        self._socket = sock
-        self.address = path
-        return path
+        """Open the store's watch; where clients nudge it (``None``: they cannot)."""
+        if self._watch is None:
+            self._watch = self.store.watch(self.poll_interval, wake_socket=self._wake_socket)
+            self.address = self._watch.address
+        return self.address
 
     def close(self) -> None:
         self._closing.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
-        self._version.close()
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
 
     def stop(self) -> None:
-        """Stop feeding (changes from now on stay in the outbox for the next worker)."""
+        """Stop feeding (changes from now on stay for the next worker)."""
         if self._scope is not None:
             self._scope.cancel()
 
     async def run(self, start_after: int, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Process the outbox after ``start_after`` (already covered by the runtime's
+        """Process the changes after ``start_after`` (already covered by the runtime's
         recovery), then every change as it is noticed, until :meth:`stop` or cancelled.
 
-        The watching is done by a plain thread (a datagram, or ``data_version`` moving,
-        every ``poll_interval``), so the event loop itself sleeps until there is work: an
-        idle worker wakes the loop only for its heartbeat.
+        Raises:
+            LeaseLost: the store refused a commit of this worker (another took over).
         """
+        self.open()
         self.last_seq = start_after
         token = trio.lowlevel.current_trio_token()
         with trio.CancelScope() as scope:
@@ -127,7 +102,7 @@ class ChangeFeed:
             if self._thread is None:
                 self._closing.clear()
                 self._thread = threading.Thread(
-                    target=self._watch, args=(token,), name="tarry-change-watcher", daemon=True
+                    target=self._watcher, args=(token,), name="tarry-change-watcher", daemon=True
                 )
                 self._thread.start()
             await self.process()
@@ -139,40 +114,17 @@ class ChangeFeed:
                     await self.process()
                 except LeaseLost:
                     raise
-                except WorkflowError as exc:  # busy past the timeout, say: the rows stay, try again
+                except WorkflowError as exc:  # busy past the timeout, say: the changes stay, try again
                     log.warning("reading other processes' changes failed (%s); retrying", exc.message)
                     await trio.sleep(0.5)
                     self._kick.set()
 
-    def _watch(self, token: trio.lowlevel.TrioToken) -> None:
-        """The watcher thread: kick the loop on a datagram or when another connection committed."""
-        seen = self._version()
-        sock = self._socket
+    def _watcher(self, token: trio.lowlevel.TrioToken) -> None:
+        """The watcher thread: kick the loop whenever the watch says something changed."""
+        watch = self._watch
+        assert watch is not None
         while not self._closing.is_set():
-            nudged = False
-            if sock is not None:
-                try:
-                    sock.recv(64)
-                    nudged = True
-                    sock.setblocking(False)
-                    with contextlib.suppress(OSError):  # more queued nudges say the same
-                        while True:
-                            sock.recv(64)
-                except (TimeoutError, OSError):
-                    pass
-                finally:
-                    with contextlib.suppress(OSError):
-                        sock.settimeout(self.poll_interval)
-            else:
-                self._closing.wait(self.poll_interval)
-            try:
-                version = self._version()
-            except WorkflowError as exc:  # the file is busy or gone: say so, keep watching
-                log.warning("cannot watch the database for changes: %s", exc.message)
-                self._closing.wait(1.0)
-                continue
-            if nudged or version != seen:
-                seen = version  # read before the loop processes: a commit after this is seen next time
+            if watch.wait(self.poll_interval):
                 try:
                     token.run_sync_soon(self._wake)
                 except trio.RunFinishedError:
@@ -182,18 +134,25 @@ class ChangeFeed:
         self._kick.set()
 
     async def process(self) -> int:
-        """Hand every outbox row after ``last_seq`` to the runtime; delete them. Returns how many."""
+        """Hand every change after ``last_seq`` to the runtime; forget them. Returns how many."""
         handled = 0
         while True:
-            changes: list[Change] = await self.store.read(crossproc.outbox_after, self.last_seq, self.batch)
+            changes = await trio.to_thread.run_sync(self.store.changes_after, self.last_seq, self.batch)
             if not changes:
                 return handled
+            claimed = [c.run for c in changes if c.kind == "claim" and c.run is not None]
+            for run in claimed:
+                log.info("run %s taken over (%s, %s)", run.run_id, run.workflow_id, run.status, extra=_fields(run))
+            await self.runtime.adopt(claimed)
             for change in changes:
-                await self._apply(change)
-            self.last_seq = changes[-1].seq
+                if change.kind != "claim":
+                    await self._apply(change)
+            seqs = [c.seq for c in changes if c.kind != "claim"]
             handled += len(changes)
             self.processed += len(changes)
-            await self.store.submit(crossproc.outbox_delete, self.last_seq)
+            if seqs:
+                self.last_seq = max(self.last_seq, *seqs)
+                await trio.to_thread.run_sync(self.store.forget_changes, self.last_seq)
             if len(changes) < self.batch:
                 return handled
 
@@ -201,7 +160,7 @@ class ChangeFeed:
         run = change.run
         if run is None:
             return
-        fields: dict[str, Any] = {"run_id": run.run_id, "workflow_id": run.workflow_id, "status": run.status}
+        fields = _fields(run)
         if change.kind == "signal":
             signal = change.signal
             if signal is None or signal.consumed_at is not None:
@@ -220,3 +179,7 @@ class ChangeFeed:
             else:
                 log.info("run %s cancel requested: %s", run.run_id, run.cancel_reason, extra=fields)
         self.runtime.run_changed(run)
+
+
+def _fields(run: RunRow) -> dict[str, Any]:
+    return {"run_id": run.run_id, "workflow_id": run.workflow_id, "status": run.status}

@@ -56,8 +56,9 @@ from .errors import (
 from .journal import STATUSES
 from .results import HistoryEntry, RunInfo, RunResult
 from .runtime import Runtime, create_runtime
+from .store import is_url, store_from_url
+from .store.base import SharedStore
 from .store.memory import MemoryStore
-from .store.sqlite import SQLiteStore
 from .workflow import Workflow
 
 if TYPE_CHECKING:
@@ -138,8 +139,13 @@ def _app_workflows(spec: str) -> list[Workflow[Any]]:
 # -- shared plumbing ----------------------------------------------------------------------------------
 
 
+def _target(value: str | Path) -> str | Path:
+    """``--db`` as a store target: a ``postgresql://`` URL as it is, else a file's path."""
+    return str(value) if is_url(str(value)) else Path(value)
+
+
 class _State:
-    def __init__(self, db: Path, app: str | None) -> None:
+    def __init__(self, db: str | Path, app: str | None) -> None:
         self.db = db
         self.app = app
 
@@ -242,15 +248,15 @@ def _wait_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
-def _db(ctx: click.Context) -> Path | None:
+def _db(ctx: click.Context) -> str | Path:
     root = ctx.find_root()
     value = root.params.get("db")
-    return Path(value) if value else Path("tarry.db")
+    return _target(value) if value else Path("tarry.db")
 
 
 def _complete_runs(ctx: click.Context, _: click.Parameter, incomplete: str) -> list[CompletionItem]:
     try:
-        with Client(_db(ctx), create=False) as client:  # type: ignore[arg-type]
+        with Client(_db(ctx), create=False) as client:
             runs = client.list_runs(limit=50, search=incomplete or None)
     except Exception:  # completion must never fail loudly
         return []
@@ -261,7 +267,7 @@ def _complete_runs(ctx: click.Context, _: click.Parameter, incomplete: str) -> l
 
 def _complete_workflows(ctx: click.Context, _: click.Parameter, incomplete: str) -> list[CompletionItem]:
     try:
-        with Client(_db(ctx), create=False) as client:  # type: ignore[arg-type]
+        with Client(_db(ctx), create=False) as client:
             found = client.workflows()
     except Exception:  # completion must never fail loudly
         return []
@@ -475,12 +481,14 @@ def _print_info(info: RunInfo) -> None:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
+    # A plain string: click.Path would fold the "//" of a postgresql:// URL.
+    type=str,
     envvar="TARRY_DB",
     default="./tarry.db",
     show_default=True,
     show_envvar=True,
-    help="The SQLite database a worker serves.",
+    metavar="PATH|URL",
+    help="The database workers serve: a SQLite file, or postgresql://user@host/db (pip install 'tarry[postgres]').",
 )
 @click.option(
     "--app",
@@ -492,7 +500,7 @@ def _print_info(info: RunInfo) -> None:
 )
 @click.version_option(__version__, prog_name="tarry")
 @click.pass_context
-def cli(ctx: click.Context, db: Path, app: str | None) -> None:
+def cli(ctx: click.Context, db: str, app: str | None) -> None:
     """Durable workflows: run a worker, and trigger, signal, inspect, cancel or retry runs.
 
     Shell completion: eval "$(_TARRY_COMPLETE=bash_source tarry)" (zsh_source, fish_source).
@@ -506,7 +514,7 @@ def cli(ctx: click.Context, db: Path, app: str | None) -> None:
         tarry --db app.db worker myapp.workflows:runtime
         tarry --db app.db trigger order-fulfilment --payload '{"order_id": "o_1"}'
     """
-    ctx.obj = _State(db, app)
+    ctx.obj = _State(_target(db), app)
 
 
 @cli.command()
@@ -558,19 +566,28 @@ def worker(state: _State, app: str, grace: float, log_format: str, log_level: st
         undo()
 
 
-def _worker_runtime(app: Runtime | list[Workflow[Any]], db: Path) -> Runtime:
+def _worker_runtime(app: Runtime | list[Workflow[Any]], db: str | Path) -> Runtime:
     if not isinstance(app, Runtime):
-        return create_runtime(app, SQLiteStore(db))
+        return create_runtime(app, store_from_url(db))
     store = app.store
     if isinstance(store, MemoryStore):
-        app.store = SQLiteStore(db)  # the default store of create_runtime(): serve --db instead
-    elif isinstance(store, SQLiteStore):
+        app.store = store_from_url(db)  # the default store of create_runtime(): serve --db instead
+    elif isinstance(store, SharedStore):
         explicit = click.get_current_context().find_root().get_parameter_source("db") is not ParameterSource.DEFAULT
-        if explicit and store.path.resolve() != db.resolve():
-            raise InvalidArgument(f"APP's runtime uses the database {str(store.path)!r}, but --db says {str(db)!r}")
+        if explicit and not _same_target(store.url, db):
+            raise InvalidArgument(f"APP's runtime uses the database {store.url!r}, but --db says {str(db)!r}")
     else:
-        raise InvalidArgument(f"APP's runtime uses the store {store.name!r}; a worker serves a SQLite database")
+        raise InvalidArgument(
+            f"APP's runtime uses the store {store.name!r}; a worker serves a database clients share "
+            "(a SQLite file or a PostgreSQL URL)"
+        )
     return app
+
+
+def _same_target(a: str | Path, b: str | Path) -> bool:
+    if is_url(str(a)) or is_url(str(b)):
+        return str(a) == str(b)
+    return Path(a).resolve() == Path(b).resolve()
 
 
 @cli.command()
@@ -829,7 +846,8 @@ def _print_engine(found: EngineInfo) -> None:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    grid.add_row("Database", f"{found.path} ({found.size_bytes / 1024:.0f} KiB, schema {found.schema_version})")
+    size = "" if found.size_bytes is None else f"{found.size_bytes / 1024:.0f} KiB, "
+    grid.add_row("Database", f"{found.path} ({size}schema {found.schema_version})")
     if found.worker is None:
         grid.add_row("Worker", "none has served this database yet")
     else:

@@ -1,9 +1,10 @@
 """Client: the Runtime's verbs for processes that do not run workflows.
 
 A web app that triggers runs, an operator's terminal, the dashboard: they open a
-:class:`Client` on the database file that a worker (``tarry worker``) serves. Everything goes
-through the file: a write is committed when the call returns, whether a worker is up or
-not, and the worker picks it up within milliseconds (see :mod:`engine.store.crossproc`).
+:class:`Client` on the database that workers (``tarry worker``) serve, a SQLite file or a
+PostgreSQL URL. Everything goes through the database: a write is committed when the call
+returns, whether a worker is up or not, and a worker picks it up within milliseconds (see
+:class:`engine.store.base.SharedStore`).
 
 The Client is synchronous and thread-safe: each call is short and blocks its thread (a
 trio or asyncio program runs it in a worker thread, as the dashboard does).
@@ -11,9 +12,7 @@ trio or asyncio program runs it in a worker thread, as the dashboard does).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterable
@@ -34,8 +33,8 @@ from .errors import (
 from .journal import STATUSES, RunRow, new_run_id, run_filter
 from .registry import check_payload, describe
 from .results import RunInfo, RunResult, _dt, _ToDict
-from .store import crossproc
-from .store.sqlite import SQLiteStore
+from .store import is_url, store_from_url
+from .store.base import SharedStore
 from .workflow import Workflow
 
 __all__ = ["Client", "EngineInfo", "WorkflowInfo"]
@@ -61,16 +60,18 @@ class WorkflowInfo(_ToDict):
 
 @dataclass(frozen=True, slots=True)
 class EngineInfo(_ToDict):
-    """The state of a database and of the worker serving it (``Client.engine_info()``).
+    """The state of a database and of the workers serving it (``Client.engine_info()``).
 
-    ``worker`` is the owner id of the lease (``host:pid:tag``; ``None`` if no worker ever
-    served the file) and ``worker_alive`` whether its lease is current. ``heartbeat_age``
-    is seconds since its last heartbeat. ``pending_changes`` counts client writes not yet
-    picked up by a worker. ``size_bytes`` is the database file plus its write-ahead log.
+    ``worker`` is the owner id of the most recently heard-from worker's lease
+    (``host:pid:tag``; ``None`` if no worker ever served the database) and ``worker_alive``
+    whether its lease is current. ``heartbeat_age`` is seconds since its last heartbeat.
+    ``workers_alive`` counts the workers with a current lease (one at most on SQLite).
+    ``pending_changes`` counts client writes not yet picked up by a worker. ``size_bytes``
+    is the database file plus its write-ahead log (``None`` for a database server).
     """
 
     path: str
-    size_bytes: int
+    size_bytes: int | None
     schema_version: int
     runs: dict[str, int]
     pending_changes: int
@@ -82,14 +83,16 @@ class EngineInfo(_ToDict):
     heartbeat_at: datetime | None
     heartbeat_age: float | None
     lease_expires_at: datetime | None
+    workers_alive: int = 0
 
 
 class Client:
-    """The verbs of :class:`Runtime` over a database file, for processes that do not run
+    """The verbs of :class:`Runtime` over a shared database, for processes that do not run
     the workflows.
 
     Args:
-        path: the SQLite database a worker serves (or will serve).
+        path: the database workers serve (or will serve): a SQLite file's path, or a
+            ``postgresql://`` URL (``pip install 'tarry[postgres]'``).
         workflows: the workflows' code, if this process has it (a web app importing the
             same module): payloads are then validated exactly as ``Runtime.trigger`` does.
             Without it, the registry the worker published in the database is used (see
@@ -103,12 +106,14 @@ class Client:
         NotATarryDatabase: the file exists and was not made by tarry.
         SchemaTooNew: the file was written by a newer tarry.
         DatabaseMissing: no file and ``create=False``.
+        StoreError: a database server that cannot be reached.
 
     Guarantees:
         Every write (``trigger``, ``signal``, ``cancel``, ``retry``) is committed when the
-        call returns, together with a row of the outbox the worker reads; the serving
-        worker is woken by a datagram right after (best effort: it also watches the file,
-        every ~20 ms). Safe to share between threads. Close it (or use ``with``).
+        call returns, together with the notice workers read; a serving worker is woken
+        right after (a datagram on SQLite, best effort: it also watches the file every
+        ~20 ms; ``NOTIFY`` on PostgreSQL). Safe to share between threads. Close it (or use
+        ``with``).
     """
 
     def __init__(
@@ -119,7 +124,7 @@ class Client:
         create: bool = True,
         busy_timeout: float = 5.0,
     ) -> None:
-        self.path = Path(path)
+        self.path: Path | str = path if is_url(path) else Path(path)
         self._workflows: dict[str, Workflow[Any]] | None = None
         if workflows is not None:
             self._workflows = {}
@@ -128,17 +133,20 @@ class Client:
                     raise InvalidArgument(f"Client(workflows=...) takes workflows made by @workflow, not {wf!r}")
                 if self._workflows.setdefault(wf.id, wf) is not wf:
                     raise InvalidArgument(f"two workflows with id {wf.id!r}", workflow_id=wf.id)
-        if not create and not self.path.exists():
+        if not create and isinstance(self.path, Path) and not self.path.exists():
             raise DatabaseMissing(str(self.path))
-        self._store = SQLiteStore(self.path, busy_timeout=busy_timeout)
+        self._store: SharedStore = store_from_url(path, busy_timeout=busy_timeout)
         self._store.open_sync()
-        self._version = crossproc.DataVersion(self.path, busy_timeout)
         self._lock = threading.Lock()
-        self._socket: socket.socket | None = None
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"<Client {str(self.path)!r}{' closed' if self._closed else ''}>"
+        return f"<Client {self._store.name!r}{' closed' if self._closed else ''}>"
+
+    @property
+    def store(self) -> SharedStore:
+        """The database this Client talks to."""
+        return self._store
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -148,10 +156,7 @@ class Client:
             if self._closed:
                 return
             self._closed = True
-            if self._socket is not None:
-                self._socket.close()
         self._store.close_sync()
-        self._version.close()
 
     def __enter__(self) -> Client:
         return self
@@ -161,31 +166,11 @@ class Client:
     ) -> None:
         self.close()
 
-    def _write(self, fn: Any, *args: Any) -> Any:
-        self._check_open()
-        return self._store.submit_sync(fn, *args)
-
-    def _read(self, fn: Any, *args: Any) -> Any:
-        self._check_open()
-        return self._store.read_sync(fn, *args)
-
-    def _check_open(self) -> None:
+    @property
+    def _db(self) -> SharedStore:
         if self._closed:
             raise InvalidArgument(f"this Client on {str(self.path)!r} is closed")
-
-    def _wake(self, address: str | None) -> None:
-        """Nudge the serving worker (a datagram to its socket); best effort, never raises."""
-        if address is None or not hasattr(socket, "AF_UNIX"):
-            return
-        with self._lock:
-            if self._closed:
-                return
-            if self._socket is None:
-                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                self._socket.setblocking(False)
-            sock = self._socket
-        with contextlib.suppress(OSError):  # no worker there any more, or its queue is full
-            sock.sendto(b"!", address)
+        return self._store
 
     # -- validation -----------------------------------------------------------------------
 
@@ -241,11 +226,7 @@ class Client:
         elif not isinstance(run_id, str) or not run_id.strip():
             raise InvalidArgument(f"run_id must be a non-empty string, not {run_id!r}")
         now = time.time()
-        row, created, wake = self._write(
-            crossproc.client_trigger, RunRow(run_id, workflow_id, "running", payload_json, now, now)
-        )
-        if created:
-            self._wake(wake)
+        row, _ = self._db.client_trigger(RunRow(run_id, workflow_id, "running", payload_json, now, now))
         return RunResult.from_row(row)
 
     def signal(self, run_id: str, event: str, payload: Any = None) -> None:
@@ -265,8 +246,7 @@ class Client:
         if not isinstance(event, str) or not event:
             raise InvalidArgument(f"an event name must be a non-empty string, not {event!r}", run_id=run_id)
         payload_json = codec.dumps(payload, what="signal payload", run_id=run_id)
-        _, wake = self._write(crossproc.client_signal, run_id, event, payload_json, time.time())
-        self._wake(wake)
+        self._db.client_signal(run_id, event, payload_json, time.time())
 
     def cancel(self, run_id: str, *, reason: str | None = None) -> RunResult:
         """Cancel a run.
@@ -278,8 +258,7 @@ class Client:
         Raises:
             RunNotFound, RunFinished: nothing to cancel.
         """
-        row, wake = self._write(crossproc.client_cancel, run_id, reason or "cancelled by request", time.time())
-        self._wake(wake)
+        row = self._db.client_cancel(run_id, reason or "cancelled by request", time.time())
         return RunResult.from_row(row)
 
     def retry(self, run_id: str) -> RunResult:
@@ -291,22 +270,22 @@ class Client:
             RunNotFound; RunNotRetryable (it has not failed); WorkflowNotFound (its workflow
             is neither given to this Client nor in the published registry).
         """
-        row = self._read(crossproc.get_run, run_id)
-        if row is None:
+        found = self._db.snapshot(run_id)
+        if found is None:
             raise RunNotFound(run_id)
+        row = found[0]
         if row.status == "failed":
             known = list(self._workflows) if self._workflows is not None else list(self._known())
             if known and row.workflow_id not in known:
                 raise WorkflowNotFound(row.workflow_id, known)
-        updated, wake = self._write(crossproc.client_retry, run_id, time.time())
-        self._wake(wake)
+        updated = self._db.client_retry(run_id, time.time())
         return RunResult.from_row(updated)
 
     # -- reads ----------------------------------------------------------------------------
 
     def get_run(self, run_id: str) -> RunInfo:
         """Everything about a run (as ``Runtime.get_run``). Raises :class:`RunNotFound`."""
-        found = self._read(crossproc.run_snapshot, run_id)
+        found = self._db.snapshot(run_id)
         if found is None:
             raise RunNotFound(run_id)
         row, entries, signals = found
@@ -337,9 +316,7 @@ class Client:
             InvalidArgument: an unknown status or ``waiting``, or a negative limit/offset.
         """
         statuses = run_filter(status, limit=limit, offset=offset, waiting=waiting)
-        rows = self._read(
-            crossproc.list_runs, statuses, workflow_id, limit, offset, search or None, waiting, oldest_first
-        )
+        rows = self._db.query_runs(statuses, workflow_id, limit, offset, search or None, waiting, oldest_first)
         return [RunResult.from_row(r) for r in rows]
 
     def count(
@@ -352,11 +329,11 @@ class Client:
     ) -> int:
         """How many runs :meth:`list_runs` would list with these filters and no limit."""
         statuses = run_filter(status, waiting=waiting)
-        return int(self._read(crossproc.count_runs, statuses, workflow_id, search or None, waiting))
+        return self._db.count_runs(statuses, workflow_id, search or None, waiting)
 
     def count_by_status(self) -> dict[str, int]:
         """How many runs there are in each status (every status, zeros included)."""
-        counts, _, _ = self._read(crossproc.engine_counts)
+        counts = self._db.engine_counts().runs
         return {s: int(counts.get(s, 0)) for s in STATUSES}
 
     def wait(self, run_id: str, timeout: float | None = None) -> RunResult:
@@ -384,7 +361,7 @@ class Client:
             version = self.data_version()
             if version != seen:  # something committed since the last look
                 seen = version
-                row, at_rest = self._read(crossproc.settled, run_id)
+                row, at_rest = self._db.settled(run_id)
                 if at_rest:
                     return RunResult.from_row(row)
             left = None if deadline is None else deadline - time.monotonic()
@@ -405,26 +382,24 @@ class Client:
             ]
         return [
             WorkflowInfo(w.id, w.description, w.schema_kind, w.payload_schema, "published", _dt(w.published_at))
-            for w in self._read(crossproc.published_workflows)
+            for w in self._db.published_workflows()
         ]
 
     def engine_info(self) -> EngineInfo:
         """Which worker serves the file and how recently it was heard from, runs per
         status, client writes it has not picked up yet, and the database's size."""
-        lease = self._read(crossproc.lease_get)
-        counts, backlog, version = self._read(crossproc.engine_counts)
-        size = 0
-        for suffix in ("", "-wal"):
-            with contextlib.suppress(OSError):
-                size += os.stat(f"{self.path}{suffix}").st_size
+        db = self._db
+        leases = db.leases()
+        counts = db.engine_counts()
         now = time.time()
+        lease = leases[0] if leases else None
         info = lease.info if lease is not None else {}
         return EngineInfo(
             path=str(self.path),
-            size_bytes=size,
-            schema_version=version,
-            runs={s: int(counts.get(s, 0)) for s in STATUSES},
-            pending_changes=backlog,
+            size_bytes=db.size_bytes(),
+            schema_version=counts.schema_version,
+            runs={s: int(counts.runs.get(s, 0)) for s in STATUSES},
+            pending_changes=counts.pending_changes,
             worker=lease.owner if lease is not None else None,
             worker_alive=lease is not None and lease.expires_at > now,
             worker_pid=info.get("pid"),
@@ -433,11 +408,11 @@ class Client:
             heartbeat_at=_dt(lease.heartbeat_at) if lease is not None else None,
             heartbeat_age=max(0.0, now - lease.heartbeat_at) if lease is not None else None,
             lease_expires_at=_dt(lease.expires_at) if lease is not None else None,
+            workers_alive=sum(1 for row in leases if row.expires_at > now),
         )
 
     def data_version(self) -> int:
         """A number that changes whenever anything is committed to the database (by any
         process, this Client's own writes included): poll it to refresh a view only
         when something changed. Values compare only within one Client."""
-        self._check_open()
-        return self._version()
+        return self._db.data_version()

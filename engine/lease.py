@@ -1,18 +1,22 @@
-"""Lease: one worker per database file, by a heartbeat lease in the file itself.
+"""Lease: a worker's heartbeat in the database it serves.
 
-The row ``tarry_leases(name="worker")`` names the owner and when its lease expires. A worker
-takes the lease when there is none, when it expired, or when it is its own; it renews it
+On an exclusive store (SQLite) every worker competes for the one lease ``"worker"``: a
+worker takes it when there is none, when it expired, or when it is its own, and renews it
 every ``ttl / 4`` seconds. A second worker finds it held and stands by, trying again every
 ``ttl / 4`` seconds: when the first one dies (``kill -9`` included) its lease runs out and the
-standby takes over within ``ttl`` plus one try. A worker that stops cleanly expires its lease
-at once, so a standby takes over without waiting.
+standby takes over within ``ttl`` plus one try. On a shared store (PostgreSQL) each worker
+has a lease of its own, taken at once; when it runs out, the other workers take its runs.
+A worker that stops cleanly expires its lease at once, so nobody waits for it.
 
 Losing the lease (the owner stalled past ``ttl`` and another took over) is detected twice:
 the heartbeat's renewal fails, and, before that, the store's fence
-(:meth:`SQLiteStore.set_fence`) refuses to commit anything for an owner that no longer holds
-the lease. Either way :class:`LeaseLost` is raised and the worker stops driving runs.
+(:meth:`SharedStore.set_owner`) refuses to commit anything for an owner that no longer
+holds it. Either way :class:`LeaseLost` is raised and the worker stops driving runs.
 
-Times are wall-clock epoch seconds, compared between processes on one machine.
+Times are wall-clock epoch seconds, compared between processes (and, on a shared server,
+between machines: keep their clocks in sync, as NTP does, well within ``ttl``).
+
+The store's calls are blocking (:class:`SharedStore`), so they run in trio worker threads.
 """
 
 from __future__ import annotations
@@ -27,9 +31,7 @@ from typing import Any
 import trio
 
 from .errors import InvalidArgument, LeaseLost, StoreBusy
-from .store import crossproc
-from .store.crossproc import LEASE_NAME, LeaseRow
-from .store.sqlite import SQLiteStore
+from .store.base import LeaseRow, SharedStore
 
 __all__ = ["Lease"]
 
@@ -37,7 +39,7 @@ log = logging.getLogger("tarry.worker")
 
 
 class Lease:
-    """The worker lease of one database.
+    """A worker's lease on one database.
 
     Args:
         store: the database.
@@ -45,13 +47,14 @@ class Lease:
         owner: this worker's id; defaults to ``host:pid:random``.
     """
 
-    def __init__(self, store: SQLiteStore, *, ttl: float = 4.0, owner: str | None = None) -> None:
+    def __init__(self, store: SharedStore, *, ttl: float = 4.0, owner: str | None = None) -> None:
         if not ttl >= 0.5:
             raise InvalidArgument(f"the lease ttl must be at least 0.5 seconds, not {ttl!r}")
         self.store = store
         self.ttl = float(ttl)
         self.interval = self.ttl / 4
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.name = store.lease_name(self.owner)
         self.valid_until = 0.0
 
     async def acquire(self, info: dict[str, Any]) -> LeaseRow | None:
@@ -63,17 +66,19 @@ class Lease:
         announced = False
         while True:
             now = time.time()
-            taken, row = await self.store.submit(crossproc.lease_acquire, LEASE_NAME, self.owner, now, self.ttl, info)
+            taken, row = await trio.to_thread.run_sync(
+                self.store.lease_acquire, self.name, self.owner, now, self.ttl, info
+            )
             if taken:
                 self.valid_until = now + self.ttl
-                return row  # type: ignore[no-any-return]
+                return row
             assert row is not None
             if not announced:
                 announced = True
                 log.info(
                     "standing by: %s is served by worker %s (pid %s); taking over if its lease "
                     "(expires in %.1fs) is not renewed",
-                    self.store.path,
+                    self.store.url,
                     row.owner,
                     row.info.get("pid"),
                     max(0.0, row.expires_at - now),
@@ -92,17 +97,24 @@ class Lease:
             await trio.sleep(self.interval)
             now = time.time()
             try:
-                renewed = await self.store.submit(crossproc.lease_renew, LEASE_NAME, self.owner, now, self.ttl)
+                renewed = await trio.to_thread.run_sync(self.store.lease_renew, self.name, self.owner, now, self.ttl)
             except StoreBusy as exc:
                 if time.time() >= self.valid_until - self.interval:
-                    raise LeaseLost(str(self.store.path), self.owner, None) from exc
+                    raise LeaseLost(self.store.url, self.owner, None) from exc
                 log.warning("lease heartbeat delayed: %s", exc.message)
                 continue
             if not renewed:
-                holder = await self.store.read(crossproc.lease_get)
-                raise LeaseLost(str(self.store.path), self.owner, holder.owner if holder is not None else None)
+                holder = await trio.to_thread.run_sync(self.holder)
+                raise LeaseLost(self.store.url, self.owner, holder)
             self.valid_until = now + self.ttl
 
     async def release(self) -> None:
         """Expire the lease now, so that a standby takes over at once (if it is still ours)."""
-        await self.store.submit(crossproc.lease_release, LEASE_NAME, self.owner, time.time())
+        await trio.to_thread.run_sync(self.store.lease_release, self.name, self.owner, time.time())
+
+    def holder(self) -> str | None:
+        """Who holds this lease now (blocking)."""
+        for row in self.store.leases():
+            if row.name == self.name:
+                return row.owner
+        return None

@@ -401,6 +401,34 @@ class Runtime:
         elif row.status in TERMINAL:
             self._wheel.cancel(run_id)
 
+    async def adopt(self, rows: list[RunRow]) -> None:
+        """Take over runs this runtime did not drive until now (serving mode): runs a
+        shared store just gave this worker (a dead worker's, or triggered by a client).
+
+        Each is picked up as recovery would: a ``running`` run is re-driven from its
+        journal, a sleeping one goes on the wheel, a wait whose signal already arrived
+        resumes. A no-op when not serving or draining.
+        """
+        if self._nursery is None or self._draining or not rows:
+            return
+        horizon = self.now() + self.load_window
+        waiting = set()
+        for row in rows:
+            if row.status == "running":
+                self._activate(row.run_id)
+            elif row.status == "suspended":
+                if row.wake_at is not None and row.run_id not in self._actors:
+                    if row.wake_at <= horizon:
+                        self._wheel.schedule(row.run_id, self._clock.to_trio(row.wake_at), self._on_wake)
+                    else:
+                        self._note_far_wake(row.wake_at)
+                if row.wait_event is not None:
+                    waiting.add(row.run_id)
+        if waiting:
+            for run_id in await self.store.runs_with_signals():
+                if run_id in waiting:
+                    self._activate(run_id)
+
     async def sweep(self) -> list[RunResult]:
         """Resume every run that can move: sleeps and timeouts that are due, waits whose
         signal is already in the inbox (sent by another process, say), and runs left

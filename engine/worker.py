@@ -1,12 +1,14 @@
-"""Worker: serve a Runtime on a SQLite file as that file's one worker (``tarry worker``).
+"""Worker: serve a Runtime on a database that clients share (``tarry worker``).
 
 A worker's life:
 
-1. **Stand by** until it holds the database's lease (:class:`engine.lease.Lease`); a second
-   worker on the same file waits here, and says so.
+1. **Stand by** until it holds its lease (:class:`engine.lease.Lease`). On SQLite there is
+   one lease per file: a second worker on the same file waits here, and says so. On
+   PostgreSQL every worker has its own and serves at once.
 2. **Serve**: publish its workflows (:mod:`engine.registry`), enter the runtime (which
-   recovers every unfinished run), then feed it what clients commit
-   (:class:`engine.changes.ChangeFeed`), renewing the lease every ``ttl / 4`` seconds.
+   recovers every unfinished run it owns), then feed it what clients commit and, on
+   PostgreSQL, the runs it claims (:class:`engine.changes.ChangeFeed`), renewing the lease
+   every ``ttl / 4`` seconds.
 3. **Drain** when :meth:`Worker.stop` is called (``tarry worker`` does on SIGINT/SIGTERM):
    no new work is taken, steps in progress get ``grace`` seconds to finish and commit
    (:meth:`Runtime.drain`), then whatever still runs is cancelled where it stands and left
@@ -33,9 +35,7 @@ from .errors import InvalidArgument, LeaseLost, WorkflowError
 from .lease import Lease
 from .registry import describe
 from .runtime import Runtime
-from .store import crossproc
-from .store.crossproc import LEASE_NAME
-from .store.sqlite import SQLiteStore
+from .store.base import LeaseRow, SharedStore
 
 __all__ = ["Worker", "run_until_signalled"]
 
@@ -43,10 +43,11 @@ log = logging.getLogger("tarry.worker")
 
 
 class Worker:
-    """Serves ``runtime`` as the one worker of its SQLite database.
+    """Serves ``runtime`` as a worker of its database.
 
     Args:
-        runtime: the runtime to serve; its store must be a :class:`SQLiteStore`.
+        runtime: the runtime to serve; its store must be one processes share
+            (:class:`SQLiteStore`, :class:`PostgresStore`).
         lease_ttl: seconds without a heartbeat after which a standby takes over.
         grace: seconds steps in progress get to finish when stopping (see :meth:`stop`).
         poll_interval: seconds between checks for other processes' commits when no
@@ -54,7 +55,7 @@ class Worker:
         wake_socket: listen on a unix datagram socket for clients' nudges.
 
     Raises:
-        InvalidArgument: the runtime's store is not a SQLiteStore, or a bad option.
+        InvalidArgument: the runtime's store is not shared (a MemoryStore), or a bad option.
     """
 
     def __init__(
@@ -66,15 +67,15 @@ class Worker:
         poll_interval: float = 0.02,
         wake_socket: bool = True,
     ) -> None:
-        if not isinstance(runtime.store, SQLiteStore):
+        if not isinstance(runtime.store, SharedStore):
             raise InvalidArgument(
-                f"a worker serves a SQLite database; this runtime's store is {runtime.store.name!r} "
-                "(create_runtime(store=SQLiteStore(path)))"
+                f"a worker serves a database that clients share; this runtime's store is {runtime.store.name!r} "
+                "(create_runtime(store=SQLiteStore(path)) or PostgresStore(url))"
             )
         if not grace >= 0:
             raise InvalidArgument(f"grace must be a number of seconds >= 0, not {grace!r}")
         self.runtime = runtime
-        self.store: SQLiteStore = runtime.store
+        self.store: SharedStore = runtime.store
         self.lease = Lease(self.store, ttl=lease_ttl)
         self.grace = float(grace)
         self.feed = ChangeFeed(runtime, self.store, poll_interval=poll_interval, wake_socket=wake_socket)
@@ -118,7 +119,7 @@ class Worker:
         """Called by the store (any thread) when a commit found the lease taken over."""
         token = self._token
         if token is not None:
-            token.run_sync_soon(self._lose, LeaseLost(str(self.store.path), self.owner, None))
+            token.run_sync_soon(self._lose, LeaseLost(self.store.url, self.owner, None))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Stand by until this worker holds the lease, serve until :meth:`stop`, drain, and
@@ -131,7 +132,7 @@ class Worker:
         """
         self._token = trio.lowlevel.current_trio_token()
         await self.store.open()
-        address = self.feed.open()
+        address = await trio.to_thread.run_sync(self.feed.open)
         info: dict[str, Any] = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -150,15 +151,16 @@ class Worker:
             raise _only_error(group) from None
         finally:
             self._scope = None
-            self.store.set_fence(None)
-            self.feed.close()
+            self.store.set_owner(None)
+            with trio.CancelScope(shield=True):  # the watcher thread must end even when cancelled
+                await trio.to_thread.run_sync(self.feed.close)
             self.state = "stopped"
         if self._lost is not None:
             raise self._lost
 
-    async def _serve(self, previous: crossproc.LeaseRow | None, task_status: trio.TaskStatus[None]) -> None:
-        self.store.set_fence(LEASE_NAME, self.owner, self._fence_broken)
-        path = self.store.path
+    async def _serve(self, previous: LeaseRow | None, task_status: trio.TaskStatus[None]) -> None:
+        self.store.set_owner(self.owner, self._fence_broken)
+        path = self.store.url
         if previous is not None and previous.owner != self.owner and previous.expires_at > previous.heartbeat_at:
             late = time.time() - previous.expires_at
             log.info(
@@ -169,12 +171,12 @@ class Worker:
                 extra={"holder": previous.owner},
             )
         workflows = [describe(wf) for wf in self.runtime.workflows.values()]
-        await self.store.submit(crossproc.publish_workflows, workflows, self.owner, time.time())
-        start_after = await self.store.read(crossproc.outbox_last)
+        await trio.to_thread.run_sync(self.store.publish_workflows, workflows, self.owner, time.time())
+        start_after = await trio.to_thread.run_sync(self.store.last_change)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._heartbeat)
             async with self.runtime:  # recovery: every unfinished run is picked up again
-                await self.store.submit(crossproc.outbox_delete, start_after)
+                await trio.to_thread.run_sync(self.store.forget_changes, start_after)
                 await nursery.start(self.feed.run, start_after)
                 counts = await self.store.count_by_status()
                 self.state = "serving"

@@ -137,7 +137,7 @@ def test_bad_input_gives_one_line_and_the_right_exit_code(tmp_path: Path) -> Non
     with Client(db, workflows=workflows_cli.WORKFLOWS) as client:
         done = client.trigger("checked", 2)
         # Finish it in-process, so that a signal to it is refused.
-        client._store.submit_sync(
+        client.store.submit_sync(  # type: ignore[attr-defined]
             lambda conn: conn.execute("UPDATE runs SET status = 'completed' WHERE run_id = ?", (done.run_id,))
         )
     checks = [

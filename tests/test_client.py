@@ -39,7 +39,6 @@ from engine import (
     workflow,
 )
 from engine.registry import check_payload, describe
-from engine.store import crossproc
 from engine.store.sqlite import SCHEMA_VERSION
 
 from .workflows_cli import WORKFLOWS
@@ -104,7 +103,7 @@ def db(tmp_path: Path) -> Path:
 def publish(db: Path, workflows: list[Any]) -> None:
     """What a worker does when it takes the lease."""
     with Client(db) as client:
-        client._store.submit_sync(crossproc.publish_workflows, [describe(w) for w in workflows], "test", time.time())
+        client.store.publish_workflows([describe(w) for w in workflows], "test", time.time())
 
 
 # -- opening -----------------------------------------------------------------------------------

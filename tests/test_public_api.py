@@ -37,6 +37,7 @@ PUBLIC = [
     "Runtime",
     "SQLiteStore",
     "SchemaTooNew",
+    "SharedStore",
     "SignalInfo",
     "StepFailed",
     "Store",
@@ -52,6 +53,7 @@ PUBLIC = [
     "__version__",
     "create_runtime",
     "define_workflow",
+    "store_from_url",
     "workflow",
 ]
 

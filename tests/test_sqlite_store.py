@@ -54,10 +54,10 @@ async def test_reopening_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
 async def test_a_file_of_an_older_schema_is_migrated_and_keeps_its_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import engine.store.sqlite as sqlite_store
+    from engine.store.sqlite import schema
 
     path = tmp_path / "old.db"
-    monkeypatch.setattr(sqlite_store, "MIGRATIONS", sqlite_store.MIGRATIONS[:2])
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:2])
     old = SQLiteStore(path)
     await old.create_run(RunRow("r", "wf", "suspended", "null", 1.0, 1.0, wake_at=5.0))
     await old.close()
@@ -239,7 +239,7 @@ async def test_closing_the_store_during_a_burst_commits_what_was_queued(tmp_path
         async with trio.open_nursery() as nursery:
             for k in range(200):
                 nursery.start_soon(create, k)
-            while len(store._loop_new) < 100:  # close while most creates still wait for admission
+            while len(store.committer._loop_new) < 100:  # close while most creates still wait for admission
                 await trio.lowlevel.checkpoint()
             await store.close()
     assert len(created) == 200
@@ -308,36 +308,14 @@ async def test_one_failing_write_in_a_batch_does_not_undo_the_others(tmp_path: P
 
 
 async def test_store_is_usable_from_plain_threads(tmp_path: Path) -> None:
-    from engine.store import sqlite as statements
+    from engine.store.sqlite import statements
 
     store = SQLiteStore(tmp_path / "t.db")
 
     def in_thread() -> Any:
-        store.submit_sync(statements._create_run, RunRow("t", "wf", "running", "null", 1.0, 1.0))
-        return store.read_sync(statements._get_run, "t")
+        store.submit_sync(statements.create_run, RunRow("t", "wf", "running", "null", 1.0, 1.0))
+        return store.read_sync(statements.get_run, "t")
 
     row = await trio.to_thread.run_sync(in_thread)
     assert row.run_id == "t"
     await store.close()
-
-
-async def test_the_cheap_count_of_runnable_tasks_is_trios_own() -> None:
-    """_tasks_runnable reads trio's run queue (private) for speed: if a trio upgrade moves
-    it, this fails rather than the store silently grouping writes differently."""
-    from engine.store import sqlite as sqlite_store
-
-    assert sqlite_store._RUN_CONTEXT is not None, "trio moved GLOBAL_RUN_CONTEXT: use the public call"
-    woken = trio.Event()
-
-    async def sleeper() -> None:
-        await woken.wait()
-
-    async with trio.open_nursery() as nursery:
-        for _ in range(3):
-            nursery.start_soon(sleeper)
-        await trio.testing.wait_all_tasks_blocked()  # let them park
-        public = trio.lowlevel.current_statistics().tasks_runnable
-        assert sqlite_store._tasks_runnable() == public == 0
-        woken.set()  # three tasks now queued to run
-        public = trio.lowlevel.current_statistics().tasks_runnable
-        assert sqlite_store._tasks_runnable() == public == 3

@@ -27,7 +27,6 @@ from engine import (
     create_runtime,
     workflow,
 )
-from engine.store import crossproc
 
 from .conftest import wait_for
 
@@ -216,9 +215,7 @@ async def test_a_worker_whose_lease_was_taken_stops_and_commits_nothing(tmp_path
             run = await trio.to_thread.run_sync(client.trigger, "stepper")
             await wait_for(lambda: len(effects) > 10, "a few steps")
             # Another process takes the lease over (as a standby would after an expiry).
-            client._store.submit_sync(
-                crossproc.lease_acquire, crossproc.LEASE_NAME, "intruder", time.time() + 3600, 60, {}
-            )
+            client.store.lease_acquire("worker", "intruder", time.time() + 3600, 60, {})
             started = len(effects)
             await wait_for(lambda: lost, "the worker to notice", timeout=5)
             await trio.sleep(0.3)

@@ -308,8 +308,10 @@ class SharedStore(Store):
         """Delete the changes up to ``upto`` this owner has acted on."""
 
     @abstractmethod
-    def watch(self, poll_interval: float) -> ChangeWatch:
-        """A :class:`ChangeWatch` for a worker's watcher thread."""
+    def watch(self, poll_interval: float, *, wake_socket: bool = True) -> ChangeWatch:
+        """A :class:`ChangeWatch` for a worker's watcher thread, checking at least every
+        ``poll_interval`` seconds (``wake_socket=False``: no socket for clients' nudges,
+        where a store has one)."""
 
     # -- clients' verbs: each change and its notice to the workers in one transaction ---------
 
