@@ -296,6 +296,14 @@ class Committer:
         ``wait=False`` (the event loop) tries once and raises :class:`_Busy`; the writer
         thread retries, backing off from 1 to 50 ms, for up to ``busy_timeout`` seconds.
         """
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+            if not wait:
+                raise _Busy from None
         deadline = time.monotonic() + self.busy_timeout
         pause = 0.001
         while True:
@@ -305,8 +313,6 @@ class Committer:
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc):
                     raise
-                if not wait:
-                    raise _Busy from None
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise

@@ -218,11 +218,17 @@ class SQLiteStore(SharedStore):
 
     # -- the store protocol -------------------------------------------------------------------
 
+    # The hot path: straight to the committer (one coroutine frame less per write).
+
     async def create_run(self, row: RunRow) -> tuple[RunRow, bool]:
-        return await self.submit(sql.create_run, row)  # type: ignore[no-any-return]
+        if not self.committer.running:
+            await self.open()
+        return await self.committer.submit(sql.create_run, row)  # type: ignore[no-any-return]
 
     async def write(self, write: Write) -> bool:
-        return await self.submit(sql.write, write)  # type: ignore[no-any-return]
+        if not self.committer.running:
+            await self.open()
+        return await self.committer.submit(sql.write, write)  # type: ignore[no-any-return]
 
     def write_behind(self, write: Write) -> None:
         self.committer.write_behind(sql.write, write)
