@@ -533,17 +533,19 @@ def cli(ctx: click.Context, db: str, app: str | None) -> None:
 @click.option(
     "--lease-ttl",
     type=click.FloatRange(min=0.5),
-    default=4.0,
-    show_default=True,
-    help="Seconds without a heartbeat after which a standby worker takes over.",
+    default=None,
+    help="Seconds without a heartbeat after which a standby worker takes over (SQLite) or the other "
+    "workers take this one's runs (PostgreSQL). Default: 4 on SQLite, 2 on PostgreSQL.",
 )
 @click.pass_obj
-def worker(state: _State, app: str, grace: float, log_format: str, log_level: str, lease_ttl: float) -> None:
+def worker(state: _State, app: str, grace: float, log_format: str, log_level: str, lease_ttl: float | None) -> None:
     """Serve APP's workflows on the database until SIGINT/SIGTERM.
 
     APP is MODULE:ATTR naming a Runtime, a workflow or a list of workflows, or a bare
     MODULE (its Runtime, else all its workflows); env TARRY_APP. One worker serves a
-    database: a second one stands by and takes over when the first dies. On SIGINT or
+    SQLite file: a second one stands by and takes over when the first dies. Any number
+    serve a PostgreSQL database, each driving the runs it claimed; when one dies, the
+    others take its runs over within --lease-ttl plus half a second. On SIGINT or
     SIGTERM it drains: no new work, steps in progress get --grace seconds, the rest is
     cancelled and replayed by the next worker. A second signal stops at once. Logs: one
     line per run state change on stderr.

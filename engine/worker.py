@@ -48,7 +48,9 @@ class Worker:
     Args:
         runtime: the runtime to serve; its store must be one processes share
             (:class:`SQLiteStore`, :class:`PostgresStore`).
-        lease_ttl: seconds without a heartbeat after which a standby takes over.
+        lease_ttl: seconds without a heartbeat after which a standby takes over (SQLite),
+            or the other workers take this one's runs (PostgreSQL); default: the store's
+            ``lease_ttl`` (4 s on SQLite, 2 s on PostgreSQL).
         grace: seconds steps in progress get to finish when stopping (see :meth:`stop`).
         poll_interval: seconds between checks for other processes' commits when no
             datagram arrives (the fallback of the wake socket).
@@ -62,7 +64,7 @@ class Worker:
         self,
         runtime: Runtime,
         *,
-        lease_ttl: float = 4.0,
+        lease_ttl: float | None = None,
         grace: float = 10.0,
         poll_interval: float = 0.02,
         wake_socket: bool = True,
@@ -76,7 +78,7 @@ class Worker:
             raise InvalidArgument(f"grace must be a number of seconds >= 0, not {grace!r}")
         self.runtime = runtime
         self.store: SharedStore = runtime.store
-        self.lease = Lease(self.store, ttl=lease_ttl)
+        self.lease = Lease(self.store, ttl=self.store.lease_ttl if lease_ttl is None else lease_ttl)
         self.grace = float(grace)
         self.feed = ChangeFeed(runtime, self.store, poll_interval=poll_interval, wake_socket=wake_socket)
         #: ``idle``, ``standby``, ``starting``, ``serving``, ``draining`` or ``stopped``.

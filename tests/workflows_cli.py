@@ -8,6 +8,7 @@ body really ran. ``TARRY_TEST_SLOW`` is how long the ``slow`` step of ``chaos`` 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import pydantic
@@ -119,5 +120,38 @@ async def flaky(ctx: Any) -> Any:
     return await ctx.step("check", check, ctx.payload["path"])
 
 
-WORKFLOWS = [approval, chaos, steps, ping, checked, flaky]
+def stamp(run_id: str, name: str, phase: str) -> None:
+    """``<run_id> <name> <phase> <pid> <time>`` into ``TARRY_TEST_STAMPS``: who ran a step, when."""
+    path = os.environ.get("TARRY_TEST_STAMPS")
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, f"{run_id} {name} {phase} {os.getpid()} {time.time():.6f}\n".encode())
+        finally:
+            os.close(fd)
+
+
+async def stamped(run_id: str, name: str, seconds: float) -> str:
+    stamp(run_id, name, "start")
+    await trio.sleep(seconds)
+    stamp(run_id, name, "end")
+    return name
+
+
+@workflow("mixed")
+async def mixed(ctx: Any) -> Any:
+    """A step, then a sleep, a wait for "go" (with a timeout) or nothing, then a step:
+    the many-workers test, which checks from the stamps that no step ran twice at once."""
+    kind = ctx.payload["kind"]
+    got = None
+    await ctx.step("a", stamped, ctx.run_id, "a", ctx.payload.get("step", 0.05))
+    if kind == "sleep":
+        await ctx.sleep("nap", ctx.payload["seconds"])
+    elif kind == "wait":
+        got = await ctx.wait_for_event("w", "go", timeout=ctx.payload.get("timeout", 120))
+    await ctx.step("b", stamped, ctx.run_id, "b", ctx.payload.get("step", 0.05))
+    return {"kind": kind, "got": got}
+
+
+WORKFLOWS = [approval, chaos, steps, ping, checked, flaky, mixed]
 runtime = create_runtime(WORKFLOWS)

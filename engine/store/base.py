@@ -243,6 +243,9 @@ class SharedStore(Store):
     #: What a Client opens to reach this database (a path or a ``postgresql://`` URL).
     url: str = ""
 
+    #: A worker's default lease: seconds without a heartbeat before others take over.
+    lease_ttl: float = 4.0
+
     # -- the worker's lease -----------------------------------------------------------------
 
     def lease_name(self, owner: str) -> str:
