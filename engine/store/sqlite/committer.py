@@ -33,9 +33,10 @@ from typing import Any
 import trio
 
 from ...errors import LeaseLost, StoreBusy, StoreError, WorkflowError
+from ..queued import Op, deliver, wake_all
 from . import statements as sql
 
-__all__ = ["Committer", "Op"]
+__all__ = ["Committer"]
 
 log = logging.getLogger("tarry.store")
 
@@ -49,24 +50,6 @@ _GROUPED = object()  # an op whose write went in with the batch's grouped step r
 
 class _Busy(Exception):
     """Another connection holds the write lock: the loop hands the batch to the thread."""
-
-
-class Op:
-    """One queued write: the function to run on the write connection and its outcome.
-
-    ``waiter`` is the trio task parked until the op is done (``None`` once it gave up,
-    cancelled), or a ``threading.Event`` for a plain-thread caller (``token`` is ``None``).
-    """
-
-    __slots__ = ("args", "error", "fn", "result", "token", "waiter")
-
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], token: Any, waiter: Any) -> None:
-        self.fn = fn
-        self.args = args
-        self.token = token
-        self.waiter = waiter
-        self.result: Any = None
-        self.error: BaseException | None = None
 
 
 class Committer:
@@ -245,7 +228,7 @@ class Committer:
                 with self._write_lock:
                     self._commit(conn, batch, wait=True)
                 self._after_commit()
-                self._deliver(batch)
+                deliver(batch)
                 if handed:
                     with self._behind_lock:
                         self._behind -= handed
@@ -267,19 +250,6 @@ class Committer:
         """
         with contextlib.suppress(sqlite3.Error):  # busy: the next one catches up
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-    def _deliver(self, batch: list[Op]) -> None:
-        """Wake the waiting tasks: one thread hop per trio run, not per write."""
-        by_token: dict[Any, list[Op]] = {}
-        for op in batch:
-            if op.token is None:
-                op.waiter.set()  # a plain thread waits on a threading.Event
-            else:
-                by_token.setdefault(op.token, []).append(op)
-        for token, ops in by_token.items():
-            # A trio run that finished in the meantime has nobody waiting any more.
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(_wake_all, ops)
 
     def _after_commit(self) -> None:
         """Ask the writer thread for a checkpoint now and then (it fsyncs: keep it off the loop)."""
@@ -525,10 +495,10 @@ class Committer:
                     )
                     for op in batch:
                         op.error = error
-                    _wake_all(batch)
+                    wake_all(batch)
                     continue
                 if self._commit_in_loop(conn, batch):
-                    _wake_all(batch)
+                    wake_all(batch)
                 del batch  # an idle committer must not keep the last batch (and its runs) alive
         finally:
             if self._loop_token is token:
@@ -542,12 +512,3 @@ class Committer:
 def _is_busy(exc: sqlite3.Error) -> bool:
     text = str(exc)
     return "locked" in text or "busy" in text
-
-
-def _wake_all(ops: list[Op]) -> None:
-    for op in ops:
-        waiter, op.waiter, op.args = op.waiter, None, ()
-        if waiter is not None:
-            trio.lowlevel.reschedule(waiter)
-        elif op.error is not None:  # a write-behind (or a cancelled waiter's write) failed
-            log.warning("a write nobody waited for failed: %s", op.error)

@@ -1,0 +1,1141 @@
+"""PostgresStore: journals on a PostgreSQL server, shared by any number of workers.
+
+``pip install 'tarry[postgres]'`` (psycopg 3). Select it with a URL:
+``tarry --db postgresql://user@host/db worker APP``, ``TARRY_DB``, ``Client(url)``, or
+``create_runtime(store=PostgresStore(url))``.
+
+Guarantees:
+
+- **Committed means committed**, as PostgreSQL commits (``synchronous_commit`` is the
+  server's: the default survives a crash of the server and of the machine).
+- **Nothing on the event loop.** Writes are committed by one writer thread per store, in
+  batches (group commit: what queued while the last batch committed goes into the next
+  transaction; a failing write is undone alone by replaying its batch with a savepoint per
+  write). Reads run in trio worker threads, four at most at once, each on its own
+  connection. The trio loop only parks and wakes tasks.
+- **Many workers, one owner per run.** Every run has an ``owner``: the worker that created
+  it or claimed it. A worker claims, with ``FOR UPDATE SKIP LOCKED``, runs nobody owns (a
+  Client's triggers and retries) and the runs of workers whose lease expired, so a run is
+  never given to two workers. Every commit of a worker first checks, in its transaction,
+  that its lease is current and that it owns the runs it writes (their rows locked ``FOR
+  SHARE`` until the commit, so a claim waits for it): a worker that stalled past its lease
+  commits nothing more, and learns so through :class:`LeaseLost`.
+- **Clients' changes reach the owner.** A Client's change, its outbox row and a ``NOTIFY
+  tarry_changes`` commit in one transaction; each worker ``LISTEN``s, and reads the outbox
+  rows of the runs it owns. A notice lost (a dropped listening connection) costs latency:
+  workers also look every half second.
+- Tables live in the URL's database and default schema, each named ``tarry_*``; the
+  schema version is kept in ``tarry_meta``. A database of a newer tarry is refused
+  (:class:`SchemaTooNew`) and left untouched. Only JSON text is stored.
+
+Times are epoch seconds from each process's wall clock: keep the machines' clocks in sync
+(NTP) well within the lease's ttl.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import trio
+
+try:
+    import psycopg
+    from psycopg import errors as pg_errors
+except ImportError as exc:  # pragma: no cover - exercised by users without the extra
+    raise ImportError("PostgresStore needs psycopg: pip install 'tarry[postgres]'") from exc
+
+import orjson
+
+from ..errors import (
+    LeaseLost,
+    RunAlreadyExists,
+    RunFinished,
+    RunNotFound,
+    RunNotRetryable,
+    RunStateError,
+    SchemaTooNew,
+    StoreBusy,
+    StoreError,
+    WorkflowError,
+)
+from ..journal import TERMINAL, EntryRow, RunRow, SignalRow, Write
+from .base import Change, ChangeWatch, EngineCounts, LeaseRow, PublishedWorkflow, SharedStore
+from .queued import Op, deliver
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore"]
+
+log = logging.getLogger("tarry.store")
+
+SCHEMA_VERSION = 1
+CHANNEL = "tarry_changes"
+#: Seconds between two looks at the claimable runs when no notice came (takeover's bound).
+CLAIM_EVERY = 0.5
+#: Expired leases older than this are deleted when a worker joins (they only feed engine_info).
+FORGET_LEASES_AFTER = 3600.0
+
+RUN_COLUMNS = (
+    "run_id, workflow_id, status, payload, created_at, updated_at, output, error, pending, "
+    "wake_at, wait_event, cancel_reason, attempt"
+)
+WRITABLE_RUN_COLUMNS = frozenset(
+    {"status", "output", "error", "pending", "wake_at", "wait_event", "cancel_reason", "attempt"}
+)
+#: A run as reads return it: ``updated_at`` and ``last_step`` from its latest journal entry
+#: when that is newer (step results touch only the journal), as SQLiteStore does.
+RUN_FIELDS = (
+    "r.run_id, r.workflow_id, r.status, r.payload, r.created_at, "
+    "greatest(r.updated_at, coalesce(e.at, 0)), r.output, r.error, r.pending, r.wake_at, r.wait_event, "
+    "r.cancel_reason, r.attempt, e.step_id"
+)
+LATEST_ENTRY = (
+    "LEFT JOIN LATERAL (SELECT coalesce(x.finished_at, x.started_at) AS at, x.step_id FROM tarry_entries x "
+    "WHERE x.run_id = r.run_id ORDER BY x.seq DESC LIMIT 1) e ON true"
+)
+RUN_SELECT = f"{RUN_FIELDS} FROM tarry_runs r {LATEST_ENTRY}"
+ENTRY_COLUMNS = "run_id, seq, step_id, kind, status, started_at, finished_at, output, error, detail, attempts"
+SIGNAL_COLUMNS = "id, run_id, event, payload, sent_at, consumed_at, consumed_by"
+ACTIVE_SQL = "('running', 'suspended')"
+
+_SCHEMA = [
+    "CREATE TABLE tarry_meta (key text PRIMARY KEY, value text NOT NULL)",
+    "CREATE TABLE tarry_runs (run_id text PRIMARY KEY, workflow_id text NOT NULL, status text NOT NULL, "
+    "payload text NOT NULL, created_at float8 NOT NULL, updated_at float8 NOT NULL, output text, error text, "
+    "pending text, wake_at float8, wait_event text, cancel_reason text, attempt integer NOT NULL DEFAULT 0, "
+    "owner text)",
+    "CREATE INDEX tarry_runs_created ON tarry_runs (created_at)",
+    "CREATE INDEX tarry_runs_status_created ON tarry_runs (status, created_at)",
+    "CREATE INDEX tarry_runs_workflow ON tarry_runs (workflow_id, created_at)",
+    # What a worker recovers and claims: its own unfinished runs, and the others' when they die.
+    f"CREATE INDEX tarry_runs_active_owner ON tarry_runs (owner) WHERE status IN {ACTIVE_SQL}",
+    "CREATE INDEX tarry_runs_suspended_wake ON tarry_runs (wake_at) WHERE status = 'suspended'",
+    "CREATE TABLE tarry_entries (run_id text NOT NULL REFERENCES tarry_runs (run_id) ON DELETE CASCADE, "
+    "seq integer NOT NULL, step_id text NOT NULL, kind text NOT NULL, status text NOT NULL, "
+    "started_at float8 NOT NULL, finished_at float8, output text, error text, detail text, "
+    "attempts integer NOT NULL, PRIMARY KEY (run_id, seq))",
+    "CREATE TABLE tarry_signals (id bigserial PRIMARY KEY, run_id text NOT NULL REFERENCES tarry_runs (run_id) "
+    "ON DELETE CASCADE, event text NOT NULL, payload text NOT NULL, sent_at float8 NOT NULL, "
+    "consumed_at float8, consumed_by text)",
+    "CREATE INDEX tarry_signals_inbox ON tarry_signals (run_id, id) WHERE consumed_at IS NULL",
+    "CREATE INDEX tarry_signals_run ON tarry_signals (run_id, id)",
+    "CREATE TABLE tarry_leases (name text PRIMARY KEY, owner text NOT NULL, acquired_at float8 NOT NULL, "
+    "heartbeat_at float8 NOT NULL, expires_at float8 NOT NULL, info text)",
+    "CREATE TABLE tarry_outbox (seq bigserial PRIMARY KEY, kind text NOT NULL, run_id text NOT NULL, "
+    "signal_id bigint, at float8 NOT NULL)",
+    "CREATE INDEX tarry_outbox_run ON tarry_outbox (run_id)",
+    "CREATE TABLE tarry_workflows (id text NOT NULL, published_by text NOT NULL, description text, "
+    "schema_kind text NOT NULL, payload_schema text, published_at float8 NOT NULL, PRIMARY KEY (id, published_by))",
+]
+
+_STOP = object()
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (for names, logs and errors)."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1@", url)
+
+
+class PostgresStore(SharedStore):
+    """Runs, journals and signal inboxes on a PostgreSQL server.
+
+    Args:
+        url: ``postgresql://user[:password]@host[:port]/database`` (any libpq URL).
+        busy_timeout: seconds a statement waits for a row lock before :class:`StoreBusy`.
+        max_batch: the most writes committed in one transaction.
+        readers: connections for reads (reads beyond that wait their turn).
+        connect_timeout: seconds to reach the server before :class:`StoreError`.
+
+    Raises (from :meth:`open`, which the runtime calls for you):
+        StoreError: the server cannot be reached (the message names host, port and database).
+        SchemaTooNew: the database was written by a newer tarry.
+    """
+
+    exclusive = False
+    lease_ttl = 2.0
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        busy_timeout: float = 5.0,
+        max_batch: int = 1024,
+        readers: int = 4,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.name = f"postgresql:{redact(url).split('://', 1)[-1]}"
+        self.busy_timeout = busy_timeout
+        self.max_batch = max_batch
+        self.connect_timeout = connect_timeout
+        self.commits = 0  # transactions committed (for benchmarks)
+        self._owner: str | None = None
+        self._on_lost: Callable[[], None] | None = None
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._open_lock = threading.Lock()
+        self._pool: list[psycopg.Connection[Any]] = []
+        self._pool_lock = threading.Lock()
+        self._all_readers: list[psycopg.Connection[Any]] = []
+        self._read_limiter = trio.CapacityLimiter(readers)
+        self._read_slots = threading.BoundedSemaphore(readers)
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)))
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"cannot reach PostgreSQL at {redact(self.url)!r}: {str(exc).strip()}; check that the server is up "
+                "and that the URL (postgresql://user@host:port/database) names a database you may use",
+                path=redact(self.url),
+            ) from None
+        conn.execute(f"SET lock_timeout = {int(self.busy_timeout * 1000)}")
+        return conn
+
+    def _map(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, WorkflowError) or not isinstance(exc, psycopg.Error):
+            return exc
+        if isinstance(exc, pg_errors.LockNotAvailable | pg_errors.DeadlockDetected | pg_errors.SerializationFailure):
+            return StoreBusy(redact(self.url), str(exc).strip())
+        return StoreError(
+            f"database {redact(self.url)!r}: {type(exc).__name__}: {str(exc).strip()}", path=redact(self.url)
+        )
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def open_sync(self) -> None:
+        """Check or create the schema and start the writer thread (what :meth:`open` does)."""
+        with self._open_lock:
+            if self._writer is not None:
+                return
+            conn = self._connect()
+            try:
+                self._prepare(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._writer = threading.Thread(target=self._writer_main, args=(conn,), name="tarry-pg-writer", daemon=True)
+            self._writer.start()
+
+    async def open(self) -> None:
+        if self._writer is None:
+            await trio.to_thread.run_sync(self.open_sync)
+
+    def close_sync(self) -> None:
+        with self._open_lock:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                self._queue.put(_STOP)
+                writer.join()
+            with self._pool_lock:
+                for conn in self._all_readers:
+                    conn.close()
+                self._all_readers.clear()
+                self._pool.clear()
+
+    async def close(self) -> None:
+        await trio.to_thread.run_sync(self.close_sync)
+
+    def _prepare(self, conn: psycopg.Connection[Any]) -> None:
+        """Create the tables on a new database, or check the version of an existing one.
+        Under an advisory lock, so that workers starting at once do it once."""
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('tarry-schema'))")
+                exists = conn.execute("SELECT to_regclass('tarry_meta') IS NOT NULL").fetchone()
+                if exists is not None and exists[0]:
+                    row = conn.execute("SELECT value FROM tarry_meta WHERE key = 'schema_version'").fetchone()
+                    version = int(row[0]) if row else 0
+                    if version > SCHEMA_VERSION:
+                        raise SchemaTooNew(redact(self.url), version, SCHEMA_VERSION)
+                    return
+                for statement in _SCHEMA:
+                    conn.execute(statement)  # type: ignore[call-overload]
+                conn.execute(
+                    "INSERT INTO tarry_meta (key, value) VALUES ('schema_version', %s), ('created_at', %s)",
+                    (str(SCHEMA_VERSION), str(time.time())),
+                )
+        except psycopg.Error as exc:
+            raise self._map(exc) from None
+
+    # -- the writer thread --------------------------------------------------------------------
+
+    def _writer_main(self, conn: psycopg.Connection[Any]) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                batch: list[Op] = [first]
+                stop = False
+                while len(batch) < self.max_batch:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stop = True
+                        break
+                    batch.append(item)
+                conn = self._commit(conn, batch)
+                deliver(batch)
+                del batch, first
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _commit(self, conn: psycopg.Connection[Any], batch: list[Op]) -> psycopg.Connection[Any]:
+        """Commit ``batch``: optimistic first, then a savepoint per write if one failed.
+        Returns the connection to go on with (a new one if the old one broke)."""
+        try:
+            if not self._run_batch(conn, batch, savepoints=False):
+                self._run_batch(conn, batch, savepoints=True)
+        except psycopg.OperationalError as exc:  # the connection broke: fail the batch, reconnect
+            error = self._map(exc)
+            for op in batch:
+                if op.error is None:
+                    op.result, op.error = None, error
+            conn.close()
+            try:
+                conn = self._connect()
+            except StoreError as again:
+                log.error("%s", again.message)
+        return conn
+
+    def _run_batch(self, conn: psycopg.Connection[Any], batch: list[Op], *, savepoints: bool) -> bool:
+        conn.execute("BEGIN")
+        try:
+            mine = self._fence(conn, batch)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if mine is None:  # the lease is gone: nothing of this batch commits
+            conn.execute("ROLLBACK")
+            return True
+        for op in batch:
+            op.result = op.error = None
+            run_id = _fenced_run(op)
+            if run_id is not None and mine.get(run_id, self._owner) != self._owner:
+                op.error = LeaseLost(redact(self.url), self._owner or "", mine.get(run_id))
+                continue
+            if savepoints:
+                conn.execute("SAVEPOINT w")
+            try:
+                op.result = op.fn(self, conn, *op.args)
+            except Exception as exc:
+                if not savepoints:
+                    conn.execute("ROLLBACK")
+                    return False
+                op.error = self._map(exc)
+                conn.execute("ROLLBACK TO SAVEPOINT w")
+            if savepoints:
+                conn.execute("RELEASE SAVEPOINT w")
+        try:
+            conn.execute("COMMIT")
+            self.commits += 1
+        except psycopg.Error as exc:
+            error = self._map(exc)
+            for op in batch:
+                if op.error is None:
+                    op.result, op.error = None, error
+        return True
+
+    def _fence(self, conn: psycopg.Connection[Any], batch: list[Op]) -> dict[str, str | None] | None:
+        """With an owner: check its lease (``None`` when it is gone: every op fails with
+        :class:`LeaseLost` and ``on_lost`` is called once), then lock the rows of the runs
+        the batch writes and say who owns each. Without an owner: nothing to check."""
+        owner = self._owner
+        if owner is None:
+            return {}
+        now = time.time()
+        row = conn.execute(
+            "SELECT expires_at FROM tarry_leases WHERE name = %s AND owner = %s", (self.lease_name(owner), owner)
+        ).fetchone()
+        if row is None or row[0] <= now:
+            error = LeaseLost(redact(self.url), owner, None)
+            for op in batch:
+                op.error = error
+            on_lost, self._on_lost = self._on_lost, None
+            if on_lost is not None:
+                on_lost()
+            return None
+        run_ids = sorted({run_id for op in batch if (run_id := _fenced_run(op)) is not None})
+        if not run_ids:
+            return {}
+        return dict(
+            conn.execute(  # type: ignore[arg-type]
+                "SELECT run_id, owner FROM tarry_runs WHERE run_id = ANY(%s) ORDER BY run_id FOR SHARE", (run_ids,)
+            ).fetchall()
+        )
+
+    # -- submitting ---------------------------------------------------------------------------
+
+    async def _submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._writer is None:
+            await self.open()
+        op = Op(fn, args, trio.lowlevel.current_trio_token(), trio.lowlevel.current_task())
+        self._queue.put(op)
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            if op.fn is _create_run:
+                # All or nothing: a create already queued is waited for, so that a cancelled
+                # trigger never leaves a run that nobody drives.
+                return trio.lowlevel.Abort.FAILED
+            op.waiter = None  # cancelled while waiting: the write still commits (or fails) alone
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+        if op.error is not None:
+            raise op.error
+        return op.result
+
+    def _submit_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self.open_sync()
+        op = Op(fn, args, None, threading.Event())
+        self._queue.put(op)
+        op.waiter.wait()
+        if op.error is not None:
+            raise op.error
+        return op.result
+
+    def _read_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self.open_sync()
+        with self._read_slots:
+            with self._pool_lock:
+                conn = self._pool.pop() if self._pool else None
+            if conn is None or conn.closed:
+                conn = self._connect()
+                with self._pool_lock:
+                    self._all_readers.append(conn)
+            try:
+                return fn(self, conn, *args)
+            except psycopg.OperationalError as exc:
+                conn.close()
+                raise self._map(exc) from None
+            except psycopg.Error as exc:
+                raise self._map(exc) from None
+            finally:
+                if not conn.closed:
+                    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        conn.rollback()
+                    with self._pool_lock:
+                        self._pool.append(conn)
+
+    async def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._writer is None:
+            await self.open()
+        return await trio.to_thread.run_sync(self._read_sync, fn, *args, limiter=self._read_limiter)
+
+    # -- the store protocol -------------------------------------------------------------------
+
+    async def create_run(self, row: RunRow) -> tuple[RunRow, bool]:
+        return await self._submit(_create_run, row, self._owner)  # type: ignore[no-any-return]
+
+    async def write(self, write: Write) -> bool:
+        return await self._submit(_write, write)  # type: ignore[no-any-return]
+
+    def write_behind(self, write: Write) -> None:
+        self._queue.put(Op(_write, (write,), trio.lowlevel.current_trio_token(), None))
+
+    async def add_signal(self, run_id: str, event: str, payload: str, sent_at: float) -> SignalRow:
+        return await self._submit(_add_signal, run_id, event, payload, sent_at, True)  # type: ignore[no-any-return]
+
+    async def request_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
+        return await self._submit(_request_cancel, run_id, reason, at, True)  # type: ignore[no-any-return]
+
+    async def get_run(self, run_id: str) -> RunRow | None:
+        return await self._read(_get_run, run_id)  # type: ignore[no-any-return]
+
+    async def load(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow]] | None:
+        return await self._read(_load, run_id, False)  # type: ignore[no-any-return]
+
+    async def history(self, run_id: str) -> tuple[list[EntryRow], list[SignalRow]]:
+        found = await self._read(_load, run_id, True)
+        if found is None:
+            raise RunNotFound(run_id)
+        return found[1], found[2]
+
+    async def list_runs(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        workflow_id: str | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[RunRow]:
+        statuses = [status] if isinstance(status, str) else (list(status) if status is not None else None)
+        return await self._read(_list_runs, statuses, workflow_id, limit, offset)  # type: ignore[no-any-return]
+
+    async def count_by_status(self) -> dict[str, int]:
+        return await self._read(_count_by_status)  # type: ignore[no-any-return]
+
+    async def due_runs(self, until: float, limit: int = 10_000) -> list[tuple[str, float]]:
+        return await self._read(_due_runs, until, limit)  # type: ignore[no-any-return]
+
+    async def next_wake_after(self, after: float) -> float | None:
+        return await self._read(_next_wake_after, after)  # type: ignore[no-any-return]
+
+    async def runs_with_signals(self) -> list[str]:
+        return await self._read(_runs_with_signals)  # type: ignore[no-any-return]
+
+    async def running_runs(self) -> list[str]:
+        return await self._read(_running_runs)  # type: ignore[no-any-return]
+
+    # -- shared with other processes (SharedStore) ----------------------------------------------
+
+    def set_owner(self, owner: str | None, on_lost: Callable[[], None] | None = None) -> None:
+        self._owner = owner
+        self._on_lost = on_lost
+
+    def lease_acquire(
+        self, name: str, owner: str, now: float, ttl: float, info: dict[str, Any]
+    ) -> tuple[bool, LeaseRow | None]:
+        return self._submit_sync(_lease_acquire, name, owner, now, ttl, info)  # type: ignore[no-any-return]
+
+    def lease_renew(self, name: str, owner: str, now: float, ttl: float) -> bool:
+        return self._submit_sync(_lease_renew, name, owner, now, ttl)  # type: ignore[no-any-return]
+
+    def lease_release(self, name: str, owner: str, now: float) -> None:
+        self._submit_sync(_lease_release, name, owner, now)
+
+    def leases(self) -> list[LeaseRow]:
+        return self._read_sync(_leases)  # type: ignore[no-any-return]
+
+    def publish_workflows(self, workflows: list[dict[str, Any]], owner: str, now: float) -> None:
+        self._submit_sync(_publish_workflows, workflows, owner, now)
+
+    def published_workflows(self) -> list[PublishedWorkflow]:
+        return self._read_sync(_published_workflows)  # type: ignore[no-any-return]
+
+    def last_change(self) -> int:
+        return self._read_sync(_last_change)  # type: ignore[no-any-return]
+
+    def changes_after(self, after: int, limit: int) -> list[Change]:
+        claimed: list[Change] = []
+        if self._owner is not None:
+            claimed = self._submit_sync(_claim, self._owner, time.time(), limit)
+        return claimed + self._read_sync(_changes_after, after, limit)  # type: ignore[no-any-return]
+
+    def forget_changes(self, upto: int) -> None:
+        self._submit_sync(_forget_changes, upto)
+
+    def watch(self, poll_interval: float, *, wake_socket: bool = True) -> ChangeWatch:
+        return _Listen(self)
+
+    def client_trigger(self, row: RunRow) -> tuple[RunRow, bool]:
+        return self._submit_sync(_client_trigger, row)  # type: ignore[no-any-return]
+
+    def client_signal(self, run_id: str, event: str, payload: str, sent_at: float) -> SignalRow:
+        return self._submit_sync(_add_signal, run_id, event, payload, sent_at, False)  # type: ignore[no-any-return]
+
+    def client_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
+        return self._submit_sync(_request_cancel, run_id, reason, at, False)  # type: ignore[no-any-return]
+
+    def client_retry(self, run_id: str, at: float) -> RunRow:
+        return self._submit_sync(_client_retry, run_id, at)  # type: ignore[no-any-return]
+
+    def snapshot(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow]] | None:
+        return self._read_sync(_load, run_id, True)  # type: ignore[no-any-return]
+
+    def settled(self, run_id: str) -> tuple[RunRow, bool]:
+        return self._read_sync(_settled, run_id)  # type: ignore[no-any-return]
+
+    def query_runs(
+        self,
+        statuses: list[str] | None,
+        workflow_id: str | None,
+        limit: int | None,
+        offset: int,
+        search: str | None = None,
+        waiting: str | None = None,
+        oldest_first: bool = False,
+    ) -> list[RunRow]:
+        return self._read_sync(  # type: ignore[no-any-return]
+            _list_runs, statuses, workflow_id, limit, offset, search, waiting, oldest_first
+        )
+
+    def count_runs(
+        self,
+        statuses: list[str] | None,
+        workflow_id: str | None,
+        search: str | None = None,
+        waiting: str | None = None,
+    ) -> int:
+        return self._read_sync(_count_runs, statuses, workflow_id, search, waiting)  # type: ignore[no-any-return]
+
+    def engine_counts(self) -> EngineCounts:
+        return self._read_sync(_engine_counts)  # type: ignore[no-any-return]
+
+    def data_version(self) -> int:
+        # The server's write-ahead log position: it moves with every commit, of any process.
+        return self._read_sync(_wal_position)  # type: ignore[no-any-return]
+
+    @property
+    def owner(self) -> str | None:
+        return self._owner
+
+
+class _Listen(ChangeWatch):
+    """``LISTEN tarry_changes`` on a connection of its own; says "look" on a notice, and at
+    least every :data:`CLAIM_EVERY` seconds (claims of a dead worker's runs need no notice)."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self._conn: psycopg.Connection[Any] | None = None
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            conn = self._store._connect()
+            conn.execute(f"LISTEN {CHANNEL}")
+            self._conn = conn
+        return self._conn
+
+    def wait(self, timeout: float) -> bool:
+        with self._lock:
+            try:
+                conn = self._connection()
+                got = False
+                for _ in conn.notifies(timeout=timeout, stop_after=1):
+                    got = True
+            except (psycopg.Error, StoreError) as exc:
+                log.warning("listening for changes failed (%s); looking again in a second", exc)
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+                time.sleep(1.0)
+                return True
+        now = time.monotonic()
+        if got or now - self._last >= CLAIM_EVERY:
+            self._last = now
+            return True
+        return False
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+# -- statements: each takes the store and a connection (writes inside the writer's transaction) ----
+# (Cursor type parameters are left to psycopg: rows come back as tuples.)
+
+Conn = Any
+
+
+def _fenced_run(op: Op) -> str | None:
+    """The run a worker's write must own to commit (``None``: not fenced by ownership)."""
+    if op.fn is _write:
+        return op.args[0].run_id  # type: ignore[no-any-return]
+    return None
+
+
+def _run_row(values: Any) -> RunRow:
+    return RunRow(*values)
+
+
+def _get_run(store: PostgresStore, conn: Conn, run_id: str) -> RunRow | None:
+    row = conn.execute(f"SELECT {RUN_SELECT} WHERE r.run_id = %s", (run_id,)).fetchone()
+    return None if row is None else _run_row(row)
+
+
+def _notify(conn: Conn, kind: str, run_id: str, at: float, signal_id: int | None = None) -> None:
+    conn.execute(
+        "INSERT INTO tarry_outbox (kind, run_id, signal_id, at) VALUES (%s, %s, %s, %s)", (kind, run_id, signal_id, at)
+    )
+    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{kind}:{run_id}"))
+
+
+def _create_run(store: PostgresStore, conn: Conn, row: RunRow, owner: str | None) -> tuple[RunRow, bool]:
+    inserted = conn.execute(
+        f"INSERT INTO tarry_runs ({RUN_COLUMNS}, owner) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+        "ON CONFLICT (run_id) DO NOTHING",
+        (
+            row.run_id,
+            row.workflow_id,
+            row.status,
+            row.payload,
+            row.created_at,
+            row.updated_at,
+            row.output,
+            row.error,
+            row.pending,
+            row.wake_at,
+            row.wait_event,
+            row.cancel_reason,
+            row.attempt,
+            owner,
+        ),
+    ).rowcount
+    if inserted:
+        return row, True
+    existing = _get_run(store, conn, row.run_id)
+    assert existing is not None  # the conflict was on this run_id
+    if existing.workflow_id != row.workflow_id:
+        raise RunAlreadyExists(row.run_id, existing.workflow_id)
+    return existing, False
+
+
+def _client_trigger(store: PostgresStore, conn: Conn, row: RunRow) -> tuple[RunRow, bool]:
+    stored, created = _create_run(store, conn, row, None)  # nobody's: the first worker to look claims it
+    if created:
+        _notify(conn, "trigger", row.run_id, row.created_at)
+    return stored, created
+
+
+def _write(store: PostgresStore, conn: Conn, write: Write) -> bool:
+    if write.run or write.require is not None:
+        columns = ["updated_at = %s"]
+        values: list[Any] = [write.updated_at]
+        for column, value in write.run.items():
+            if column not in WRITABLE_RUN_COLUMNS:
+                raise ValueError(f"tarry_runs.{column} cannot be written")
+            columns.append(f"{column} = %s")
+            values.append(value)
+        sql = f"UPDATE tarry_runs SET {', '.join(columns)} WHERE run_id = %s"
+        values.append(write.run_id)
+        if write.require is not None:
+            sql += " AND status = ANY(%s)"
+            values.append(sorted(write.require))
+        if conn.execute(sql, values).rowcount == 0:
+            if conn.execute("SELECT 1 FROM tarry_runs WHERE run_id = %s", (write.run_id,)).fetchone() is None:
+                raise RunNotFound(write.run_id)
+            return False
+    for signal_id, step_id in write.consume:
+        taken = conn.execute(
+            "UPDATE tarry_signals SET consumed_at = %s, consumed_by = %s "
+            "WHERE id = %s AND run_id = %s AND consumed_at IS NULL",
+            (write.updated_at, step_id, signal_id, write.run_id),
+        ).rowcount
+        if taken == 0:
+            raise RunStateError(f"signal {signal_id} of run {write.run_id!r} was already consumed", run_id=write.run_id)
+    if write.truncate_from is not None:
+        conn.execute("DELETE FROM tarry_entries WHERE run_id = %s AND seq >= %s", (write.run_id, write.truncate_from))
+    if write.entries:
+        try:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    f"INSERT INTO tarry_entries ({ENTRY_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+                    "ON CONFLICT (run_id, seq) DO UPDATE SET step_id = excluded.step_id, kind = excluded.kind, "
+                    "status = excluded.status, started_at = excluded.started_at, finished_at = excluded.finished_at, "
+                    "output = excluded.output, error = excluded.error, detail = excluded.detail, "
+                    "attempts = excluded.attempts",
+                    [
+                        (
+                            e.run_id,
+                            e.seq,
+                            e.step_id,
+                            e.kind,
+                            e.status,
+                            e.started_at,
+                            e.finished_at,
+                            e.output,
+                            e.error,
+                            e.detail,
+                            e.attempts,
+                        )
+                        for e in write.entries
+                    ],
+                )
+        except pg_errors.ForeignKeyViolation:
+            raise RunNotFound(write.run_id) from None
+    return True
+
+
+def _status(conn: Conn, run_id: str) -> tuple[str, str | None]:
+    row = conn.execute("SELECT status, owner FROM tarry_runs WHERE run_id = %s FOR UPDATE", (run_id,)).fetchone()
+    if row is None:
+        raise RunNotFound(run_id)
+    return str(row[0]), row[1]
+
+
+def _tell_owner(store: PostgresStore, owner: str | None, in_process: bool) -> bool:
+    """Whether a change must be announced: always from a client; from a worker's own
+    runtime only when another worker (or none) owns the run."""
+    return not in_process or owner is None or owner != store.owner
+
+
+def _add_signal(
+    store: PostgresStore, conn: Conn, run_id: str, event: str, payload: str, sent_at: float, in_process: bool
+) -> SignalRow:
+    status, owner = _status(conn, run_id)
+    if status in TERMINAL:
+        raise RunFinished(run_id, status, "signal")
+    row = conn.execute(
+        "INSERT INTO tarry_signals (run_id, event, payload, sent_at) VALUES (%s, %s, %s, %s) RETURNING id",
+        (run_id, event, payload, sent_at),
+    ).fetchone()
+    signal = SignalRow(int(row[0]), run_id, event, payload, sent_at)
+    if _tell_owner(store, owner, in_process):
+        _notify(conn, "signal", run_id, sent_at, signal.id)
+    return signal
+
+
+def _request_cancel(store: PostgresStore, conn: Conn, run_id: str, reason: str, at: float, in_process: bool) -> RunRow:
+    status, owner = _status(conn, run_id)
+    if status in TERMINAL:
+        raise RunFinished(run_id, status, "cancel")
+    if status == "running":
+        conn.execute(
+            "UPDATE tarry_runs SET cancel_reason = %s, updated_at = %s WHERE run_id = %s", (reason, at, run_id)
+        )
+    else:
+        conn.execute(
+            "UPDATE tarry_runs SET status = 'cancelled', cancel_reason = %s, updated_at = %s, pending = NULL, "
+            "wake_at = NULL, wait_event = NULL, error = NULL WHERE run_id = %s",
+            (reason, at, run_id),
+        )
+    if _tell_owner(store, owner, in_process):
+        _notify(conn, "cancel", run_id, at)
+    row = _get_run(store, conn, run_id)
+    assert row is not None
+    return row
+
+
+def _client_retry(store: PostgresStore, conn: Conn, run_id: str, at: float) -> RunRow:
+    """The failed run back to ``running``, nobody's (any worker claims it), its trailing
+    failed entries dropped so that they run again, ``attempt`` + 1."""
+    status, _ = _status(conn, run_id)
+    if status != "failed":
+        raise RunNotRetryable(run_id, status)
+    statuses = [
+        r[0] for r in conn.execute("SELECT status FROM tarry_entries WHERE run_id = %s ORDER BY seq", (run_id,))
+    ]
+    cut = len(statuses)
+    while cut > 0 and statuses[cut - 1] == "failed":
+        cut -= 1
+    conn.execute("DELETE FROM tarry_entries WHERE run_id = %s AND seq >= %s", (run_id, cut))
+    conn.execute(
+        "UPDATE tarry_runs SET status = 'running', error = NULL, output = NULL, attempt = attempt + 1, "
+        "cancel_reason = NULL, owner = NULL, updated_at = %s WHERE run_id = %s",
+        (at, run_id),
+    )
+    _notify(conn, "retry", run_id, at)
+    row = _get_run(store, conn, run_id)
+    assert row is not None
+    return row
+
+
+def _load(
+    store: PostgresStore, conn: Conn, run_id: str, every_signal: bool
+) -> tuple[RunRow, list[EntryRow], list[SignalRow]] | None:
+    """The run, its journal and its signals (only unconsumed ones unless ``every_signal``),
+    from one snapshot."""
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        run = _get_run(store, conn, run_id)
+        if run is None:
+            return None
+        entries = [
+            EntryRow(*r)
+            for r in conn.execute(
+                f"SELECT {ENTRY_COLUMNS} FROM tarry_entries WHERE run_id = %s ORDER BY seq", (run_id,)
+            )
+        ]
+        pending = "" if every_signal else " AND consumed_at IS NULL"
+        signals = [
+            SignalRow(*r)
+            for r in conn.execute(
+                f"SELECT {SIGNAL_COLUMNS} FROM tarry_signals WHERE run_id = %s{pending} ORDER BY id", (run_id,)
+            )
+        ]
+    return run, entries, signals
+
+
+def _run_filter(
+    statuses: list[str] | None, workflow_id: str | None, search: str | None, waiting: str | None
+) -> tuple[str, list[Any]]:
+    where: list[str] = []
+    values: list[Any] = []
+    if statuses is not None:
+        where.append("r.status = ANY(%s)")
+        values.append(statuses)
+    if workflow_id is not None:
+        where.append("r.workflow_id = %s")
+        values.append(workflow_id)
+    if waiting == "event":
+        where.append("r.status = 'suspended' AND r.wait_event IS NOT NULL")
+    elif waiting == "sleep":
+        where.append("r.status = 'suspended' AND r.wait_event IS NULL")
+    if search:
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append("(r.run_id ILIKE %s OR r.workflow_id ILIKE %s OR r.payload ILIKE %s)")
+        values.extend([pattern] * 3)
+    return (" WHERE " + " AND ".join(where)) if where else "", values
+
+
+def _list_runs(
+    store: PostgresStore,
+    conn: Conn,
+    statuses: list[str] | None,
+    workflow_id: str | None,
+    limit: int | None,
+    offset: int,
+    search: str | None = None,
+    waiting: str | None = None,
+    oldest_first: bool = False,
+) -> list[RunRow]:
+    where, values = _run_filter(statuses, workflow_id, search, waiting)
+    order = "r.updated_at ASC, r.run_id ASC" if oldest_first else "r.created_at DESC, r.run_id DESC"
+    sql = f"SELECT {RUN_SELECT}{where} ORDER BY {order} LIMIT %s OFFSET %s"
+    values.extend([limit, offset])
+    return [_run_row(r) for r in conn.execute(sql, values)]
+
+
+def _count_runs(
+    store: PostgresStore,
+    conn: Conn,
+    statuses: list[str] | None,
+    workflow_id: str | None,
+    search: str | None = None,
+    waiting: str | None = None,
+) -> int:
+    where, values = _run_filter(statuses, workflow_id, search, waiting)
+    return int(conn.execute(f"SELECT count(*) FROM tarry_runs r{where}", values).fetchone()[0])
+
+
+def _count_by_status(store: PostgresStore, conn: Conn) -> dict[str, int]:
+    return {str(s): int(n) for s, n in conn.execute("SELECT status, count(*) FROM tarry_runs GROUP BY status")}
+
+
+def _owned(store: PostgresStore) -> tuple[str, list[Any]]:
+    """The clause that scopes a worker's recovery reads to its own runs."""
+    if store.owner is None:
+        return "", []
+    return " AND owner = %s", [store.owner]
+
+
+def _due_runs(store: PostgresStore, conn: Conn, until: float, limit: int) -> list[tuple[str, float]]:
+    mine, values = _owned(store)
+    return [
+        (str(r[0]), float(r[1]))
+        for r in conn.execute(
+            f"SELECT run_id, wake_at FROM tarry_runs WHERE status = 'suspended' AND wake_at <= %s{mine} "
+            "ORDER BY wake_at LIMIT %s",
+            [until, *values, limit],
+        )
+    ]
+
+
+def _next_wake_after(store: PostgresStore, conn: Conn, after: float) -> float | None:
+    mine, values = _owned(store)
+    row = conn.execute(
+        f"SELECT min(wake_at) FROM tarry_runs WHERE status = 'suspended' AND wake_at > %s{mine}", [after, *values]
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def _runs_with_signals(store: PostgresStore, conn: Conn) -> list[str]:
+    mine, values = _owned(store)
+    return [
+        str(r[0])
+        for r in conn.execute(
+            "SELECT r.run_id FROM tarry_runs r WHERE r.status = 'suspended' AND r.wait_event IS NOT NULL"
+            f"{mine.replace('owner', 'r.owner')} AND EXISTS (SELECT 1 FROM tarry_signals s WHERE s.run_id = r.run_id "
+            "AND s.consumed_at IS NULL AND s.event = r.wait_event)",
+            values,
+        )
+    ]
+
+
+def _running_runs(store: PostgresStore, conn: Conn) -> list[str]:
+    mine, values = _owned(store)
+    return [str(r[0]) for r in conn.execute(f"SELECT run_id FROM tarry_runs WHERE status = 'running'{mine}", values)]
+
+
+def _settled(store: PostgresStore, conn: Conn, run_id: str) -> tuple[RunRow, bool]:
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        run = _get_run(store, conn, run_id)
+        if run is None:
+            raise RunNotFound(run_id)
+        if run.status in TERMINAL:
+            return run, True
+        if run.status != "suspended":
+            return run, False
+        if conn.execute("SELECT 1 FROM tarry_outbox WHERE run_id = %s LIMIT 1", (run_id,)).fetchone():
+            return run, False
+        if (
+            run.wait_event is not None
+            and conn.execute(
+                "SELECT 1 FROM tarry_signals WHERE run_id = %s AND consumed_at IS NULL AND event = %s LIMIT 1",
+                (run_id, run.wait_event),
+            ).fetchone()
+        ):
+            return run, False
+        return run, True
+
+
+def _engine_counts(store: PostgresStore, conn: Conn) -> EngineCounts:
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        counts = _count_by_status(store, conn)
+        backlog = int(conn.execute("SELECT count(*) FROM tarry_outbox").fetchone()[0])
+        row = conn.execute("SELECT value FROM tarry_meta WHERE key = 'schema_version'").fetchone()
+    return EngineCounts(counts, backlog, int(row[0]) if row else 0)
+
+
+def _wal_position(store: PostgresStore, conn: Conn) -> int:
+    return int(conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").fetchone()[0])
+
+
+# -- the change feed and claims ------------------------------------------------------------------
+
+
+def _claim(store: PostgresStore, conn: Conn, owner: str, now: float, limit: int) -> list[Change]:
+    """Take up to ``limit`` unfinished runs that no live worker owns. ``SKIP LOCKED``: a run
+    another worker is claiming (or committing for) right now is left to it."""
+    rows = conn.execute(
+        "WITH alive AS (SELECT owner FROM tarry_leases WHERE expires_at > %s), "
+        f"free AS (SELECT run_id FROM tarry_runs WHERE status IN {ACTIVE_SQL} "
+        "AND (owner IS NULL OR owner NOT IN (SELECT owner FROM alive)) "
+        "ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED) "
+        "UPDATE tarry_runs r SET owner = %s FROM free WHERE r.run_id = free.run_id RETURNING r.run_id",
+        (now, limit, owner),
+    ).fetchall()
+    if not rows:
+        return []
+    run_ids = [r[0] for r in rows]
+    conn.execute("DELETE FROM tarry_outbox WHERE run_id = ANY(%s)", (run_ids,))  # the claim covers them
+    runs = [_run_row(r) for r in conn.execute(f"SELECT {RUN_SELECT} WHERE r.run_id = ANY(%s)", (run_ids,))]
+    return [Change(0, "claim", run.run_id, None, run) for run in sorted(runs, key=lambda r: r.created_at)]
+
+
+def _changes_after(store: PostgresStore, conn: Conn, after: int, limit: int) -> list[Change]:
+    """Outbox rows after ``after`` of the runs this store's owner owns (every row without
+    an owner), oldest first, each with its signal and run."""
+    mine, values = _owned(store)
+    signal_columns = ", ".join(f"s.{c.strip()}" for c in SIGNAL_COLUMNS.split(","))
+    n_signal = len(SIGNAL_COLUMNS.split(","))
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        rows = conn.execute(
+            f"SELECT o.seq, o.kind, o.run_id, {signal_columns}, {RUN_FIELDS} "
+            "FROM tarry_outbox o LEFT JOIN tarry_signals s ON s.id = o.signal_id "
+            f"LEFT JOIN tarry_runs r ON r.run_id = o.run_id {LATEST_ENTRY} "
+            f"WHERE o.seq > %s{mine.replace('owner', 'r.owner')} ORDER BY o.seq LIMIT %s",
+            [after, *values, limit],
+        ).fetchall()
+    changes = []
+    for r in rows:
+        signal_values = r[3 : 3 + n_signal]
+        run_values = r[3 + n_signal :]
+        signal = SignalRow(*signal_values) if signal_values[0] is not None else None
+        run = _run_row(run_values) if run_values[0] is not None else None
+        changes.append(Change(int(r[0]), str(r[1]), str(r[2]), signal, run))
+    return changes
+
+
+def _forget_changes(store: PostgresStore, conn: Conn, upto: int) -> None:
+    if store.owner is None:
+        conn.execute("DELETE FROM tarry_outbox WHERE seq <= %s", (upto,))
+    else:
+        conn.execute(
+            "DELETE FROM tarry_outbox o USING tarry_runs r WHERE o.seq <= %s AND r.run_id = o.run_id AND r.owner = %s",
+            (upto, store.owner),
+        )
+
+
+def _last_change(store: PostgresStore, conn: Conn) -> int:
+    row = conn.execute("SELECT coalesce(max(seq), 0) FROM tarry_outbox").fetchone()
+    return int(row[0])
+
+
+# -- leases and the registry -----------------------------------------------------------------------
+
+
+def _lease_row(row: Any) -> LeaseRow:
+    return LeaseRow(row[0], row[1], row[2], row[3], row[4], orjson.loads(row[5]) if row[5] else {})
+
+
+def _lease_acquire(
+    store: PostgresStore, conn: Conn, name: str, owner: str, now: float, ttl: float, info: dict[str, Any]
+) -> tuple[bool, LeaseRow | None]:
+    conn.execute("DELETE FROM tarry_leases WHERE expires_at < %s AND name <> %s", (now - FORGET_LEASES_AFTER, name))
+    current = conn.execute(
+        "SELECT name, owner, acquired_at, heartbeat_at, expires_at, info FROM tarry_leases WHERE name = %s FOR UPDATE",
+        (name,),
+    ).fetchone()
+    previous = None if current is None else _lease_row(current)
+    if previous is not None and previous.owner != owner and previous.expires_at > now:
+        return False, previous
+    conn.execute(
+        "INSERT INTO tarry_leases (name, owner, acquired_at, heartbeat_at, expires_at, info) "
+        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+        "acquired_at = excluded.acquired_at, heartbeat_at = excluded.heartbeat_at, "
+        "expires_at = excluded.expires_at, info = excluded.info",
+        (name, owner, now, now, now + ttl, orjson.dumps(info).decode()),
+    )
+    return True, previous
+
+
+def _lease_renew(store: PostgresStore, conn: Conn, name: str, owner: str, now: float, ttl: float) -> bool:
+    # A lease that already ran out is not renewed: the other workers may have taken its runs.
+    return bool(
+        conn.execute(
+            "UPDATE tarry_leases SET heartbeat_at = %s, expires_at = %s WHERE name = %s AND owner = %s "
+            "AND expires_at > %s",
+            (now, now + ttl, name, owner, now),
+        ).rowcount
+        == 1
+    )
+
+
+def _lease_release(store: PostgresStore, conn: Conn, name: str, owner: str, now: float) -> None:
+    conn.execute(
+        "UPDATE tarry_leases SET expires_at = %s, heartbeat_at = %s WHERE name = %s AND owner = %s",
+        (now, now, name, owner),
+    )
+
+
+def _leases(store: PostgresStore, conn: Conn) -> list[LeaseRow]:
+    return [
+        _lease_row(r)
+        for r in conn.execute(
+            "SELECT name, owner, acquired_at, heartbeat_at, expires_at, info FROM tarry_leases "
+            "ORDER BY heartbeat_at DESC"
+        )
+    ]
+
+
+def _publish_workflows(
+    store: PostgresStore, conn: Conn, workflows: list[dict[str, Any]], owner: str, now: float
+) -> None:
+    conn.execute("DELETE FROM tarry_workflows WHERE published_by = %s", (owner,))
+    if not workflows:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO tarry_workflows (id, published_by, description, schema_kind, payload_schema, published_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            [
+                (
+                    w["id"],
+                    owner,
+                    w.get("description"),
+                    w["schema_kind"],
+                    None if w.get("payload_schema") is None else orjson.dumps(w["payload_schema"]).decode(),
+                    now,
+                )
+                for w in workflows
+            ],
+        )
+
+
+def _published_workflows(store: PostgresStore, conn: Conn) -> list[PublishedWorkflow]:
+    return [
+        PublishedWorkflow(r[0], r[1], r[2], orjson.loads(r[3]) if r[3] else None, r[4], r[5])
+        for r in conn.execute(
+            "SELECT DISTINCT ON (id) id, description, schema_kind, payload_schema, published_at, published_by "
+            "FROM tarry_workflows ORDER BY id, published_at DESC"
+        )
+    ]
