@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,8 @@ import trio
 import trio.testing
 
 from engine import MemoryStore, SQLiteStore, Store
+
+from . import pg
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -24,14 +26,44 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_store(store_kind: str, db_path: Path) -> Callable[[], Store]:
-    """A factory, so a test can open a second store on the same file (a restart)."""
+def make_store(store_kind: str, db_path: Path, request: pytest.FixtureRequest) -> Callable[[], Store]:
+    """A factory, so a test can open a second store on the same file (a restart).
+
+    Modules opt in to PostgreSQL by overriding ``store_kind`` with a ``"postgres"`` param."""
     memory = MemoryStore()
+    url = request.getfixturevalue("postgres_url") if store_kind == "postgres" else None
 
     def make() -> Store:
-        return memory if store_kind == "memory" else SQLiteStore(db_path)
+        if store_kind == "memory":
+            return memory
+        if url is not None:
+            from engine.store.postgres import PostgresStore
+
+            return PostgresStore(url)
+        return SQLiteStore(db_path)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[pg.Cluster]:
+    """One throw-away PostgreSQL server for the session (tests/pg.py), or a skip saying
+    what to install."""
+    try:
+        started = pg.cluster()
+        server = started.__enter__()
+    except pg.Unavailable as exc:
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    try:
+        yield server
+    finally:
+        started.__exit__(None, None, None)
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: pg.Cluster) -> str:
+    """A fresh, empty database on the session's server."""
+    return postgres_cluster.new_database()
 
 
 @pytest.fixture

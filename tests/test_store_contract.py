@@ -1,4 +1,5 @@
-"""The store contract (engine/store/base.py), the same for MemoryStore and SQLiteStore."""
+"""The store contract (engine/store/base.py), the same for MemoryStore, SQLiteStore and
+PostgresStore (on a real server: tests/pg.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ import pytest
 
 from engine import RunAlreadyExists, RunFinished, RunNotFound, RunStateError, Store
 from engine.journal import EntryRow, RunRow, Write
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 def run_row(run_id: str = "r1", workflow_id: str = "wf", *, at: float = 100.0, status: str = "running") -> RunRow:
