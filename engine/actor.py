@@ -417,8 +417,10 @@ class RunActor:
             else:
                 error = self._fatal_json()
                 if error is None and (left := ctx.unreplayed()) is not None:
-                    exc = NonDeterministicReplay(self.run_id, ctx.position, f"{left.kind} {left.step_id!r}", None)
-                    error = _error_json(exc)
+                    unreplayed = NonDeterministicReplay(
+                        self.run_id, ctx.position, f"{left.kind} {left.step_id!r}", None
+                    )
+                    error = _error_json(unreplayed)
                 if error is None:
                     try:
                         output = codec.dumps(result, what="workflow output", run_id=self.run_id)

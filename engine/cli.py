@@ -56,9 +56,7 @@ from .errors import (
 from .journal import STATUSES
 from .results import HistoryEntry, RunInfo, RunResult
 from .runtime import Runtime, create_runtime
-from .store import is_url, store_from_url
-from .store.base import SharedStore
-from .store.memory import MemoryStore
+from .store import MemoryStore, SharedStore, is_url, store_from_url
 from .workflow import Workflow
 
 if TYPE_CHECKING:

@@ -124,7 +124,7 @@ class Client:
         create: bool = True,
         busy_timeout: float = 5.0,
     ) -> None:
-        self.path: Path | str = path if is_url(path) else Path(path)
+        self.path: Path | str = str(path) if is_url(path) else Path(path)
         self._workflows: dict[str, Workflow[Any]] | None = None
         if workflows is not None:
             self._workflows = {}

@@ -288,6 +288,12 @@ class StepFailed(WorkflowError):
     """
 
     code = "step_failed"
+    run_id: str
+    step_id: str
+    error_type: str
+    error_message: str
+    attempts: int
+    traceback: str
 
     def __init__(
         self, run_id: str, step_id: str, error_type: str, error_message: str, attempts: int, traceback: str = ""
@@ -386,6 +392,9 @@ class LeaseLost(StoreError):
     one stalled past the lease's expiry). Nothing more is committed by the one that lost it."""
 
     code = "lease_lost"
+    path: str
+    owner: str
+    holder: str | None
 
     def __init__(self, path: str, owner: str, holder: str | None) -> None:
         super().__init__(

@@ -32,6 +32,7 @@ import re
 import sys
 import types
 import typing
+from collections.abc import Callable
 from typing import Any
 
 from .errors import PayloadValidationError
@@ -294,7 +295,7 @@ class _Checker:
                 pass  # a pattern Python's re does not read: not checked here
 
     def number(self, node: dict[str, Any], value: float, path: str) -> None:
-        checks = (
+        checks: tuple[tuple[str, Callable[[float], bool], str], ...] = (
             ("minimum", lambda b: value >= b, ">="),
             ("maximum", lambda b: value <= b, "<="),
             ("exclusiveMinimum", lambda b: value > b, ">"),

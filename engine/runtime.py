@@ -44,8 +44,8 @@ from .errors import (
 )
 from .journal import ACTIVE, TERMINAL, RunRow, SignalRow, Write, new_run_id, run_filter
 from .results import RunInfo, RunResult
+from .store import MemoryStore
 from .store.base import Store
-from .store.memory import MemoryStore
 from .timers import TimerWheel
 from .workflow import Workflow
 
@@ -531,9 +531,9 @@ class Runtime:
         )
         result = await self._resume(run_id)
         if result is None:  # already live (another task resumed it first)
-            row = await self.store.get_run(run_id)
-            assert row is not None
-            result = RunResult.from_row(row)
+            now = await self.store.get_run(run_id)
+            assert now is not None
+            result = RunResult.from_row(now)
         return result
 
     # -- the supervisor -------------------------------------------------------------------

@@ -256,7 +256,7 @@ class PostgresStore(SharedStore):
                         raise SchemaTooNew(redact(self.url), version, SCHEMA_VERSION)
                     return
                 for statement in _SCHEMA:
-                    conn.execute(statement)  # type: ignore[call-overload]
+                    conn.execute(statement)
                 conn.execute(
                     "INSERT INTO tarry_meta (key, value) VALUES ('schema_version', %s), ('created_at', %s)",
                     (str(SCHEMA_VERSION), str(time.time())),
@@ -370,7 +370,7 @@ class PostgresStore(SharedStore):
         if not run_ids:
             return {}
         return dict(
-            conn.execute(  # type: ignore[arg-type]
+            conn.execute(
                 "SELECT run_id, owner FROM tarry_runs WHERE run_id = ANY(%s) ORDER BY run_id FOR SHARE", (run_ids,)
             ).fetchall()
         )
