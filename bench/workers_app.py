@@ -1,0 +1,34 @@
+"""The workflows ``bench.workers`` serves in its worker processes
+(``tarry --db URL worker bench.workers_app``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from engine import workflow
+
+
+async def noop(k: int) -> dict[str, int]:
+    return {"i": k}
+
+
+@workflow("bench-steps")
+async def three_steps(ctx: Any) -> list[int]:
+    """W1's workflow: three no-op steps."""
+    a = await ctx.step("s0", noop, 0)
+    b = await ctx.step("s1", noop, 1)
+    c = await ctx.step("s2", noop, 2)
+    return [a["i"], b["i"], c["i"]]
+
+
+@workflow("bench-signal")
+async def wait_then_step(ctx: Any) -> dict[str, float]:
+    """W3's workflow: wait for "go", one step; the output says when that step had committed
+    (``time.perf_counter()``: CLOCK_MONOTONIC, one clock for every process of the machine)."""
+    await ctx.wait_for_event("wait", "go")
+    await ctx.step("after", noop, 0)
+    return {"at": time.perf_counter()}
+
+
+WORKFLOWS = [three_steps, wait_then_step]
