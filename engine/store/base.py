@@ -279,8 +279,9 @@ class SharedStore(Store):
         """Commit only as ``owner`` from now on (``None``: no fence, a plain runtime).
 
         ``on_lost`` is called once, from whichever thread found out, when a commit was
-        refused because ``owner`` no longer holds its lease (or, with non-exclusive
-        stores, the run it wrote to)."""
+        refused because ``owner`` no longer holds its lease. With a non-exclusive store a
+        write to a run another worker owns is refused too (:class:`LeaseLost` naming that
+        worker as ``holder``), without ``on_lost``: the worker goes on with its own runs."""
 
     # -- the registry --------------------------------------------------------------------------
 
@@ -301,14 +302,17 @@ class SharedStore(Store):
 
     @abstractmethod
     def changes_after(self, after: int, limit: int) -> list[Change]:
-        """Changes for this store's owner with ``seq > after``, oldest first.
+        """Changes for this store's owner after ``seq`` ``after``, oldest first.
 
         With a non-exclusive store this first claims up to ``limit`` runs that nobody
-        (alive) owns, returned as ``claim`` changes ahead of the rest."""
+        (alive) owns, returned as ``claim`` changes ahead of the rest; and since its
+        sequence numbers are taken before their transactions commit, it returns every
+        change not yet forgotten nor handed out, whatever ``after`` says."""
 
     @abstractmethod
     def forget_changes(self, upto: int) -> None:
-        """Delete the changes up to ``upto`` this owner has acted on."""
+        """Delete the changes up to ``upto`` this owner has acted on (a non-exclusive
+        store: only those :meth:`changes_after` handed out)."""
 
     @abstractmethod
     def watch(self, poll_interval: float, *, wake_socket: bool = True) -> ChangeWatch:

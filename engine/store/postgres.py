@@ -137,7 +137,8 @@ _STOP = object()
 
 def redact(url: str) -> str:
     """``url`` without its password (for names, logs and errors)."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1@", url)
+    url = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1@", url)
+    return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
 
 
 class PostgresStore(SharedStore):
@@ -183,6 +184,8 @@ class PostgresStore(SharedStore):
         self._all_readers: list[psycopg.Connection[Any]] = []
         self._read_limiter = trio.CapacityLimiter(readers)
         self._read_slots = threading.BoundedSemaphore(readers)
+        self._handed: set[int] = set()  # outbox rows changes_after gave out, not yet forgotten
+        self._handed_lock = threading.Lock()
 
     # -- connections -------------------------------------------------------------------------
 
@@ -323,6 +326,9 @@ class PostgresStore(SharedStore):
             op.result = op.error = None
             run_id = _fenced_run(op)
             if run_id is not None and mine.get(run_id, self._owner) != self._owner:
+                # Another worker's run (this worker's own lease is current: it was checked
+                # above, and a lease that ran out is never renewed). Refused, and this
+                # worker goes on: its runtime never drives such a run (see _load).
                 op.error = LeaseLost(redact(self.url), self._owner or "", mine.get(run_id))
                 continue
             if savepoints:
@@ -347,6 +353,11 @@ class PostgresStore(SharedStore):
                     op.result, op.error = None, error
         return True
 
+    def _lost(self) -> None:
+        on_lost, self._on_lost = self._on_lost, None
+        if on_lost is not None:
+            on_lost()
+
     def _fence(self, conn: psycopg.Connection[Any], batch: list[Op]) -> dict[str, str | None] | None:
         """With an owner: check its lease (``None`` when it is gone: every op fails with
         :class:`LeaseLost` and ``on_lost`` is called once), then lock the rows of the runs
@@ -362,9 +373,7 @@ class PostgresStore(SharedStore):
             error = LeaseLost(redact(self.url), owner, None)
             for op in batch:
                 op.error = error
-            on_lost, self._on_lost = self._on_lost, None
-            if on_lost is not None:
-                on_lost()
+            self._lost()
             return None
         run_ids = sorted({run_id for op in batch if (run_id := _fenced_run(op)) is not None})
         if not run_ids:
@@ -518,13 +527,33 @@ class PostgresStore(SharedStore):
         return self._read_sync(_last_change)  # type: ignore[no-any-return]
 
     def changes_after(self, after: int, limit: int) -> list[Change]:
+        """Claims first, then the outbox rows of this owner's runs not handed out yet.
+
+        Not by ``seq > after``: sequence numbers are taken when a row is inserted, not when
+        it commits, so a client's transaction can commit a lower ``seq`` after a higher one
+        was read. Every row still there is read instead (the feed forgets what it handled)."""
         claimed: list[Change] = []
         if self._owner is not None:
             claimed = self._submit_sync(_claim, self._owner, time.time(), limit)
-        return claimed + self._read_sync(_changes_after, after, limit)  # type: ignore[no-any-return]
+        with self._handed_lock:
+            handed = sorted(self._handed)
+        changes: list[Change] = self._read_sync(_changes_after, handed, limit)
+        with self._handed_lock:
+            self._handed.update(c.seq for c in changes)
+        return claimed + changes
 
     def forget_changes(self, upto: int) -> None:
-        self._submit_sync(_forget_changes, upto)
+        """Delete the changes up to ``upto`` that :meth:`changes_after` handed out (with
+        no owner: every change up to ``upto``)."""
+        if self._owner is None:
+            self._submit_sync(_forget_changes, None, upto)
+            return
+        with self._handed_lock:
+            done = sorted(seq for seq in self._handed if seq <= upto)
+        if done:
+            self._submit_sync(_forget_changes, done, upto)
+            with self._handed_lock:
+                self._handed.difference_update(done)
 
     def watch(self, poll_interval: float, *, wake_socket: bool = True) -> ChangeWatch:
         return _Listen(self)
@@ -761,7 +790,11 @@ def _status(conn: Conn, run_id: str) -> tuple[str, str | None]:
 def _tell_owner(store: PostgresStore, owner: str | None, in_process: bool) -> bool:
     """Whether a change must be announced: always from a client; from a worker's own
     runtime only when another worker (or none) owns the run."""
-    return not in_process or owner is None or owner != store.owner
+    if not in_process:
+        return True
+    if store.owner is None:
+        return False  # a plain runtime is the database's only process: nobody else to tell
+    return owner != store.owner
 
 
 def _add_signal(
@@ -829,12 +862,19 @@ def _load(
     store: PostgresStore, conn: Conn, run_id: str, every_signal: bool
 ) -> tuple[RunRow, list[EntryRow], list[SignalRow]] | None:
     """The run, its journal and its signals (only unconsumed ones unless ``every_signal``),
-    from one snapshot."""
+    from one snapshot.
+
+    For an owner's runtime (``every_signal`` false, an owner set), an unfinished run of
+    another worker is not there (``None``): a worker only ever drives its own runs."""
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         run = _get_run(store, conn, run_id)
         if run is None:
             return None
+        if not every_signal and store.owner is not None and run.status not in TERMINAL:
+            owner = conn.execute("SELECT owner FROM tarry_runs WHERE run_id = %s", (run_id,)).fetchone()
+            if owner is None or owner[0] != store.owner:
+                return None
         entries = [
             EntryRow(*r)
             for r in conn.execute(
@@ -985,7 +1025,9 @@ def _engine_counts(store: PostgresStore, conn: Conn) -> EngineCounts:
 
 
 def _wal_position(store: PostgresStore, conn: Conn) -> int:
-    return int(conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").fetchone()[0])
+    # The insert position moves with the commit itself; the write position
+    # (pg_current_wal_lsn) lags behind it by up to wal_writer_delay with synchronous_commit=off.
+    return int(conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint").fetchone()[0])
 
 
 # -- the change feed and claims ------------------------------------------------------------------
@@ -994,6 +1036,14 @@ def _wal_position(store: PostgresStore, conn: Conn) -> int:
 def _claim(store: PostgresStore, conn: Conn, owner: str, now: float, limit: int) -> list[Change]:
     """Take up to ``limit`` unfinished runs that no live worker owns. ``SKIP LOCKED``: a run
     another worker is claiming (or committing for) right now is left to it."""
+    # Changes to runs that ended while no live worker owned them (a client cancelled a dead
+    # worker's sleeping run, say) concern nobody: no claim would ever cover them.
+    conn.execute(
+        "DELETE FROM tarry_outbox o USING tarry_runs r WHERE r.run_id = o.run_id "
+        "AND r.status IN ('completed', 'failed', 'cancelled') AND (r.owner IS NULL OR r.owner NOT IN "
+        "(SELECT owner FROM tarry_leases WHERE expires_at > %s))",
+        (now,),
+    )
     rows = conn.execute(
         "WITH alive AS (SELECT owner FROM tarry_leases WHERE expires_at > %s), "
         f"free AS (SELECT run_id FROM tarry_runs WHERE status IN {ACTIVE_SQL} "
@@ -1010,9 +1060,9 @@ def _claim(store: PostgresStore, conn: Conn, owner: str, now: float, limit: int)
     return [Change(0, "claim", run.run_id, None, run) for run in sorted(runs, key=lambda r: r.created_at)]
 
 
-def _changes_after(store: PostgresStore, conn: Conn, after: int, limit: int) -> list[Change]:
-    """Outbox rows after ``after`` of the runs this store's owner owns (every row without
-    an owner), oldest first, each with its signal and run."""
+def _changes_after(store: PostgresStore, conn: Conn, handed: list[int], limit: int) -> list[Change]:
+    """Outbox rows of the runs this store's owner owns (every row, without an owner) but
+    those in ``handed``, oldest first, each with its signal and run."""
     mine, values = _owned(store)
     signal_columns = ", ".join(f"s.{c.strip()}" for c in SIGNAL_COLUMNS.split(","))
     n_signal = len(SIGNAL_COLUMNS.split(","))
@@ -1022,8 +1072,8 @@ def _changes_after(store: PostgresStore, conn: Conn, after: int, limit: int) -> 
             f"SELECT o.seq, o.kind, o.run_id, {signal_columns}, {RUN_FIELDS} "
             "FROM tarry_outbox o LEFT JOIN tarry_signals s ON s.id = o.signal_id "
             f"LEFT JOIN tarry_runs r ON r.run_id = o.run_id {LATEST_ENTRY} "
-            f"WHERE o.seq > %s{mine.replace('owner', 'r.owner')} ORDER BY o.seq LIMIT %s",
-            [after, *values, limit],
+            f"WHERE NOT (o.seq = ANY(%s)){mine.replace('owner', 'r.owner')} ORDER BY o.seq LIMIT %s",
+            [handed, *values, limit],
         ).fetchall()
     changes = []
     for r in rows:
@@ -1035,14 +1085,11 @@ def _changes_after(store: PostgresStore, conn: Conn, after: int, limit: int) -> 
     return changes
 
 
-def _forget_changes(store: PostgresStore, conn: Conn, upto: int) -> None:
-    if store.owner is None:
+def _forget_changes(store: PostgresStore, conn: Conn, seqs: list[int] | None, upto: int) -> None:
+    if seqs is None:
         conn.execute("DELETE FROM tarry_outbox WHERE seq <= %s", (upto,))
     else:
-        conn.execute(
-            "DELETE FROM tarry_outbox o USING tarry_runs r WHERE o.seq <= %s AND r.run_id = o.run_id AND r.owner = %s",
-            (upto, store.owner),
-        )
+        conn.execute("DELETE FROM tarry_outbox WHERE seq = ANY(%s)", (seqs,))
 
 
 def _last_change(store: PostgresStore, conn: Conn) -> int:
