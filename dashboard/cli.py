@@ -28,7 +28,13 @@ def _db(ctx: click.Context, db: str | None) -> str:
 
 
 @click.command("dashboard")
-@click.option("--db", envvar="TARRY_DB", type=click.Path(dir_okay=False), help="The tarry database (env TARRY_DB).")
+# A plain string, not click.Path: that would fold the "//" of a postgresql:// URL.
+@click.option(
+    "--db",
+    envvar="TARRY_DB",
+    metavar="PATH|URL",
+    help="The tarry database: a SQLite file or a postgresql:// URL (env TARRY_DB).",
+)
 @click.option("--read-only", is_flag=True, help="Hide every action that changes a run: watch only.")
 @click.option(
     "--approve", "approve", metavar="JSON", default='{"approved": true}', show_default=True, help="What `a` sends."
@@ -66,7 +72,13 @@ def dashboard(ctx: click.Context, db: str | None, read_only: bool, approve: str,
 
 @click.command("dev")
 @click.argument("app")
-@click.option("--db", envvar="TARRY_DB", type=click.Path(dir_okay=False), help="The tarry database (env TARRY_DB).")
+# A plain string, not click.Path: that would fold the "//" of a postgresql:// URL.
+@click.option(
+    "--db",
+    envvar="TARRY_DB",
+    metavar="PATH|URL",
+    help="The tarry database: a SQLite file or a postgresql:// URL (env TARRY_DB).",
+)
 @click.pass_context
 def dev(ctx: click.Context, app: str, db: str | None) -> None:
     """Run the workflows of APP and the dashboard in one process, for development.

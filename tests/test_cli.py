@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = "tests.workflows_cli:runtime"
 
 
-def tarry(db: Path, *args: str, stdin: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def tarry(
+    db: Path | str, *args: str, stdin: str | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
     """``tarry --db DB ARGS`` in a process of its own."""
     return subprocess.run(
         [sys.executable, "-m", "engine.cli", "--db", str(db), *args],
@@ -38,9 +40,17 @@ def tarry(db: Path, *args: str, stdin: str | None = None, timeout: float = 30) -
     )
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def cli_db(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """What ``--db`` names: a SQLite file, or a database on a real PostgreSQL server."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return tmp_path / "tarry.db"
+
+
 @pytest.fixture
-def worker(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    db = tmp_path / "tarry.db"
+def worker(tmp_path: Path, cli_db: Path | str) -> Iterator[subprocess.Popen[bytes]]:
+    db = cli_db
     log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below, after the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "--db", str(db), "worker", APP, "--log-format", "json"],
@@ -75,8 +85,8 @@ def one_line_error(result: subprocess.CompletedProcess[str], type_name: str) -> 
 
 
 @pytest.mark.subprocess
-def test_approval_from_other_processes(tmp_path: Path, worker: Any) -> None:
-    db = tmp_path / "tarry.db"
+def test_approval_from_other_processes(tmp_path: Path, cli_db: Path | str, worker: Any) -> None:
+    db = cli_db
     triggered = tarry(db, "trigger", "approval", "--payload", '{"title": "Q3 report"}', "--wait", "--json")
     assert triggered.returncode == 0, triggered.stderr
     run = json.loads(triggered.stdout)
@@ -106,6 +116,9 @@ def test_approval_from_other_processes(tmp_path: Path, worker: Any) -> None:
     assert info["signals"][0]["consumed_by"] == "review"
     assert set(info) == {f.name for f in fields(RunInfo)}
 
+    engine_info = tarry(db, "info")
+    assert engine_info.returncode == 0, engine_info.stderr
+    assert "serving" in engine_info.stdout
     human = tarry(db, "show", run["run_id"])
     assert "Timeline" in human.stdout
     assert "publish" in human.stdout

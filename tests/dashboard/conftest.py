@@ -15,9 +15,12 @@ from .workflows import ALL, FIXED
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Path, Any]]:
-    """``(db_path, client)``: a database a worker serves, and a client to set up runs."""
+def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Path | str, Any]]:
+    """``(db, client)``: a database a worker serves, and a client to set up runs. A SQLite
+    file, or (``@pytest.mark.parametrize("served", ["postgres"], indirect=True)``) a
+    database on the session's PostgreSQL server."""
     FIXED["charge"] = False
-    path = tmp_path / "dash.db"
-    with WorkerThread(path, ALL), Client(path) as client:
-        yield path, client
+    kind = getattr(request, "param", "sqlite")
+    target: Path | str = str(request.getfixturevalue("postgres_url")) if kind == "postgres" else tmp_path / "dash.db"
+    with WorkerThread(target, ALL), Client(target) as client:
+        yield target, client

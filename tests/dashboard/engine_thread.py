@@ -1,4 +1,4 @@
-"""A real ``engine.Worker`` serving a SQLite file from a background thread (its own trio run),
+"""A real ``engine.Worker`` serving a database from a background thread (its own trio run),
 while the dashboard under test runs on asyncio in the main thread."""
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ from typing import Any
 
 import trio
 
-from engine import Runtime, SQLiteStore, Worker, Workflow
+from engine import Runtime, Worker, Workflow, store_from_url
 
 
 class WorkerThread:
-    """``with WorkerThread(path, workflows):`` serves the file until the block ends."""
+    """``with WorkerThread(db, workflows):`` serves the database (a SQLite file's path or a
+    PostgreSQL URL) until the block ends."""
 
-    def __init__(self, path: Path, workflows: list[Workflow[Any]]) -> None:
-        self.worker = Worker(Runtime(workflows, SQLiteStore(path), passivate_after=0.2), grace=0.5)
+    def __init__(self, db: Path | str, workflows: list[Workflow[Any]]) -> None:
+        self.worker = Worker(Runtime(workflows, store_from_url(db), passivate_after=0.2), grace=0.5)
         self._token: trio.lowlevel.TrioToken | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 
 from dashboard import DashboardApp
@@ -26,7 +27,7 @@ Scenario = Callable[[Pilot[Any], DashboardApp], Awaitable[None]]
 
 
 def run_app(
-    path: Path, scenario: Scenario, notes: list[tuple[str, str, str]] | None = None, **options: Any
+    path: Path | str, scenario: Scenario, notes: list[tuple[str, str, str]] | None = None, **options: Any
 ) -> list[tuple[str, str, str]]:
     """Run the dashboard on ``path`` through ``scenario``; returns the notifications shown
     as ``(severity, title, message)`` (also appended to ``notes`` as they come)."""
@@ -65,7 +66,8 @@ async def select(pilot: Pilot[Any], app: DashboardApp, run_id: str) -> None:
     await wait_for(pilot, lambda: runs.current_run and runs.current_run.run_id == run_id, f"cursor on {run_id}")
 
 
-def test_table_lists_runs_and_updates_in_place(served: tuple[Path, Any]) -> None:
+@pytest.mark.parametrize("served", ["sqlite", "postgres"], indirect=True)
+def test_table_lists_runs_and_updates_in_place(served: tuple[Path | str, Any]) -> None:
     path, client = served
     first = client.trigger("publish", {}, run_id="r-wait")
     client.trigger("quick", {"n": 1}, run_id="r-quick")
@@ -143,7 +145,8 @@ def test_signal_modal_rejects_invalid_json_then_sends(served: tuple[Path, Any]) 
     )
 
 
-def test_approve_and_reject(served: tuple[Path, Any]) -> None:
+@pytest.mark.parametrize("served", ["sqlite", "postgres"], indirect=True)
+def test_approve_and_reject(served: tuple[Path | str, Any]) -> None:
     path, client = served
     for run_id in ("p-yes", "p-no"):
         client.wait(client.trigger("publish", {}, run_id=run_id).run_id, timeout=10)
