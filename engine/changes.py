@@ -73,6 +73,11 @@ class ChangeFeed:
             self.address = self._watch.address
         return self.address
 
+    @property
+    def watching(self) -> bool:
+        """Whether :meth:`close` has a thread to join or a watch to close."""
+        return self._thread is not None or self._watch is not None
+
     def close(self) -> None:
         self._closing.set()
         if self._thread is not None:

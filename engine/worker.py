@@ -154,8 +154,9 @@ class Worker:
         finally:
             self._scope = None
             self.store.set_owner(None)
-            with trio.CancelScope(shield=True):  # the watcher thread must end even when cancelled
-                await trio.to_thread.run_sync(self.feed.close)
+            if self.feed.watching:  # the watcher thread must end even when cancelled
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self.feed.close)
             self.state = "stopped"
         if self._lost is not None:
             raise self._lost
@@ -200,6 +201,10 @@ class Worker:
                     if self.grace > 0:
                         await self.runtime.drain(self.grace)
                 self._drain_scope = None
+            # Stop watching before the lease goes: once it is free, a standby serves, and
+            # this worker is stopped but for the release.
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self.feed.close)
             await self.lease.release()
             nursery.cancel_scope.cancel()
         log.info("stopped; the lease on %s is free", path, extra={"state": "stopped"})

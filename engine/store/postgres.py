@@ -1044,10 +1044,14 @@ def _claim(store: PostgresStore, conn: Conn, owner: str, now: float, limit: int)
         "(SELECT owner FROM tarry_leases WHERE expires_at > %s))",
         (now,),
     )
+    # "Dead" means a lease row that ran out (a lease that ran out is never renewed), not "no
+    # current lease in this statement's snapshot": a worker that joined and claimed a run
+    # after the snapshot was taken must not lose it. Lease rows of owners with unfinished
+    # runs are kept for that (see _lease_acquire).
     rows = conn.execute(
-        "WITH alive AS (SELECT owner FROM tarry_leases WHERE expires_at > %s), "
+        "WITH dead AS (SELECT owner FROM tarry_leases WHERE expires_at <= %s), "
         f"free AS (SELECT run_id FROM tarry_runs WHERE status IN {ACTIVE_SQL} "
-        "AND (owner IS NULL OR owner NOT IN (SELECT owner FROM alive)) "
+        "AND (owner IS NULL OR owner IN (SELECT owner FROM dead)) "
         "ORDER BY created_at LIMIT %s FOR UPDATE SKIP LOCKED) "
         "UPDATE tarry_runs r SET owner = %s FROM free WHERE r.run_id = free.run_id RETURNING r.run_id",
         (now, limit, owner),
@@ -1107,7 +1111,11 @@ def _lease_row(row: Any) -> LeaseRow:
 def _lease_acquire(
     store: PostgresStore, conn: Conn, name: str, owner: str, now: float, ttl: float, info: dict[str, Any]
 ) -> tuple[bool, LeaseRow | None]:
-    conn.execute("DELETE FROM tarry_leases WHERE expires_at < %s AND name <> %s", (now - FORGET_LEASES_AFTER, name))
+    conn.execute(  # old expired leases, but never one whose runs still wait to be claimed
+        "DELETE FROM tarry_leases l WHERE l.expires_at < %s AND l.name <> %s AND NOT EXISTS "
+        f"(SELECT 1 FROM tarry_runs r WHERE r.owner = l.owner AND r.status IN {ACTIVE_SQL})",
+        (now - FORGET_LEASES_AFTER, name),
+    )
     current = conn.execute(
         "SELECT name, owner, acquired_at, heartbeat_at, expires_at, info FROM tarry_leases WHERE name = %s FOR UPDATE",
         (name,),
