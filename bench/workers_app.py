@@ -8,18 +8,7 @@ from typing import Any
 
 from engine import workflow
 
-
-async def noop(k: int) -> dict[str, int]:
-    return {"i": k}
-
-
-@workflow("bench-steps")
-async def three_steps(ctx: Any) -> list[int]:
-    """W1's workflow: three no-op steps."""
-    a = await ctx.step("s0", noop, 0)
-    b = await ctx.step("s1", noop, 1)
-    c = await ctx.step("s2", noop, 2)
-    return [a["i"], b["i"], c["i"]]
+from .steps import noop, three_steps  # W1's workflow, as the in-process harness runs it
 
 
 @workflow("bench-signal")

@@ -123,3 +123,24 @@ def test_floors_script_prints_every_floor() -> None:
         "engine_sql_seq",
     ]
     assert all(line["n"] == 5 and line["steps_per_s"] > 0 for line in lines)  # type: ignore[operator]
+
+
+@pytest.mark.subprocess
+def test_stall_script_prints_the_longest_gap() -> None:
+    [line] = _script_lines("bench.stall", "--hold", "0.2", "--reps", "1")
+    assert (line["workload"], line["hold_s"]) == ("stall", 0.2)
+    assert 0 <= line["max_gap_ms"] < 200  # type: ignore[operator]
+
+
+@pytest.mark.subprocess
+def test_workers_script_measures_both_stores(postgres_cluster: object) -> None:
+    lines = _script_lines("bench.workers", "--workers", "2", "--n", "6", "--samples", "2", "--reps", "1")
+    assert [(line["store"], line["workers"], line["workload"]) for line in lines] == [
+        ("sqlite", 1, "steps"),
+        ("sqlite", 1, "signal"),
+        ("postgres", 2, "steps"),
+        ("postgres", 2, "signal"),
+    ]
+    assert all(line["ok"] is True for line in lines)
+    assert {"runs_per_s", "steps_per_s", "wall_s"} <= set(lines[0])
+    assert {"p50_ms", "p99_ms"} <= set(lines[1])
