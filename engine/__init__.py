@@ -6,9 +6,11 @@ Everything public is re-exported here; the submodules are internal.
 import contextlib
 
 from .client import Client, EngineInfo, WorkflowInfo
-from .context import RunContext
+from .context import Parallel, RunContext, StepCall
 from .errors import (
+    ChildFailed,
     ConcurrentContextUse,
+    DeadlineExceeded,
     DatabaseMissing,
     DuplicateStepId,
     InvalidArgument,
@@ -16,7 +18,9 @@ from .errors import (
     InvalidDuration,
     InvalidInput,
     LeaseLost,
+    NonDeterminismError,
     NonDeterministicReplay,
+    NonRetryableError,
     NotATarryDatabase,
     NotFound,
     NotSerializable,
@@ -37,7 +41,7 @@ from .errors import (
     WorkflowNotFound,
 )
 from .results import HistoryEntry, RunError, RunInfo, RunResult, SignalInfo
-from .retry import RetryPolicy
+from .retry import Retry, RetryPolicy
 from .runtime import Runtime, create_runtime
 from .store import MemoryStore, SharedStore, SQLiteStore, Store, store_from_url
 from .worker import Worker
@@ -46,9 +50,11 @@ from .workflow import Workflow, define_workflow, workflow
 __version__ = "0.1.0"
 
 __all__ = [
+    "ChildFailed",
     "Client",
     "ConcurrentContextUse",
     "DatabaseMissing",
+    "DeadlineExceeded",
     "DuplicateStepId",
     "EngineInfo",
     "HistoryEntry",
@@ -58,11 +64,15 @@ __all__ = [
     "InvalidInput",
     "LeaseLost",
     "MemoryStore",
+    "NonDeterminismError",
     "NonDeterministicReplay",
+    "NonRetryableError",
     "NotATarryDatabase",
     "NotFound",
     "NotSerializable",
+    "Parallel",
     "PayloadValidationError",
+    "Retry",
     "RetryPolicy",
     "RunAlreadyExists",
     "RunCancelled",
@@ -79,6 +89,7 @@ __all__ = [
     "SharedStore",
     "SchemaTooNew",
     "SignalInfo",
+    "StepCall",
     "StepFailed",
     "Store",
     "store_from_url",

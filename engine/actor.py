@@ -34,16 +34,20 @@ import trio
 from . import codec
 from .context import RunContext
 from .errors import (
-    NonDeterministicReplay,
+    ChildFailed,
+    DeadlineExceeded,
+    NonDeterminismError,
+    RunFinished,
     RunStateError,
     StepFailed,
     WorkflowCodeError,
     WorkflowError,
 )
 from .journal import ACTIVE, EntryRow, RunRow, SignalRow, Write
-from .retry import RetryPolicy
+from .retry import Retry
 
 if TYPE_CHECKING:
+    from .context import StepCall
     from .store.base import Store
     from .workflow import Workflow
 
@@ -53,6 +57,11 @@ log = logging.getLogger("tarry.runs")
 
 #: Mailbox message: the run's timer fired.
 TIMER = "timer"
+#: Mailbox message: a signal was committed for the run by one of this process's runs (a
+#: child that ended); the actor re-reads its inbox from the store.
+RELOAD = "reload"
+#: The event a child's outcome is sent to its parent under.
+CHILD_EVENT = "tarry.child:"
 
 
 class Passivate(BaseException):
@@ -69,9 +78,13 @@ class ActorHost(Protocol):
     passivate_after: float
 
     def now(self) -> float: ...
+    def to_trio(self, wall: float) -> float: ...
     def schedule_wake(self, run_id: str, wake_at: float) -> None: ...
     def cancel_wake(self, run_id: str) -> None: ...
     def actor_stopped(self, actor: RunActor) -> None: ...
+    async def start_child(self, parent: RunActor, workflow: Any, payload: Any, run_id: str) -> RunRow: ...
+    def child_ended(self, parent_run_id: str) -> None: ...
+    async def cancel_child(self, run_id: str, reason: str) -> None: ...
 
 
 class Mailbox:
@@ -124,7 +137,7 @@ class RunActor:
         self.workflow = workflow
         self.run = run
         self.run_id = run.run_id
-        self.journal = journal
+        self.entries = {e.seq: e for e in journal}
         self.inbox = inbox
         self.warm = warm
         self.mailbox = Mailbox()
@@ -141,6 +154,9 @@ class RunActor:
         self._cancel_reason: str | None = None
         #: The payload as validated by trigger (saves validating it twice on a first run).
         self._payload = payload if payload is not None else _UNSET
+        #: When the workflow's deadline ends the run (wall clock), if it has one.
+        self.deadline_at = run.created_at + workflow.deadline if workflow.deadline is not None else None
+        self._reload = False  # a RELOAD came: re-read the inbox before the next wait
 
     # -- what the context asks for ---------------------------------------------------------
 
@@ -172,46 +188,67 @@ class RunActor:
         self.run.updated_at = write.updated_at
 
     def _put_entry(self, entry: EntryRow) -> None:
-        if entry.seq < len(self.journal):
-            self.journal[entry.seq] = entry
-        else:
-            self.journal.append(entry)
+        self.entries[entry.seq] = entry
+
+    def recorded(self, seq: int) -> EntryRow | None:
+        """The journal's entry at ``seq`` (``None``: the call there is new)."""
+        return self.entries.get(seq)
+
+    def recorded_from(self, seq: int) -> EntryRow | None:
+        """The first journal entry at ``seq`` or later (a ``gather`` whose step was
+        cancelled leaves a position without one)."""
+        later = [s for s in self.entries if s >= seq]
+        return self.entries[min(later)] if later else None
+
+    def _due(self, wake_at: float | None) -> float | None:
+        """The time a suspended run must wake: its own wake time or its deadline."""
+        if self.deadline_at is None:
+            return wake_at
+        return self.deadline_at if wake_at is None else min(wake_at, self.deadline_at)
 
     async def run_step(
-        self,
-        seq: int,
-        step_id: str,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        policy: RetryPolicy,
-        timeout: float | None,
+        self, seq: int, call: StepCall, policy: Retry, recorded: EntryRow | None, *, in_place: bool
     ) -> Any:
+        """Run a step's attempts; ``recorded`` is its ``retrying`` entry when a replay
+        continues a step between attempts. ``in_place``: wait out backoffs without
+        suspending the run (the step is one of a ``gather``)."""
+        step_id = call.step_id
+        failures: list[dict[str, Any]] = []
         started = self.host.now()
         attempt = 0
+        if recorded is not None:  # status "retrying": failed attempts are journaled
+            detail = codec.loads(recorded.detail)
+            failures = detail["failures"]
+            attempt = recorded.attempts
+            started = recorded.started_at
+            await self._backoff(step_id, detail["next_at"], in_place)
         while True:
             attempt += 1
+            attempt_started = self.host.now()
             try:
-                result = await self._call(fn, args, kwargs, timeout, step_id)
+                result = await self._call(call, step_id)
             except Exception as exc:
-                if policy.retries(exc, attempt):
-                    await trio.sleep(policy.delay(attempt))
-                    continue
                 error = _error_json(exc, step_id=step_id)
                 finished = self.host.now()
-                entry = EntryRow(
-                    self.run_id,
-                    seq,
-                    step_id,
-                    "step",
-                    "failed",
-                    started,
-                    finished,
-                    None,
-                    codec.dumps(error),
-                    None,
-                    attempt,
+                failures.append(
+                    {
+                        "attempt": attempt,
+                        "started_at": attempt_started,
+                        "finished_at": finished,
+                        "type": error["type"],
+                        "message": error["message"],
+                    }
                 )
+                if policy.retries(exc, attempt):
+                    next_at = finished + policy.delay(attempt)
+                    await self._commit_retry(seq, step_id, started, attempt, error, failures, next_at, in_place)
+                    await self._backoff(step_id, next_at, in_place)
+                    continue
+                detail = codec.dumps({"failures": failures}) if attempt > 1 else None
+                entry = EntryRow(
+                    self.run_id, seq, step_id, "step", "failed", started, finished, None, codec.dumps(error), detail,
+                    attempt,
+                )  # fmt: skip
                 await self._commit(Write(self.run_id, finished, entries=[entry]))
                 self._put_entry(entry)
                 raise StepFailed(
@@ -222,21 +259,85 @@ class RunActor:
             except WorkflowError as exc:
                 raise self.fatal(exc) from None
             finished = self.host.now()
+            detail = codec.dumps({"failures": failures}) if failures else None
             entry = EntryRow(
-                self.run_id, seq, step_id, "step", "completed", started, finished, output, None, None, attempt
+                self.run_id, seq, step_id, "step", "completed", started, finished, output, None, detail, attempt
             )
             await self._commit(Write(self.run_id, finished, entries=[entry]))
             self._put_entry(entry)
             return codec.loads(output)
 
-    async def _call(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None, step_id: str
-    ) -> Any:
-        if timeout is None:  # the common case pays for no cancel scope
-            return await _invoke(fn, args, kwargs)
-        with trio.move_on_after(timeout):
-            return await _invoke(fn, args, kwargs)
-        raise TimeoutError(f"step {step_id!r} of run {self.run_id!r} took longer than {timeout}s")
+    async def _commit_retry(
+        self,
+        seq: int,
+        step_id: str,
+        started: float,
+        attempt: int,
+        error: dict[str, Any],
+        failures: list[dict[str, Any]],
+        next_at: float,
+        in_place: bool,
+    ) -> None:
+        """Journal a failed attempt and when the next one is due, before waiting for it; a
+        step on its own also suspends its run until then (so the wait survives a restart
+        and a passivation like a sleep)."""
+        now = self.host.now()
+        detail = codec.dumps({"failures": failures, "next_at": next_at})
+        entry = EntryRow(
+            self.run_id, seq, step_id, "step", "retrying", started, None, None, codec.dumps(error), detail, attempt
+        )
+        run: dict[str, Any] = {}
+        if not in_place and next_at > now:
+            pending = codec.dumps({"kind": "retry", "step": step_id, "wake_at": next_at, "attempt": attempt + 1})
+            run = {"status": "suspended", "pending": pending, "wake_at": self._due(next_at), "wait_event": None}
+        await self._commit(Write(self.run_id, now, run=run, entries=[entry]))
+        self._put_entry(entry)
+        log.info(
+            "run %s step %r failed attempt %d (%s: %s); next attempt in %.3gs",
+            self.run_id, step_id, attempt, error["type"], error["message"], next_at - now,
+        )  # fmt: skip
+
+    async def _backoff(self, step_id: str, next_at: float, in_place: bool) -> None:
+        if in_place:
+            wait = next_at - self.host.now()
+            if wait > 0:
+                await trio.sleep(wait)
+            return
+        if self.host.now() >= next_at and self.run.status != "suspended":
+            return
+        while self.host.now() < next_at:
+            self._drain_mailbox()
+            due = self._due(next_at)
+            assert due is not None
+            self.host.schedule_wake(self.run_id, due)
+            await self._next_message()
+        self._drain_mailbox()
+        run = {"status": "running", "pending": None, "wake_at": None, "wait_event": None}
+        # Not awaited, as a sleep's end: the attempt's own result commits after it.
+        resumed = Write(self.run_id, self.host.now(), run=run, require=ACTIVE)
+        self.host.store.write_behind(resumed)
+        self._mirror(resumed)
+
+    async def _call(self, call: StepCall, step_id: str) -> Any:
+        # A sync step's thread cannot be interrupted: with a timeout or a deadline it is
+        # abandoned when its time is up (it finishes in the background, result ignored).
+        abandon = call.timeout is not None or self.deadline_at is not None
+        if call.timeout is None:  # the common case pays for no cancel scope
+            return await _invoke(call.fn, call.args, call.kwargs, abandon)
+        with trio.move_on_after(call.timeout):
+            return await _invoke(call.fn, call.args, call.kwargs, abandon)
+        raise TimeoutError(f"step {step_id!r} of run {self.run_id!r} took longer than {call.timeout}s")
+
+    def record_patch(self, seq: int, marker: str) -> None:
+        """Journal a ``ctx.patched`` marker. Not awaited: if it is lost in a crash, the replay
+        reaches the same call with nothing recorded past it and records it again; it commits
+        before (or with) the run's next awaited write."""
+        now = self.host.now()
+        entry = EntryRow(self.run_id, seq, marker, "patch", "completed", now, now, None, None, None, 1)
+        write = Write(self.run_id, now, entries=[entry])
+        self.host.store.write_behind(write)
+        self._mirror(write)
+        self._put_entry(entry)
 
     async def record_value(self, seq: int, step_id: str, kind: str, value: Any) -> Any:
         now = self.host.now()
@@ -262,14 +363,14 @@ class RunActor:
                 return
             entry = EntryRow(self.run_id, seq, step_id, "sleep", "waiting", now, None, None, None, detail)
             pending = codec.dumps({"kind": "sleep", "step": step_id, "wake_at": wake_at})
-            run = {"status": "suspended", "pending": pending, "wake_at": wake_at, "wait_event": None}
+            run = {"status": "suspended", "pending": pending, "wake_at": self._due(wake_at), "wait_event": None}
             await self._commit(Write(self.run_id, now, run=run, entries=[entry]))
             self._put_entry(entry)
             log.info("run %s suspended: sleep %r", self.run_id, step_id)
         assert wake_at is not None
         while self.host.now() < wake_at:
             self._drain_mailbox()
-            self.host.schedule_wake(self.run_id, wake_at)
+            self.host.schedule_wake(self.run_id, self._due(wake_at))  # type: ignore[arg-type]
             await self._next_message()
         self._drain_mailbox()  # the timer message that ended the sleep is spent
         now = self.host.now()
@@ -285,32 +386,52 @@ class RunActor:
         self._put_entry(done)
 
     async def wait_for_event(
-        self, seq: int, step_id: str, recorded: EntryRow | None, event: str, deadline: float | None
-    ) -> Any:
+        self, seq: int, step_id: str, recorded: EntryRow | None, events: tuple[str, ...], deadline: float | None
+    ) -> tuple[str, Any] | None:
+        """Wait for a signal named one of ``events``; its ``(event, payload)``, or ``None``
+        when ``deadline`` passed first."""
+        wait_event = "\x1f".join(events)
         if recorded is not None:
+            detail = codec.loads(recorded.detail)
             if recorded.status == "completed":
-                return codec.loads(recorded.output)
+                if detail.get("timed_out"):
+                    return None
+                return detail.get("received", detail["event"]), codec.loads(recorded.output)
             entry = recorded
-            deadline = codec.loads(recorded.detail).get("deadline")
+            deadline = detail.get("deadline")
         else:
             now = self.host.now()
+            facts: dict[str, Any] = {"event": events[0], "deadline": deadline}
+            if len(events) > 1:
+                facts["events"] = list(events)
             entry = EntryRow(
-                self.run_id, seq, step_id, "event", "waiting", now, None, None, None,
-                codec.dumps({"event": event, "deadline": deadline}),
+                self.run_id, seq, step_id, "event", "waiting", now, None, None, None, codec.dumps(facts)
             )  # fmt: skip
             self._drain_mailbox()
-            if not self._has_signal(event) and (deadline is None or deadline > now):
-                pending = codec.dumps({"kind": "event", "step": step_id, "event": event, "deadline": deadline})
-                run = {"status": "suspended", "pending": pending, "wake_at": deadline, "wait_event": event}
+            if not any(self._has_signal(e) for e in events) and (deadline is None or deadline > now):
+                pending = codec.dumps(
+                    {"kind": "event", "step": step_id, "event": events[0], "events": list(events), "deadline": deadline}
+                    if len(events) > 1
+                    else {"kind": "event", "step": step_id, "event": events[0], "deadline": deadline}
+                )
+                run = {
+                    "status": "suspended",
+                    "pending": pending,
+                    "wake_at": self._due(deadline),
+                    "wait_event": wait_event,
+                }
                 await self._commit(Write(self.run_id, now, run=run, entries=[entry]))
                 self._put_entry(entry)
-                log.info("run %s suspended: waiting for event %r (%r)", self.run_id, event, step_id)
+                log.info("run %s suspended: waiting for event %r (%r)", self.run_id, wait_event, step_id)
+        base = codec.loads(entry.detail)
         while True:
             self._drain_mailbox()
-            signal = self._take_signal(event)
+            if self._reload:
+                await self._reload_inbox()
+            signal = self._take_signal(events)
             now = self.host.now()
             if signal is not None:
-                detail = codec.dumps({"event": event, "deadline": deadline, "signal_id": signal.id})
+                detail = codec.dumps({**base, "received": signal.event, "signal_id": signal.id})
                 done = EntryRow(
                     self.run_id, seq, step_id, "event", "completed", entry.started_at, now, signal.payload, None, detail
                 )
@@ -321,9 +442,9 @@ class RunActor:
                     continue  # someone else took that signal first: wait for another
                 self._put_entry(done)
                 self.host.cancel_wake(self.run_id)
-                return codec.loads(signal.payload)
+                return signal.event, codec.loads(signal.payload)
             if deadline is not None and now >= deadline:
-                detail = codec.dumps({"event": event, "deadline": deadline, "timed_out": True})
+                detail = codec.dumps({**base, "timed_out": True})
                 done = EntryRow(
                     self.run_id, seq, step_id, "event", "completed", entry.started_at, now, None, None, detail
                 )
@@ -331,9 +452,94 @@ class RunActor:
                 await self._commit(Write(self.run_id, now, run=run, entries=[done]))
                 self._put_entry(done)
                 return None
-            if deadline is not None:
-                self.host.schedule_wake(self.run_id, deadline)
+            due = self._due(deadline)
+            if due is not None:
+                self.host.schedule_wake(self.run_id, due)
             await self._next_message()
+
+    async def child(
+        self, seq: int, step_id: str, recorded: EntryRow | None, workflow: Any, payload: Any, *, wait: bool
+    ) -> Any:
+        """Start (once) the child run of ``step_id``; with ``wait``, suspend until it ends
+        and return its output (raise :class:`ChildFailed` if it failed or was cancelled)."""
+        if recorded is not None:
+            detail = codec.loads(recorded.detail)
+            child_id = detail["child_run_id"]
+            if recorded.status != "waiting":
+                return child_id if not detail.get("wait") else self._child_outcome(recorded, child_id)
+            entry = recorded
+        else:
+            child_id = f"{self.run_id}:{step_id}"
+            try:
+                row = await self.host.start_child(self, workflow, payload, child_id)
+            except WorkflowError as exc:
+                raise self.fatal(exc) from None
+            now = self.host.now()
+            detail = codec.dumps({"child_run_id": child_id, "workflow_id": row.workflow_id, "wait": wait})
+            if not wait:
+                entry = EntryRow(
+                    self.run_id, seq, step_id, "child", "completed", now, now, codec.dumps(child_id), None, detail
+                )
+                await self._commit(Write(self.run_id, now, entries=[entry]))
+                self._put_entry(entry)
+                return child_id
+            entry = EntryRow(self.run_id, seq, step_id, "child", "waiting", now, None, None, None, detail)
+            pending = codec.dumps({"kind": "child", "step": step_id, "child_run_id": child_id})
+            run = {
+                "status": "suspended",
+                "pending": pending,
+                "wake_at": self._due(None),
+                "wait_event": CHILD_EVENT + child_id,
+            }
+            await self._commit(Write(self.run_id, now, run=run, entries=[entry]))
+            self._put_entry(entry)
+            log.info("run %s suspended: waiting for child run %s (%r)", self.run_id, child_id, step_id)
+        self._reload = True  # the child may have ended before this run suspended
+        event = (CHILD_EVENT + child_id,)
+        while True:
+            self._drain_mailbox()
+            if self._reload:
+                await self._reload_inbox()
+            signal = self._take_signal(event)
+            if signal is not None:
+                outcome = codec.loads(signal.payload)
+                now = self.host.now()
+                failed = outcome["status"] != "completed"
+                done = EntryRow(
+                    self.run_id, seq, step_id, "child", "failed" if failed else "completed", entry.started_at, now,
+                    None if failed else outcome["output"], codec.dumps(outcome["error"]) if failed else None,
+                    codec.dumps({**codec.loads(entry.detail), "status": outcome["status"], "signal_id": signal.id}),
+                )  # fmt: skip
+                run = {"status": "running", "pending": None, "wake_at": None, "wait_event": None}
+                try:
+                    await self._commit(Write(self.run_id, now, run=run, entries=[done], consume=[(signal.id, step_id)]))
+                except RunStateError:
+                    continue
+                self._put_entry(done)
+                return self._child_outcome(done, child_id)
+            due = self._due(None)
+            if due is not None:
+                self.host.schedule_wake(self.run_id, due)
+            await self._next_message()
+
+    def _child_outcome(self, entry: EntryRow, child_id: str) -> Any:
+        if entry.status == "failed":
+            error = codec.loads(entry.error) or {}
+            raise ChildFailed(
+                self.run_id, entry.step_id, child_id, error.get("type", "Error"), error.get("message", ""),
+                error.get("traceback", ""),
+            )  # fmt: skip
+        return codec.loads(entry.output)
+
+    async def _reload_inbox(self) -> None:
+        """Re-read the run's unconsumed signals: one committed by another run's write (a
+        child's outcome) reaches this actor only through the store."""
+        self._reload = False
+        loaded = await self.host.store.load(self.run_id)
+        if loaded is None:
+            return
+        known = {s.id for s in self.inbox}
+        self.inbox.extend(s for s in loaded[2] if s.id not in known and s.consumed_at is None)
 
     # -- the mailbox ------------------------------------------------------------------------
 
@@ -342,14 +548,17 @@ class RunActor:
         re-checks the clock itself)."""
         while (message := self.mailbox.pop()) is not None:
             if isinstance(message, SignalRow):
-                self.inbox.append(message)
+                if all(s.id != message.id for s in self.inbox):
+                    self.inbox.append(message)
+            elif message == RELOAD:
+                self._reload = True
 
     def _has_signal(self, event: str) -> bool:
         return any(s.event == event for s in self.inbox)
 
-    def _take_signal(self, event: str) -> SignalRow | None:
+    def _take_signal(self, events: tuple[str, ...]) -> SignalRow | None:
         for i, signal in enumerate(self.inbox):
-            if signal.event == event:
+            if signal.event in events:
                 del self.inbox[i]
                 return signal
         return None
@@ -392,12 +601,17 @@ class RunActor:
             self._cancel_reason = self.run.cancel_reason  # asked while nobody was running it
             await self._finish("cancelled")
             return
+        if self.deadline_at is not None and self.host.now() >= self.deadline_at:
+            await self._finish("failed", error=codec.dumps(_error_json(self._deadline_error(), with_traceback=False)))
+            return
         error: dict[str, Any] | None = None
         output: str | None = None
         with trio.CancelScope() as scope:
             self._scope = scope
             if self._cancel_reason is not None:
                 scope.cancel()
+            if self.deadline_at is not None:
+                scope.deadline = self.host.to_trio(self.deadline_at)
             try:
                 payload = (
                     self._payload
@@ -405,11 +619,18 @@ class RunActor:
                     else self.workflow.validate(codec.loads(self.run.payload))
                 )
                 ctx: RunContext[Any] = RunContext(
-                    self, payload, run_id=self.run_id, workflow_id=self.workflow.id, attempt=self.run.attempt
+                    self,
+                    payload,
+                    run_id=self.run_id,
+                    workflow_id=self.workflow.id,
+                    attempt=self.run.attempt,
+                    parent_run_id=self.run.parent_run_id,
                 )
                 result = await self.workflow.run(ctx)
             except Passivate:
                 return
+            except ChildFailed as exc:
+                error = self._fatal_json() or _error_json(exc, with_traceback=False)
             except StepFailed as exc:
                 error = self._fatal_json() or _step_error_json(exc)
             except Exception as exc:
@@ -417,8 +638,8 @@ class RunActor:
             else:
                 error = self._fatal_json()
                 if error is None and (left := ctx.unreplayed()) is not None:
-                    unreplayed = NonDeterministicReplay(
-                        self.run_id, ctx.position, f"{left.kind} {left.step_id!r}", None
+                    unreplayed = NonDeterminismError(
+                        self.run_id, left.seq, f"{left.kind} {left.step_id!r}", None, step_id=left.step_id
                     )
                     error = _error_json(unreplayed)
                 if error is None:
@@ -426,12 +647,19 @@ class RunActor:
                         output = codec.dumps(result, what="workflow output", run_id=self.run_id)
                     except WorkflowError as exc:
                         error = _error_json(exc)
-        if scope.cancelled_caught or (self._cancel_reason is not None and error is None and output is None):
+        if scope.cancelled_caught and self._cancel_reason is None and self.deadline_at is not None:
+            await self._finish("failed", error=codec.dumps(_error_json(self._deadline_error(), with_traceback=False)))
+        elif scope.cancelled_caught or (self._cancel_reason is not None and error is None and output is None):
             await self._finish("cancelled")
         elif error is not None:
             await self._finish("failed", error=codec.dumps(error))
         else:
             await self._finish("completed", output=output)
+
+    def _deadline_error(self) -> DeadlineExceeded:
+        assert self.deadline_at is not None
+        assert self.workflow.deadline is not None
+        return DeadlineExceeded(self.run_id, self.deadline_at, self.workflow.deadline)
 
     def _fatal_json(self) -> dict[str, Any] | None:
         return None if self._fatal is None else _error_json(self._fatal, with_traceback=False)
@@ -447,19 +675,45 @@ class RunActor:
         }
         if status == "cancelled":
             run["cancel_reason"] = self._cancel_reason
+            await self._cancel_children()
         self.host.cancel_wake(self.run_id)
+        write = Write(self.run_id, self.host.now(), run=run, require=ACTIVE)
+        parent = self.run.parent_run_id
+        if parent is not None:
+            # The outcome reaches the parent as a signal committed with this run's end: a
+            # crash cannot leave a parent waiting for a child that has ended.
+            if status == "cancelled":
+                err: Any = {"type": "RunCancelled", "message": self._cancel_reason or "cancelled"}
+            else:
+                err = codec.loads(error) if error is not None else None
+            outcome = {"status": status, "output": output, "error": err, "child_run_id": self.run_id}
+            write.signals.append((parent, CHILD_EVENT + self.run_id, codec.dumps(outcome)))
         # Not shielded: once queued, the write commits even if this task is cancelled while
         # it waits, and a run whose outcome did not commit is recovered and replayed.
-        applied = await self._commit(Write(self.run_id, self.host.now(), run=run, require=ACTIVE))
+        applied = await self._commit(write)
         if applied:
             log.info("run %s %s", self.run_id, status)
+            if parent is not None:
+                self.host.child_ended(parent)
+
+    async def _cancel_children(self) -> None:
+        """A cancelled run cancels the child runs it started that are still active (each
+        request is committed before the parent's end, so none is missed after a crash)."""
+        for entry in sorted(self.entries.values(), key=lambda e: e.seq):
+            if entry.kind != "child":
+                continue
+            child_id = codec.loads(entry.detail)["child_run_id"]
+            if entry.status == "failed" or (entry.status == "completed" and codec.loads(entry.detail).get("wait")):
+                continue  # it has ended
+            with contextlib.suppress(RunFinished):
+                await self.host.cancel_child(child_id, f"its parent run {self.run_id!r} was cancelled")
 
 
 _UNSET: Any = object()
 _coroutine_functions: dict[Any, bool] = {}
 
 
-async def _invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+async def _invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], abandon: bool = False) -> Any:
     """Await an async step function; run a sync one in a worker thread (so it cannot block
     other runs) and await what it returns if that is awaitable."""
     try:
@@ -471,7 +725,7 @@ async def _invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[st
                 _coroutine_functions[fn] = is_async
     if is_async:
         return await fn(*args, **kwargs)
-    result = await trio.to_thread.run_sync(partial(fn, *args, **kwargs))
+    result = await trio.to_thread.run_sync(partial(fn, *args, **kwargs), abandon_on_cancel=abandon)
     if inspect.isawaitable(result):
         result = await result
     return result

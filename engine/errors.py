@@ -21,9 +21,11 @@ problem and, where there is one, the fix. Grouped by whose fault it is::
     │   └── RunAlreadyExists         trigger with a run id taken by another workflow
     ├── WorkflowCodeError            the workflow's code broke a rule; the run fails with it
     │   ├── DuplicateStepId          two durable calls with one id in one run
-    │   ├── NonDeterministicReplay   the code no longer matches the run's journal
+    │   ├── NonDeterminismError      the code no longer matches the run's journal
     │   └── ConcurrentContextUse     two ctx calls of one run awaited at the same time
     ├── StepFailed                   a step raised after its last attempt (catchable)
+    │   └── ChildFailed              a child run ended failed or cancelled (catchable)
+    ├── DeadlineExceeded             the run passed its workflow's ``deadline``
     ├── RunCancelled                 raised inside a workflow being cancelled
     ├── WaitTimeout                  Client.wait gave up (also a TimeoutError)
     └── StoreError                   the database cannot be used as it is
@@ -33,6 +35,9 @@ problem and, where there is one, the fix. Grouped by whose fault it is::
         ├── DatabaseMissing          no file there, and the caller asked not to create one
         └── LeaseLost                another worker took this database over
 
+:class:`NonRetryableError` is the one exception meant for workflow code to raise: a step
+that raises it is not retried, whatever its ``Retry`` says.
+
 Nothing above ``engine.store`` ever sees ``sqlite3`` exceptions: the store maps them here.
 """
 
@@ -41,7 +46,9 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ChildFailed",
     "ConcurrentContextUse",
+    "DeadlineExceeded",
     "DatabaseMissing",
     "DuplicateStepId",
     "InvalidArgument",
@@ -49,7 +56,9 @@ __all__ = [
     "InvalidDuration",
     "InvalidInput",
     "LeaseLost",
+    "NonDeterminismError",
     "NonDeterministicReplay",
+    "NonRetryableError",
     "NotATarryDatabase",
     "NotFound",
     "NotSerializable",
@@ -247,20 +256,32 @@ class DuplicateStepId(WorkflowCodeError):
         )
 
 
-class NonDeterministicReplay(WorkflowCodeError):
+class NonDeterminismError(WorkflowCodeError):
+    """The code no longer matches the run's journal: at ``position`` the journal recorded
+    ``recorded`` and the code now does ``attempted``. ``step_id`` names the step the code
+    reached there (or the recorded one when the code stopped short)."""
+
     code = "nondeterministic_replay"
 
-    def __init__(self, run_id: str, position: int, recorded: str | None, attempted: str | None) -> None:
+    def __init__(
+        self, run_id: str, position: int, recorded: str | None, attempted: str | None, *, step_id: str | None = None
+    ) -> None:
         super().__init__(
             f"run {run_id!r} no longer matches its journal at position {position}: the journal "
             f"recorded {recorded or 'nothing more'}, the code now does {attempted or 'nothing more'}. "
             "Check that your workflow is deterministic (branch only on payload, step results, "
-            "ctx.now() and ctx.uuid()); after fixing the code, runtime.retry() re-drives the run",
+            "ctx.now() and ctx.uuid()); to change the code of runs in flight, guard the new path "
+            'with `if ctx.patched("name"):`. After fixing the code, retry() resumes the run',
             run_id=run_id,
             position=position,
             recorded=recorded,
             attempted=attempted,
+            step_id=step_id,
         )
+
+
+#: The name of the first release; the same class.
+NonDeterministicReplay = NonDeterminismError
 
 
 class ConcurrentContextUse(WorkflowCodeError):
@@ -269,7 +290,8 @@ class ConcurrentContextUse(WorkflowCodeError):
     def __init__(self, run_id: str, step_id: str, busy_with: str) -> None:
         super().__init__(
             f"run {run_id!r} called ctx for {step_id!r} while {busy_with!r} was still running; "
-            "a run's durable calls must be awaited one at a time (start separate runs for parallel work)",
+            "a run's durable calls must be awaited one at a time; run steps concurrently with "
+            "ctx.gather(ctx.step(...), ...) or `async with ctx.parallel()`",
             run_id=run_id,
             step_id=step_id,
             busy_with=busy_with,
@@ -307,6 +329,49 @@ class StepFailed(WorkflowError):
             attempts=attempts,
             traceback=traceback,
         )
+
+
+class ChildFailed(StepFailed):
+    """The child run a ``ctx.child`` call waited for ended ``failed`` or ``cancelled``.
+
+    ``child_run_id`` names it; ``error_type`` and ``error_message`` are its error (or
+    ``RunCancelled`` and the reason). Left uncaught, the parent fails with it.
+    """
+
+    code = "child_failed"
+    child_run_id: str
+
+    def __init__(
+        self, run_id: str, step_id: str, child_run_id: str, error_type: str, error_message: str, traceback: str = ""
+    ) -> None:
+        StepFailed.__init__(self, run_id, step_id, error_type, error_message, 1, traceback)
+        self.message = (
+            f"child run {child_run_id!r} (step {step_id!r} of run {run_id!r}) ended with {error_type}: {error_message}"
+        )
+        self.args = (self.message,)
+        self.child_run_id = child_run_id
+        self.details["child_run_id"] = child_run_id
+
+
+class DeadlineExceeded(WorkflowError):
+    """The run was still going at its workflow's ``deadline``; it fails with this."""
+
+    code = "deadline_exceeded"
+
+    def __init__(self, run_id: str, deadline: float, seconds: float) -> None:
+        super().__init__(
+            f"run {run_id!r} passed its deadline ({seconds:g}s after it started); "
+            "raise the workflow's deadline= or make it faster, then retry() resumes it",
+            run_id=run_id,
+            deadline=deadline,
+            seconds=seconds,
+        )
+
+
+class NonRetryableError(Exception):
+    """Raise it from a step to fail the step at once: no further attempt, whatever the
+    step's ``Retry`` says. The run sees a :class:`StepFailed` whose ``error_type`` is
+    ``"NonRetryableError"`` (or your subclass's name)."""
 
 
 class RunCancelled(WorkflowError):

@@ -7,12 +7,19 @@ anything and never sees workflow code.
 
 Journal entry kinds and their life cycle::
 
-    step    completed | failed          one row, written when the step has finished
+    step    [retrying ->] completed | failed
+                                        written when the step has finished; a failed attempt
+                                        that will be retried is written as ``retrying`` with
+                                        every failure so far and the next attempt's time
     sleep   waiting -> completed        written when the sleep starts (with its wake time)
     event   waiting -> completed        written when the wait starts; completed with the
                                         signal's payload, or with None on timeout
     now     completed                   ctx.now(), recorded so that replay sees the same
     uuid    completed                   ctx.uuid(), likewise
+    child   waiting -> completed | failed   ctx.child: written when the child starts, ended
+                                        with its outcome; ctx.start_child: completed at once
+    patch   completed                   ctx.patched(): the marker that this run took a
+                                        change's new code path
 
 Times are UNIX epoch seconds (floats) at this level; the public views turn them into
 aware UTC datetimes.
@@ -84,6 +91,7 @@ class RunRow:
     cancel_reason: str | None = None  # set when a cancel was asked for (by any process)
     attempt: int = 1  # 1 + the number of retry() calls
     last_step: str | None = None  # the step id of the latest journal entry written
+    parent_run_id: str | None = None  # the run that started this one with ctx.child
 
 
 @dataclass(slots=True)
@@ -119,7 +127,9 @@ class Write:
     ``run`` maps run columns to new values (``updated_at`` is always set). ``require``
     makes the write conditional on the run's current status; ``consume`` marks signals as
     taken by a wait and fails the whole write when one was already taken. ``truncate_from``
-    deletes journal entries from that position on (used by retry).
+    deletes journal entries from that position on (used by retry). ``signals`` are sent to
+    other runs in the same transaction, as ``(run_id, event, payload JSON)`` (a child's
+    outcome to its parent).
     """
 
     run_id: str
@@ -129,6 +139,7 @@ class Write:
     consume: list[tuple[int, str]] = field(default_factory=list)  # (signal id, step id)
     truncate_from: int | None = None
     require: frozenset[str] | None = None
+    signals: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def new_run_id() -> str:

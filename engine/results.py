@@ -55,7 +55,10 @@ class RunError(_ToDict):
     @classmethod
     def from_json(cls, text: str | None) -> RunError | None:
         data = codec.loads(text)
-        return None if data is None else cls(**data)
+        if data is None:
+            return None
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def _pending(text: str | None) -> dict[str, Any] | None:
@@ -77,6 +80,11 @@ class RunResult(_ToDict):
 
         {"kind": "sleep", "step": "settle", "wake_at": datetime}
         {"kind": "event", "step": "review", "event": "review-decision", "deadline": datetime | None}
+        {"kind": "event", ..., "events": ["approved", "rejected"]}          # ctx.wait_for_any
+        {"kind": "retry", "step": "charge", "wake_at": datetime, "attempt": 3}
+        {"kind": "child", "step": "invoice", "child_run_id": "..."}
+
+    ``parent_run_id`` names the run that started this one with ``ctx.child``.
     """
 
     run_id: str
@@ -89,6 +97,7 @@ class RunResult(_ToDict):
     updated_at: datetime | None = None
     #: The step id of the latest journal entry (the step in progress is not recorded).
     last_step: str | None = None
+    parent_run_id: str | None = None
 
     @classmethod
     def from_row(cls, row: RunRow) -> RunResult:
@@ -102,16 +111,22 @@ class RunResult(_ToDict):
             created_at=_dt(row.created_at),
             updated_at=_dt(row.updated_at),
             last_step=row.last_step,
+            parent_run_id=row.parent_run_id,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class HistoryEntry(_ToDict):
-    """One journal entry: a step, sleep, event wait, or a recorded ``now``/``uuid``.
+    """One journal entry: a step, sleep, event wait, child run, patch marker, or a
+    recorded ``now``/``uuid``.
 
-    ``status`` is ``completed`` or ``failed`` (steps), ``waiting`` while a sleep or wait is
-    in progress. ``detail`` holds kind-specific facts: ``wake_at`` of a sleep; ``event``,
-    ``deadline``, ``signal_id`` and ``timed_out`` of an event wait.
+    ``status`` is ``completed`` or ``failed`` (steps, children), ``retrying`` between a
+    step's attempts, ``waiting`` while a sleep, wait or child is in progress. ``detail``
+    holds kind-specific facts: ``wake_at`` of a sleep; ``event`` (``events``,
+    ``received``), ``deadline``, ``signal_id`` and ``timed_out`` of an event wait;
+    ``failures`` (every failed attempt: ``attempt``, ``started_at``, ``finished_at``,
+    ``type``, ``message``) and ``next_at`` of a retried step; ``child_run_id``,
+    ``workflow_id`` and ``wait`` of a child.
     """
 
     seq: int
@@ -128,9 +143,12 @@ class HistoryEntry(_ToDict):
     @classmethod
     def from_row(cls, row: EntryRow) -> HistoryEntry:
         detail = codec.loads(row.detail) or {}
-        for key in ("wake_at", "deadline"):
+        for key in ("wake_at", "deadline", "next_at"):
             if detail.get(key) is not None:
                 detail[key] = _dt(detail[key])
+        for failure in detail.get("failures", ()):
+            for key in ("started_at", "finished_at"):
+                failure[key] = _dt(failure[key])
         return cls(
             seq=row.seq,
             step_id=row.step_id,
@@ -143,6 +161,17 @@ class HistoryEntry(_ToDict):
             finished_at=_dt(row.finished_at),
             detail=detail,
         )
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        """The step's failed attempts, oldest first (empty when its first attempt did)."""
+        return list(self.detail.get("failures", ()))
+
+    @property
+    def child_run_id(self) -> str | None:
+        """The child run a ``child`` entry started."""
+        value = self.detail.get("child_run_id")
+        return None if value is None else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +214,7 @@ class RunInfo(_ToDict):
     updated_at: datetime
     attempt: int
     cancel_reason: str | None
+    parent_run_id: str | None = None
 
     @classmethod
     def from_rows(cls, row: RunRow, entries: list[EntryRow], signals: list[SignalRow]) -> RunInfo:
@@ -202,7 +232,13 @@ class RunInfo(_ToDict):
             updated_at=_dt(row.updated_at),  # type: ignore[arg-type]
             attempt=row.attempt,
             cancel_reason=row.cancel_reason,
+            parent_run_id=row.parent_run_id,
         )
+
+    @property
+    def children(self) -> list[str]:
+        """The run ids of the child runs this run started, in journal order."""
+        return [e.child_run_id for e in self.history if e.kind == "child" and e.child_run_id is not None]
 
     @property
     def result(self) -> RunResult:
@@ -217,4 +253,5 @@ class RunInfo(_ToDict):
             self.created_at,
             self.updated_at,
             last,
+            self.parent_run_id,
         )

@@ -34,7 +34,7 @@ from typing import Any
 import trio
 
 from . import codec
-from .actor import TIMER, RunActor
+from .actor import RELOAD, TIMER, RunActor
 from .errors import (
     InvalidArgument,
     RunNotFound,
@@ -170,6 +170,46 @@ class Runtime:
     def now(self) -> float:
         """Wall-clock seconds, moved by trio's clock (see :class:`Clock`)."""
         return self._clock.now()
+
+    def to_trio(self, wall: float) -> float:
+        """The trio-clock time of a wall-clock time (a run's deadline)."""
+        return self._clock.to_trio(wall)
+
+    async def start_child(self, parent: RunActor, workflow: Workflow[Any] | str, payload: Any, run_id: str) -> RunRow:
+        """Create (once: ``run_id`` is derived from the parent's step) and start a child
+        run; a child that exists already is returned as it is."""
+        wf = self._resolve(workflow)
+        validated = wf.validate(payload)
+        payload_json = codec.dumps(validated, what="payload", run_id=run_id)
+        now = self.now()
+        new = RunRow(run_id, wf.id, "running", payload_json, now, now, parent_run_id=parent.run_id)
+        row, created = await self.store.create_run(new)
+        if created:
+            log.info(
+                "run %s started (%s), child of %s",
+                run_id,
+                wf.id,
+                parent.run_id,
+                extra={"run_id": run_id, "workflow_id": wf.id, "status": "running", "parent_run_id": parent.run_id},
+            )
+            actor = self._new_actor(wf, row, [], [], validated)
+            if self._nursery is not None:
+                self._nursery.start_soon(actor.drive)
+            else:
+                await actor.drive()  # passive: inline, until it first suspends or ends
+        return row
+
+    def child_ended(self, parent_run_id: str) -> None:
+        """A child's outcome was committed to its parent's inbox: wake the parent."""
+        actor = self._actors.get(parent_run_id)
+        if actor is not None and actor.accepting:
+            actor.mailbox.put(RELOAD)
+        elif self._nursery is not None and not self._draining:
+            self._activate(parent_run_id)
+        # Passive: the next sweep() finds the parent (its signal is in its inbox).
+
+    async def cancel_child(self, run_id: str, reason: str) -> None:
+        await self.cancel(run_id, reason=reason)
 
     def schedule_wake(self, run_id: str, wake_at: float) -> None:
         if self._nursery is None or self._draining:
@@ -369,7 +409,7 @@ class Runtime:
             return
         if row is None:
             row = await self.store.get_run(signal.run_id)
-        if row is not None and row.status == "suspended" and row.wait_event == signal.event:
+        if row is not None and row.status == "suspended" and _waits_for(row, signal.event):
             if self._nursery is not None:
                 self._activate(signal.run_id)
             else:
@@ -515,9 +555,7 @@ class Runtime:
         if row.status != "failed":
             raise RunNotRetryable(run_id, row.status)
         self._resolve(row.workflow_id)
-        cut = len(journal)
-        while cut > 0 and journal[cut - 1].status == "failed":
-            cut -= 1
+        cut = _retry_cut(row, journal)
         run = {"status": "running", "error": None, "output": None, "attempt": row.attempt + 1, "cancel_reason": None}
         write = Write(run_id, self.now(), run=run, truncate_from=cut, require=frozenset({"failed"}))
         if not await self.store.write(write):
@@ -667,6 +705,28 @@ class Runtime:
         if self._opened:
             await self.store.close()
             self._opened = False
+
+
+def _waits_for(row: RunRow, event: str) -> bool:
+    """Whether a suspended run waits for signals named ``event`` (a multi-event wait
+    stores its names joined by ``\x1f``)."""
+    return row.wait_event is not None and event in row.wait_event.split("\x1f")
+
+
+def _retry_cut(row: RunRow, journal: list[Any]) -> int:
+    """Where retry() truncates the journal: at the failed entry of the step that ended the
+    run (with a ``gather``, its siblings after it run again too), else after the trailing
+    failed entries (none: a run that failed on a rule, e.g. non-determinism, replays its
+    whole journal under the fixed code)."""
+    error = codec.loads(row.error) if row.error else None
+    step_id = error.get("step_id") if isinstance(error, dict) else None
+    for entry in journal:
+        if entry.step_id == step_id and entry.status == "failed":
+            return int(entry.seq)
+    cut = len(journal)
+    while cut > 0 and journal[cut - 1].status == "failed":
+        cut -= 1
+    return journal[cut].seq if cut < len(journal) else (journal[-1].seq + 1 if journal else 0)
 
 
 def create_runtime(workflows: Iterable[Workflow[Any]] = (), store: Store | None = None, **options: Any) -> Runtime:

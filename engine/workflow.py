@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .errors import InvalidArgument
-from .retry import RetryPolicy
+from .retry import Retry
 from .schema import PayloadSchema
 
 if TYPE_CHECKING:
@@ -29,11 +31,13 @@ class Workflow(Generic[P]):
         id: the stable name runs are stored under. Renaming it orphans existing runs.
         run: ``async def run(ctx) -> JSON``: the workflow's code.
         schema: validates the payload on trigger (and again on replay).
-        retry: the default :class:`RetryPolicy` of its steps.
+        retry: the default :class:`Retry` of its steps.
+        deadline: seconds a run may take from its start (``None``: no limit); a run still
+            going then fails with :class:`DeadlineExceeded`, even while it sleeps or waits.
         description: free text, shown by the CLI and the dashboard.
     """
 
-    __slots__ = ("description", "id", "retry", "run", "schema")
+    __slots__ = ("deadline", "description", "id", "retry", "run", "schema")
 
     def __init__(
         self,
@@ -41,8 +45,9 @@ class Workflow(Generic[P]):
         run: RunFunction,
         *,
         payload: object | None = None,
-        retry: RetryPolicy | int | None = None,
+        retry: Retry | int | None = None,
         description: str | None = None,
+        deadline: float | timedelta | None = None,
     ) -> None:
         if not isinstance(id, str) or not id.strip():
             raise InvalidArgument(f"a workflow id must be a non-empty string, not {id!r}")
@@ -53,7 +58,8 @@ class Workflow(Generic[P]):
         self.id = id
         self.run = run
         self.schema = PayloadSchema.from_user(payload)
-        self.retry = RetryPolicy.coerce(retry)
+        self.retry = Retry.coerce(retry)
+        self.deadline = _seconds(id, "deadline", deadline)
         self.description = description if description is not None else inspect.getdoc(run)
 
     def validate(self, payload: Any) -> Any:
@@ -64,8 +70,25 @@ class Workflow(Generic[P]):
         return f"<Workflow {self.id!r}>"
 
 
+def _seconds(workflow_id: str, name: str, value: float | timedelta | None) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
+        raise InvalidArgument(
+            f"workflow {workflow_id!r}: {name} must be a timedelta or a number of seconds > 0, not {value!r}",
+            workflow_id=workflow_id,
+        )
+    return float(seconds)
+
+
 def workflow(
-    id: str, *, payload: object | None = None, retry: RetryPolicy | int | None = None, description: str | None = None
+    id: str,
+    *,
+    payload: object | None = None,
+    retry: Retry | int | None = None,
+    description: str | None = None,
+    deadline: float | timedelta | None = None,
 ) -> Callable[[RunFunction], Workflow[Any]]:
     """Decorate an ``async def run(ctx)`` as a workflow::
 
@@ -79,7 +102,7 @@ def workflow(
     """
 
     def decorate(run: RunFunction) -> Workflow[Any]:
-        return Workflow(id, run, payload=payload, retry=retry, description=description)
+        return Workflow(id, run, payload=payload, retry=retry, description=description, deadline=deadline)
 
     return decorate
 
@@ -89,8 +112,9 @@ def define_workflow(
     id: str,
     run: RunFunction,
     payload: object | None = None,
-    retry: RetryPolicy | int | None = None,
+    retry: Retry | int | None = None,
     description: str | None = None,
+    deadline: float | timedelta | None = None,
 ) -> Workflow[Any]:
     """The ``defineWorkflow({id, payload, run})`` of @visulima/workflow, with keywords."""
-    return Workflow(id, run, payload=payload, retry=retry, description=description)
+    return Workflow(id, run, payload=payload, retry=retry, description=description, deadline=deadline)

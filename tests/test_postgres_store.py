@@ -25,7 +25,7 @@ import psycopg
 
 from engine import LeaseLost, SchemaTooNew, StoreError
 from engine.journal import EntryRow, RunRow, Write
-from engine.store.postgres import PostgresStore
+from engine.store.postgres import SCHEMA_VERSION, PostgresStore
 
 Stores = Callable[..., PostgresStore]
 
@@ -417,7 +417,7 @@ def test_a_database_of_a_newer_tarry_is_refused_and_left_untouched(postgres_url:
     newer = PostgresStore(postgres_url)
     with pytest.raises(SchemaTooNew) as caught:
         newer.open_sync()
-    assert (caught.value.details["found"], caught.value.details["supported"]) == (99, 1)
+    assert (caught.value.details["found"], caught.value.details["supported"]) == (99, SCHEMA_VERSION)
     newer.close_sync()
     assert sql(postgres_url, "SELECT value FROM tarry_meta WHERE key = 'schema_version'") == [("99",)]
     assert sql(postgres_url, "SELECT run_id FROM tarry_runs") == [("r1",)]

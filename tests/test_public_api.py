@@ -6,9 +6,11 @@ import engine
 from engine import errors
 
 PUBLIC = [
+    "ChildFailed",
     "Client",
     "ConcurrentContextUse",
     "DatabaseMissing",
+    "DeadlineExceeded",
     "DuplicateStepId",
     "EngineInfo",
     "HistoryEntry",
@@ -18,11 +20,15 @@ PUBLIC = [
     "InvalidInput",
     "LeaseLost",
     "MemoryStore",
+    "NonDeterminismError",
     "NonDeterministicReplay",
+    "NonRetryableError",
     "NotATarryDatabase",
     "NotFound",
     "NotSerializable",
+    "Parallel",
     "PayloadValidationError",
+    "Retry",
     "RetryPolicy",
     "RunAlreadyExists",
     "RunCancelled",
@@ -39,6 +45,7 @@ PUBLIC = [
     "SchemaTooNew",
     "SharedStore",
     "SignalInfo",
+    "StepCall",
     "StepFailed",
     "Store",
     "StoreBusy",
@@ -76,7 +83,11 @@ def test_public_objects_read_as_engine_names() -> None:
 
 
 def test_every_error_is_exported_with_a_unique_code() -> None:
-    classes = [getattr(errors, name) for name in errors.__all__]
+    # NonRetryableError is for workflow code to raise, not one of tarry's own errors; an
+    # old name kept as an alias (NonDeterministicReplay) is the same class.
+    classes = list(dict.fromkeys(getattr(errors, name) for name in errors.__all__ if name != "NonRetryableError"))
+    assert not issubclass(engine.NonRetryableError, engine.WorkflowError)
+    assert engine.NonDeterministicReplay is engine.NonDeterminismError
     assert all(issubclass(cls, engine.WorkflowError) for cls in classes)
     assert {cls.__name__ for cls in classes} <= set(engine.__all__)
     codes = [cls.code for cls in classes]

@@ -21,6 +21,7 @@ from engine import (
     NonDeterministicReplay,
     NotSerializable,
     PayloadValidationError,
+    Retry,
     RetryPolicy,
     RunAlreadyExists,
     RunFinished,
@@ -251,21 +252,34 @@ async def test_retries_with_backoff_then_succeeds(mock_clock: Any, store: Store)
     async def flaky() -> str:
         attempts.append(trio.current_time())
         if len(attempts) < 3:
-            raise ConnectionError("try again")
+            raise ConnectionError(f"try again {len(attempts)}")
         return "ok"
 
     @workflow("flaky")
     async def wf(ctx: Any) -> Any:
-        return await ctx.step("call", flaky, retry=RetryPolicy(max_attempts=3, initial_interval=10, backoff=3))
+        return await ctx.step("call", flaky, retry=Retry(max_attempts=3, initial=10, backoff=3))
 
     runtime = create_runtime(workflows=[wf], store=store)
     result = await runtime.trigger(wf, None)
-    assert result.status == "completed"
-    assert result.output == "ok"
+    # Passive: the backoff is a durable suspension, resumed by sweep() once due.
+    assert result.status == "suspended"
+    assert result.pending is not None
+    assert result.pending["kind"] == "retry"
+    info = await runtime.get_run(result.run_id)
+    assert info.history[0].status == "retrying"
+    assert await runtime.sweep() == []  # not due yet
+    await trio.sleep(10)
+    [again] = await runtime.sweep()
+    assert again.status == "suspended"
+    await trio.sleep(30)
+    [done] = await runtime.sweep()
+    assert done.status == "completed"
+    assert done.output == "ok"
     assert attempts[1] - attempts[0] == pytest.approx(10, abs=0.1)
     assert attempts[2] - attempts[1] == pytest.approx(30, abs=0.1)
     info = await runtime.get_run(result.run_id)
     assert info.history[0].attempts == 3
+    assert [f["message"] for f in info.history[0].failures] == ["try again 1", "try again 2"]
 
 
 async def test_step_failure_fails_run_with_original_error_and_retry_redrives(mock_clock: Any, store: Store) -> None:
@@ -509,7 +523,7 @@ async def test_changed_code_is_detected_on_replay_and_retry_after_fix(mock_clock
     [failed] = await runtime.sweep()
     assert failed.status == "failed"
     assert failed.error is not None
-    assert failed.error.type == "NonDeterministicReplay"
+    assert failed.error.type == "NonDeterminismError"
     assert failed.error.code == NonDeterministicReplay.code
     assert "step 'charge'" in failed.error.message
     assert "step 'charge-v2'" in failed.error.message
@@ -779,7 +793,7 @@ async def test_a_removed_step_is_detected_when_the_run_ends(mock_clock: Any, sto
     [failed] = await runtime.sweep()
     assert failed.status == "failed"
     assert failed.error is not None
-    assert failed.error.type == "NonDeterministicReplay"
+    assert failed.error.type == "NonDeterminismError"
     assert "step 'two'" in failed.error.message
 
 
@@ -790,9 +804,12 @@ async def test_concurrent_ctx_calls_fail_the_run(mock_clock: Any, store: Store) 
 
     @workflow("parallel")
     async def parallel(ctx: Any) -> Any:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ctx.step, "a", slow, 1)
-            nursery.start_soon(ctx.step, "b", slow, 2)
+        async def call(step_id: str, x: int) -> None:
+            await ctx.step(step_id, slow, x)
+
+        async with trio.open_nursery() as nursery:  # not ctx.gather: the journal order would be a race
+            nursery.start_soon(call, "a", 1)
+            nursery.start_soon(call, "b", 2)
 
     runtime = create_runtime(workflows=[parallel], store=store)
     result = await runtime.trigger(parallel, None)
@@ -800,6 +817,7 @@ async def test_concurrent_ctx_calls_fail_the_run(mock_clock: Any, store: Store) 
     assert result.error is not None
     assert result.error.type == "ConcurrentContextUse"
     assert "one at a time" in result.error.message
+    assert "ctx.gather" in result.error.message
 
 
 async def test_step_timeout_counts_as_a_failed_attempt(mock_clock: Any, store: Store) -> None:
@@ -813,7 +831,7 @@ async def test_step_timeout_counts_as_a_failed_attempt(mock_clock: Any, store: S
 
     @workflow("timeouts")
     async def timeouts(ctx: Any) -> Any:
-        return await ctx.step("call", sometimes_slow, timeout=5, retry=2)
+        return await ctx.step("call", sometimes_slow, timeout=5, retry=Retry(max_attempts=2, initial=0))
 
     runtime = create_runtime(workflows=[timeouts], store=store)
     result = await runtime.trigger(timeouts, None)

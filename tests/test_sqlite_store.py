@@ -59,14 +59,25 @@ async def test_a_file_of_an_older_schema_is_migrated_and_keeps_its_data(
     path = tmp_path / "old.db"
     monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:2])
     old = SQLiteStore(path)
-    await old.create_run(RunRow("r", "wf", "suspended", "null", 1.0, 1.0, wake_at=5.0))
+    await old.open()
     await old.close()
     monkeypatch.undo()
+    # A row as that version wrote it (today's statements name columns it does not have).
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "INSERT INTO runs (run_id, workflow_id, status, payload, created_at, updated_at, wake_at, attempt) "
+        "VALUES ('r', 'wf', 'suspended', 'null', 1.0, 1.0, 5.0, 1)"
+    )
+    conn.commit()
+    conn.close()
 
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert store.applied_migrations()[-1] == "0003_lean_indexes"
+        assert store.applied_migrations()[2:] == ["0003_lean_indexes", "0004_child_runs"]
+        row = await store.get_run("r")
+        assert row is not None
+        assert row.parent_run_id is None
         assert await store.due_runs(until=10.0) == [("r", 5.0)]
         conn = sqlite3.connect(path)
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}

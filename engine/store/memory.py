@@ -7,6 +7,7 @@ write is atomic. Use it for tests and for workflows that need no durability.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import logging
 from collections.abc import Iterable
@@ -79,13 +80,20 @@ class MemoryStore(Store):
             signals[signal_id].consumed_by = step_id
         entries = self._entries[write.run_id]
         if write.truncate_from is not None:
-            del entries[write.truncate_from :]
-        # Entries are value objects nobody mutates after writing them: kept as given.
+            entries[:] = [e for e in entries if e.seq < write.truncate_from]
+        # Entries are value objects nobody mutates after writing them: kept as given, in
+        # seq order (a gather's steps may commit out of order and leave a gap).
         for entry in write.entries:
-            if entry.seq < len(entries):
-                entries[entry.seq] = entry
+            at = bisect.bisect_left(entries, entry.seq, key=lambda e: e.seq)
+            if at < len(entries) and entries[at].seq == entry.seq:
+                entries[at] = entry
             else:
-                entries.append(entry)
+                entries.insert(at, entry)
+        for target, event, payload in write.signals:
+            if target in self._runs and self._runs[target].status not in TERMINAL:
+                self._signals[target].append(
+                    SignalRow(next(self._signal_ids), target, event, payload, write.updated_at)
+                )
         for column, value in write.run.items():
             setattr(run, column, value)
         if write.entries:
@@ -184,7 +192,7 @@ class MemoryStore(Store):
             for r in self._runs.values()
             if r.status == "suspended"
             and r.wait_event is not None
-            and any(s.event == r.wait_event and s.consumed_at is None for s in self._signals[r.run_id])
+            and any(s.event in r.wait_event.split("\x1f") and s.consumed_at is None for s in self._signals[r.run_id])
         ]
 
     async def running_runs(self) -> list[str]:

@@ -72,7 +72,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 log = logging.getLogger("tarry.store")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CHANNEL = "tarry_changes"
 #: Seconds between two looks at the claimable runs when no notice came (takeover's bound).
 CLAIM_EVERY = 0.5
@@ -91,7 +91,7 @@ WRITABLE_RUN_COLUMNS = frozenset(
 RUN_FIELDS = (
     "r.run_id, r.workflow_id, r.status, r.payload, r.created_at, "
     "greatest(r.updated_at, coalesce(e.at, 0)), r.output, r.error, r.pending, r.wake_at, r.wait_event, "
-    "r.cancel_reason, r.attempt, e.step_id"
+    "r.cancel_reason, r.attempt, e.step_id, r.parent_run_id"
 )
 LATEST_ENTRY = (
     "LEFT JOIN LATERAL (SELECT coalesce(x.finished_at, x.started_at) AS at, x.step_id FROM tarry_entries x "
@@ -131,6 +131,12 @@ _SCHEMA = [
     "CREATE TABLE tarry_workflows (id text NOT NULL, published_by text NOT NULL, description text, "
     "schema_kind text NOT NULL, payload_schema text, published_at float8 NOT NULL, PRIMARY KEY (id, published_by))",
 ]
+
+#: Append only: version n's statements turn a version n-1 database into version n.
+_MIGRATIONS: dict[int, list[str]] = {
+    # The run that started this one with ctx.child (NULL for the rest; no row is rewritten).
+    2: ["ALTER TABLE tarry_runs ADD COLUMN parent_run_id text"],
+}
 
 _STOP = object()
 
@@ -257,15 +263,27 @@ class PostgresStore(SharedStore):
                     version = int(row[0]) if row else 0
                     if version > SCHEMA_VERSION:
                         raise SchemaTooNew(redact(self.url), version, SCHEMA_VERSION)
+                    if version < SCHEMA_VERSION:
+                        self._migrate(conn, version)
                     return
                 for statement in _SCHEMA:
                     conn.execute(statement)
+                for version in sorted(_MIGRATIONS):
+                    for statement in _MIGRATIONS[version]:
+                        conn.execute(statement)
                 conn.execute(
                     "INSERT INTO tarry_meta (key, value) VALUES ('schema_version', %s), ('created_at', %s)",
                     (str(SCHEMA_VERSION), str(time.time())),
                 )
         except psycopg.Error as exc:
             raise self._map(exc) from None
+
+    @staticmethod
+    def _migrate(conn: psycopg.Connection[Any], version: int) -> None:
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[step]:
+                conn.execute(statement)
+        conn.execute("UPDATE tarry_meta SET value = %s WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     # -- the writer thread --------------------------------------------------------------------
 
@@ -686,8 +704,8 @@ def _notify(conn: Conn, kind: str, run_id: str, at: float, signal_id: int | None
 
 def _create_run(store: PostgresStore, conn: Conn, row: RunRow, owner: str | None) -> tuple[RunRow, bool]:
     inserted = conn.execute(
-        f"INSERT INTO tarry_runs ({RUN_COLUMNS}, owner) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
-        "ON CONFLICT (run_id) DO NOTHING",
+        f"INSERT INTO tarry_runs ({RUN_COLUMNS}, owner, parent_run_id) "
+        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (run_id) DO NOTHING",
         (
             row.run_id,
             row.workflow_id,
@@ -703,6 +721,7 @@ def _create_run(store: PostgresStore, conn: Conn, row: RunRow, owner: str | None
             row.cancel_reason,
             row.attempt,
             owner,
+            row.parent_run_id,
         ),
     ).rowcount
     if inserted:
@@ -722,7 +741,7 @@ def _client_trigger(store: PostgresStore, conn: Conn, row: RunRow) -> tuple[RunR
 
 
 def _write(store: PostgresStore, conn: Conn, write: Write) -> bool:
-    if write.run or write.require is not None:
+    if write.run or write.require is not None or write.signals:
         columns = ["updated_at = %s"]
         values: list[Any] = [write.updated_at]
         for column, value in write.run.items():
@@ -777,6 +796,18 @@ def _write(store: PostgresStore, conn: Conn, write: Write) -> bool:
                 )
         except pg_errors.ForeignKeyViolation:
             raise RunNotFound(write.run_id) from None
+    for target, event, payload in write.signals:
+        # A child's outcome to its parent, which another worker may own by now: announced
+        # like a client's signal when so. A parent that ended or was pruned gets nothing.
+        found = conn.execute("SELECT status, owner FROM tarry_runs WHERE run_id = %s", (target,)).fetchone()
+        if found is None or found[0] in TERMINAL:
+            continue
+        added = conn.execute(
+            "INSERT INTO tarry_signals (run_id, event, payload, sent_at) VALUES (%s, %s, %s, %s) RETURNING id",
+            (target, event, payload, write.updated_at),
+        ).fetchone()
+        if _tell_owner(store, found[1], True):
+            _notify(conn, "signal", target, write.updated_at, int(added[0]))
     return True
 
 
@@ -974,6 +1005,13 @@ def _next_wake_after(store: PostgresStore, conn: Conn, after: float) -> float | 
     return None if row is None or row[0] is None else float(row[0])
 
 
+#: Whether signal ``s`` is one that suspended run ``r`` waits for (a multi-event wait joins
+#: its names with ``\x1f``).
+WAITED_FOR = (
+    "(s.event = r.wait_event OR position(chr(31) || s.event || chr(31) in chr(31) || r.wait_event || chr(31)) > 0)"
+)
+
+
 def _runs_with_signals(store: PostgresStore, conn: Conn) -> list[str]:
     mine, values = _owned(store)
     return [
@@ -981,7 +1019,7 @@ def _runs_with_signals(store: PostgresStore, conn: Conn) -> list[str]:
         for r in conn.execute(
             "SELECT r.run_id FROM tarry_runs r WHERE r.status = 'suspended' AND r.wait_event IS NOT NULL"
             f"{mine.replace('owner', 'r.owner')} AND EXISTS (SELECT 1 FROM tarry_signals s WHERE s.run_id = r.run_id "
-            "AND s.consumed_at IS NULL AND s.event = r.wait_event)",
+            f"AND s.consumed_at IS NULL AND {WAITED_FOR})",
             values,
         )
     ]
@@ -1007,8 +1045,9 @@ def _settled(store: PostgresStore, conn: Conn, run_id: str) -> tuple[RunRow, boo
         if (
             run.wait_event is not None
             and conn.execute(
-                "SELECT 1 FROM tarry_signals WHERE run_id = %s AND consumed_at IS NULL AND event = %s LIMIT 1",
-                (run_id, run.wait_event),
+                "SELECT 1 FROM tarry_signals s, tarry_runs r WHERE s.run_id = %s AND r.run_id = s.run_id "
+                f"AND s.consumed_at IS NULL AND {WAITED_FOR} LIMIT 1",
+                (run_id,),
             ).fetchone()
         ):
             return run, False

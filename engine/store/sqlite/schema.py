@@ -129,10 +129,17 @@ def _m0003_lean_indexes(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX runs_suspended_wake ON runs(status, wake_at) WHERE status = 'suspended'")
 
 
+def _m0004_child_runs(db: sqlite_utils.Database) -> None:
+    """``runs.parent_run_id``: the run that started this one with ``ctx.child`` (NULL for
+    the rest; adding a nullable column rewrites no row)."""
+    _table(db, "runs").add_column("parent_run_id", str)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _m0001_initial),
     ("0002_cross_process", _m0002_cross_process),
     ("0003_lean_indexes", _m0003_lean_indexes),
+    ("0004_child_runs", _m0004_child_runs),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -43,7 +43,7 @@ RUN_SELECT = (
     "run_id, workflow_id, status, payload, created_at, "
     f"max(updated_at, coalesce({_LATEST.format('coalesce(e.finished_at, e.started_at)')}, 0)), "
     "output, error, pending, wake_at, wait_event, cancel_reason, attempt, "
-    f"{_LATEST.format('e.step_id')}"
+    f"{_LATEST.format('e.step_id')}, parent_run_id"
 )
 ENTRY_COLUMNS = "run_id, seq, step_id, kind, status, started_at, finished_at, output, error, detail, attempts"
 SIGNAL_COLUMNS = "id, run_id, event, payload, sent_at, consumed_at, consumed_by"
@@ -59,7 +59,8 @@ WRITABLE_RUN_COLUMNS = frozenset(
 def create_run(conn: sqlite3.Connection, row: RunRow) -> tuple[RunRow, bool]:
     # Insert first and look only on a conflict: a new run (the usual case) costs no read.
     inserted = conn.execute(
-        f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id) DO NOTHING",
+        f"INSERT INTO runs ({RUN_COLUMNS}, parent_run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT (run_id) DO NOTHING",
         (
             row.run_id,
             row.workflow_id,
@@ -74,6 +75,7 @@ def create_run(conn: sqlite3.Connection, row: RunRow) -> tuple[RunRow, bool]:
             row.wait_event,
             row.cancel_reason,
             row.attempt,
+            row.parent_run_id,
         ),
     ).rowcount
     if inserted:
@@ -114,12 +116,25 @@ def write(conn: sqlite3.Connection, write: Write) -> bool:
         conn.execute("DELETE FROM entries WHERE run_id = ? AND seq >= ?", (write.run_id, write.truncate_from))
     if write.entries:
         insert_entries(conn, entry_rows(write.entries), write.run_id)
+    for target, event, payload in write.signals:
+        # To a run of this database's one worker (a child's parent): no outbox row needed;
+        # a parent that ended or was pruned meanwhile gets nothing.
+        conn.execute(
+            "INSERT INTO signals (run_id, event, payload, sent_at) SELECT ?, ?, ?, ? "
+            f"WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ? AND status NOT IN {_TERMINAL_SQL})",
+            (target, event, payload, write.updated_at, target),
+        )
     return True
+
+
+_TERMINAL_SQL = "('completed', 'failed', 'cancelled')"
 
 
 def only_entries(write: Write) -> bool:
     """A step result alone: nothing but journal rows (the run's row is left as it is)."""
-    return not (write.run or write.require is not None or write.consume or write.truncate_from is not None)
+    return not (
+        write.run or write.require is not None or write.consume or write.truncate_from is not None or write.signals
+    )
 
 
 def entry_rows(entries: list[EntryRow]) -> list[tuple[Any, ...]]:
@@ -309,12 +324,20 @@ def next_wake_after(conn: sqlite3.Connection, after: float) -> float | None:
     return None if row[0] is None else float(row[0])
 
 
+#: Whether signal ``s`` is one that suspended run ``r`` waits for: its one event, or one of
+#: the names a multi-event wait joined with ``\x1f``.
+WAITED_FOR = (
+    "(s.event = r.wait_event OR instr(char(31) || r.wait_event || char(31), char(31) || s.event || char(31)) > 0)"
+)
+
+
 def runs_with_signals(conn: sqlite3.Connection) -> list[str]:
     return [
         r[0]
         for r in conn.execute(
             "SELECT r.run_id FROM runs r WHERE r.status = 'suspended' AND r.wait_event IS NOT NULL AND EXISTS "
-            "(SELECT 1 FROM signals s WHERE s.run_id = r.run_id AND s.consumed_at IS NULL AND s.event = r.wait_event)"
+            "(SELECT 1 FROM signals s WHERE s.run_id = r.run_id AND s.consumed_at IS NULL AND "
+            f"{WAITED_FOR})"
         )
     ]
 
@@ -387,7 +410,7 @@ def client_retry(conn: sqlite3.Connection, run_id: str, at: float) -> RunRow:
 def changes_after(conn: sqlite3.Connection, after: int, limit: int) -> list[Change]:
     """Outbox rows with ``seq > after``, oldest first, each with its signal and run row."""
     signal_columns = ", ".join(f"s.{c.strip()}" for c in SIGNAL_COLUMNS.split(","))
-    run_columns = ", ".join(f"r.{c.strip()}" for c in RUN_COLUMNS.split(","))
+    run_columns = ", ".join(f"r.{c.strip()}" for c in RUN_COLUMNS.split(",")) + ", NULL, r.parent_run_id"
     n_signal = len(SIGNAL_COLUMNS.split(","))
     changes = []
     conn.execute("BEGIN")  # one snapshot
@@ -548,8 +571,9 @@ def settled(conn: sqlite3.Connection, run_id: str) -> tuple[RunRow, bool]:
         if (
             run.wait_event is not None
             and conn.execute(
-                "SELECT 1 FROM signals WHERE run_id = ? AND consumed_at IS NULL AND event = ? LIMIT 1",
-                (run_id, run.wait_event),
+                "SELECT 1 FROM signals s, runs r WHERE s.run_id = ? AND r.run_id = s.run_id AND s.consumed_at IS NULL "
+                f"AND {WAITED_FOR} LIMIT 1",
+                (run_id,),
             ).fetchone()
         ):
             return run, False
