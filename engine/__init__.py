@@ -10,8 +10,8 @@ from .context import Parallel, RunContext, StepCall
 from .errors import (
     ChildFailed,
     ConcurrentContextUse,
-    DeadlineExceeded,
     DatabaseMissing,
+    DeadlineExceeded,
     DuplicateStepId,
     InvalidArgument,
     InvalidCron,
