@@ -33,6 +33,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from .errors import InvalidArgument
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "STATUSES",
     "TERMINAL",
     "new_run_id",
+    "retry_cut",
     "run_filter",
     "EntryRow",
     "RunRow",
@@ -140,6 +143,28 @@ class Write:
     truncate_from: int | None = None
     require: frozenset[str] | None = None
     signals: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def retry_cut(error: str | None, entries: list[tuple[int, str, str]]) -> int:
+    """Where a retry truncates a failed run's journal (``entries``: ``(seq, step_id,
+    status)`` in seq order; ``error``: the run's error JSON).
+
+    At the failed entry of the step that ended the run (with a ``gather``, the siblings
+    journaled after it run again too); else after the trailing failed entries. A run that
+    failed on a rule (non-determinism, a deadline) keeps its whole journal and replays it
+    under the fixed code.
+    """
+    data = orjson.loads(error) if error else None
+    step_id = data.get("step_id") if isinstance(data, dict) else None
+    for seq, entry_step, status in entries:
+        if entry_step == step_id and status == "failed":
+            return seq
+    cut = len(entries)
+    while cut > 0 and entries[cut - 1][2] == "failed":
+        cut -= 1
+    if cut < len(entries):
+        return entries[cut][0]
+    return entries[-1][0] + 1 if entries else 0
 
 
 def new_run_id() -> str:

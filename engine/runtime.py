@@ -42,7 +42,7 @@ from .errors import (
     WorkflowError,
     WorkflowNotFound,
 )
-from .journal import ACTIVE, TERMINAL, RunRow, SignalRow, Write, new_run_id, run_filter
+from .journal import ACTIVE, TERMINAL, RunRow, SignalRow, Write, new_run_id, retry_cut, run_filter
 from .results import RunInfo, RunResult
 from .store import MemoryStore
 from .store.base import Store
@@ -555,7 +555,7 @@ class Runtime:
         if row.status != "failed":
             raise RunNotRetryable(run_id, row.status)
         self._resolve(row.workflow_id)
-        cut = _retry_cut(row, journal)
+        cut = retry_cut(row.error, [(e.seq, e.step_id, e.status) for e in journal])
         run = {"status": "running", "error": None, "output": None, "attempt": row.attempt + 1, "cancel_reason": None}
         write = Write(run_id, self.now(), run=run, truncate_from=cut, require=frozenset({"failed"}))
         if not await self.store.write(write):
@@ -711,22 +711,6 @@ def _waits_for(row: RunRow, event: str) -> bool:
     """Whether a suspended run waits for signals named ``event`` (a multi-event wait
     stores its names joined by ``\x1f``)."""
     return row.wait_event is not None and event in row.wait_event.split("\x1f")
-
-
-def _retry_cut(row: RunRow, journal: list[Any]) -> int:
-    """Where retry() truncates the journal: at the failed entry of the step that ended the
-    run (with a ``gather``, its siblings after it run again too), else after the trailing
-    failed entries (none: a run that failed on a rule, e.g. non-determinism, replays its
-    whole journal under the fixed code)."""
-    error = codec.loads(row.error) if row.error else None
-    step_id = error.get("step_id") if isinstance(error, dict) else None
-    for entry in journal:
-        if entry.step_id == step_id and entry.status == "failed":
-            return int(entry.seq)
-    cut = len(journal)
-    while cut > 0 and journal[cut - 1].status == "failed":
-        cut -= 1
-    return journal[cut].seq if cut < len(journal) else (journal[-1].seq + 1 if journal else 0)
 
 
 def create_runtime(workflows: Iterable[Workflow[Any]] = (), store: Store | None = None, **options: Any) -> Runtime:

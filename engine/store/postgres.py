@@ -64,7 +64,7 @@ from ..errors import (
     StoreError,
     WorkflowError,
 )
-from ..journal import TERMINAL, EntryRow, RunRow, SignalRow, Write
+from ..journal import TERMINAL, EntryRow, RunRow, SignalRow, Write, retry_cut
 from .base import Change, ChangeWatch, EngineCounts, LeaseRow, PublishedWorkflow, SharedStore
 from .queued import Op, deliver
 
@@ -866,17 +866,19 @@ def _request_cancel(store: PostgresStore, conn: Conn, run_id: str, reason: str, 
 
 
 def _client_retry(store: PostgresStore, conn: Conn, run_id: str, at: float) -> RunRow:
-    """The failed run back to ``running``, nobody's (any worker claims it), its trailing
-    failed entries dropped so that they run again, ``attempt`` + 1."""
+    """The failed run back to ``running``, nobody's (any worker claims it), its journal cut
+    where :func:`engine.journal.retry_cut` says, ``attempt`` + 1."""
     status, _ = _status(conn, run_id)
     if status != "failed":
         raise RunNotRetryable(run_id, status)
-    statuses = [
-        r[0] for r in conn.execute("SELECT status FROM tarry_entries WHERE run_id = %s ORDER BY seq", (run_id,))
+    entries = [
+        (int(r[0]), str(r[1]), str(r[2]))
+        for r in conn.execute(
+            "SELECT seq, step_id, status FROM tarry_entries WHERE run_id = %s ORDER BY seq", (run_id,)
+        )
     ]
-    cut = len(statuses)
-    while cut > 0 and statuses[cut - 1] == "failed":
-        cut -= 1
+    error = conn.execute("SELECT error FROM tarry_runs WHERE run_id = %s", (run_id,)).fetchone()[0]
+    cut = retry_cut(error, entries)
     conn.execute("DELETE FROM tarry_entries WHERE run_id = %s AND seq >= %s", (run_id, cut))
     conn.execute(
         "UPDATE tarry_runs SET status = 'running', error = NULL, output = NULL, attempt = attempt + 1, "

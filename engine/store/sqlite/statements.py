@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from ...errors import RunAlreadyExists, RunFinished, RunNotFound, RunNotRetryable, RunStateError
-from ...journal import TERMINAL, EntryRow, RunRow, SignalRow, Write
+from ...journal import TERMINAL, EntryRow, RunRow, SignalRow, Write, retry_cut
 from ..base import Change, EngineCounts, LeaseRow, PublishedWorkflow
 
 #: The lease every worker of a SQLite database competes for.
@@ -385,17 +385,14 @@ def client_cancel(conn: sqlite3.Connection, run_id: str, reason: str, at: float)
 
 
 def client_retry(conn: sqlite3.Connection, run_id: str, at: float) -> RunRow:
-    """What ``Runtime.retry`` writes: the failed run back to ``running``, its trailing failed
-    entries dropped so that they run again, ``attempt`` + 1."""
+    """What ``Runtime.retry`` writes: the failed run back to ``running``, its journal cut
+    where :func:`engine.journal.retry_cut` says (the failed step runs again), ``attempt`` + 1."""
     row = get_run(conn, run_id)
     if row is None:
         raise RunNotFound(run_id)
     if row.status != "failed":
         raise RunNotRetryable(run_id, row.status)
-    entries = journal(conn, run_id)
-    cut = len(entries)
-    while cut > 0 and entries[cut - 1].status == "failed":
-        cut -= 1
+    cut = retry_cut(row.error, [(e.seq, e.step_id, e.status) for e in journal(conn, run_id)])
     run = {"status": "running", "error": None, "output": None, "attempt": row.attempt + 1, "cancel_reason": None}
     write(conn, Write(run_id, at, run=run, truncate_from=cut, require=frozenset({"failed"})))
     updated = get_run(conn, run_id)
