@@ -84,6 +84,7 @@ class ActorHost(Protocol):
     def actor_stopped(self, actor: RunActor) -> None: ...
     async def start_child(self, parent: RunActor, workflow: Any, payload: Any, run_id: str) -> RunRow: ...
     def child_ended(self, parent_run_id: str) -> None: ...
+    def limiter(self, workflow: Workflow[Any]) -> trio.CapacityLimiter | None: ...
     async def cancel_child(self, run_id: str, reason: str) -> None: ...
 
 
@@ -157,6 +158,9 @@ class RunActor:
         #: When the workflow's deadline ends the run (wall clock), if it has one.
         self.deadline_at = run.created_at + workflow.deadline if workflow.deadline is not None else None
         self._reload = False  # a RELOAD came: re-read the inbox before the next wait
+        #: The workflow's max_concurrent places (shared by its actors in this process).
+        self._limiter = host.limiter(workflow)
+        self._admitted = False
 
     # -- what the context asks for ---------------------------------------------------------
 
@@ -566,12 +570,43 @@ class RunActor:
     async def _next_message(self) -> None:
         """Wait for the next wake-up while warm; passivate when none comes in time."""
         self.first_stop.set()
+        self._release()  # a suspended run does not count against max_concurrent
         if not self.warm or not await self.mailbox.wait(self.host.passivate_after):
             # No await between the empty check and this flag: a wake-up from now on
             # starts a new actor instead of landing in this mailbox.
             self.accepting = False
             self.passivated = True
             raise Passivate
+        await self._admit()
+
+    # -- max_concurrent -----------------------------------------------------------------------
+
+    async def _admit(self) -> None:
+        """Take one of the workflow's ``max_concurrent`` places before running its code,
+        waiting in line (first come, first served) when all are taken. A run that has to
+        wait says so in its row (``pending: {"kind": "queued"}``); it stays ``running`` in
+        the store, so a crash loses nothing and the next process queues it again."""
+        limiter = self._limiter
+        if limiter is None or self._admitted:
+            return
+        queued = False
+        if limiter.available_tokens < 1:
+            queued = True
+            pending = codec.dumps({"kind": "queued", "max_concurrent": int(limiter.total_tokens)})
+            await self._commit(Write(self.run_id, self.host.now(), run={"pending": pending}))
+            self.first_stop.set()  # trigger() returns: the run is in line
+            log.info("run %s queued: %s has %d running", self.run_id, self.workflow.id, limiter.total_tokens)
+        await limiter.acquire_on_behalf_of(self)
+        self._admitted = True
+        if queued:
+            admitted = Write(self.run_id, self.host.now(), run={"pending": None}, require=ACTIVE)
+            self.host.store.write_behind(admitted)
+            self._mirror(admitted)
+
+    def _release(self) -> None:
+        if self._admitted and self._limiter is not None:
+            self._admitted = False
+            self._limiter.release_on_behalf_of(self)
 
     # -- driving the run --------------------------------------------------------------------
 
@@ -589,6 +624,7 @@ class RunActor:
         except Exception:
             log.exception("run %s: the engine failed while driving it; it is left for recovery", self.run_id)
         finally:
+            self._release()
             self.accepting = False
             self.first_stop.set()
             self.stopped.set()
@@ -613,6 +649,7 @@ class RunActor:
             if self.deadline_at is not None:
                 scope.deadline = self.host.to_trio(self.deadline_at)
             try:
+                await self._admit()
                 payload = (
                     self._payload
                     if self._payload is not _UNSET

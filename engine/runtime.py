@@ -130,6 +130,7 @@ class Runtime:
         # What arrived for a run while its actor was being loaded (handed over once it is).
         self._cancels: dict[str, str] = {}
         self._early_signals: dict[str, list[SignalRow]] = {}
+        self._limiters: dict[str, trio.CapacityLimiter] = {}
         self.register(*workflows)
 
     # -- registry -------------------------------------------------------------------------
@@ -198,6 +199,15 @@ class Runtime:
             else:
                 await actor.drive()  # passive: inline, until it first suspends or ends
         return row
+
+    def limiter(self, workflow: Workflow[Any]) -> trio.CapacityLimiter | None:
+        """The places of a workflow with ``max_concurrent`` (one limiter per runtime)."""
+        if workflow.max_concurrent is None:
+            return None
+        limiter = self._limiters.get(workflow.id)
+        if limiter is None:
+            limiter = self._limiters[workflow.id] = trio.CapacityLimiter(workflow.max_concurrent)
+        return limiter
 
     def child_ended(self, parent_run_id: str) -> None:
         """A child's outcome was committed to its parent's inbox: wake the parent."""

@@ -34,10 +34,13 @@ class Workflow(Generic[P]):
         retry: the default :class:`Retry` of its steps.
         deadline: seconds a run may take from its start (``None``: no limit); a run still
             going then fails with :class:`DeadlineExceeded`, even while it sleeps or waits.
+        max_concurrent: how many of its runs may execute at once in one worker process
+            (``None``: no limit). Further runs wait in line, first come first served,
+            with ``pending: {"kind": "queued"}``; sleeping and waiting runs do not count.
         description: free text, shown by the CLI and the dashboard.
     """
 
-    __slots__ = ("deadline", "description", "id", "retry", "run", "schema")
+    __slots__ = ("deadline", "description", "id", "max_concurrent", "retry", "run", "schema")
 
     def __init__(
         self,
@@ -48,6 +51,7 @@ class Workflow(Generic[P]):
         retry: Retry | int | None = None,
         description: str | None = None,
         deadline: float | timedelta | None = None,
+        max_concurrent: int | None = None,
     ) -> None:
         if not isinstance(id, str) or not id.strip():
             raise InvalidArgument(f"a workflow id must be a non-empty string, not {id!r}")
@@ -60,6 +64,13 @@ class Workflow(Generic[P]):
         self.schema = PayloadSchema.from_user(payload)
         self.retry = Retry.coerce(retry)
         self.deadline = _seconds(id, "deadline", deadline)
+        if max_concurrent is not None and (
+            isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1
+        ):
+            raise InvalidArgument(
+                f"workflow {id!r}: max_concurrent must be an int >= 1 or None, not {max_concurrent!r}", workflow_id=id
+            )
+        self.max_concurrent = max_concurrent
         self.description = description if description is not None else inspect.getdoc(run)
 
     def validate(self, payload: Any) -> Any:
@@ -89,6 +100,7 @@ def workflow(
     retry: Retry | int | None = None,
     description: str | None = None,
     deadline: float | timedelta | None = None,
+    max_concurrent: int | None = None,
 ) -> Callable[[RunFunction], Workflow[Any]]:
     """Decorate an ``async def run(ctx)`` as a workflow::
 
@@ -102,7 +114,15 @@ def workflow(
     """
 
     def decorate(run: RunFunction) -> Workflow[Any]:
-        return Workflow(id, run, payload=payload, retry=retry, description=description, deadline=deadline)
+        return Workflow(
+            id,
+            run,
+            payload=payload,
+            retry=retry,
+            description=description,
+            deadline=deadline,
+            max_concurrent=max_concurrent,
+        )
 
     return decorate
 
@@ -115,6 +135,15 @@ def define_workflow(
     retry: Retry | int | None = None,
     description: str | None = None,
     deadline: float | timedelta | None = None,
+    max_concurrent: int | None = None,
 ) -> Workflow[Any]:
     """The ``defineWorkflow({id, payload, run})`` of @visulima/workflow, with keywords."""
-    return Workflow(id, run, payload=payload, retry=retry, description=description, deadline=deadline)
+    return Workflow(
+        id,
+        run,
+        payload=payload,
+        retry=retry,
+        description=description,
+        deadline=deadline,
+        max_concurrent=max_concurrent,
+    )

@@ -103,17 +103,26 @@ async def deadlined(ctx: Any) -> Any:
     await ctx.sleep("long", 3600)
 
 
-WORKFLOWS = [retrying, kid, parent, fanout, decide, versioned, deadlined]
-IDS = ["retrying", "parent", "decide", "versioned", "deadlined", "fanout"]
+@workflow("limited", max_concurrent=1)
+async def limited(ctx: Any) -> Any:
+    return await ctx.step("work", blocked, ctx.run_id)
+
+
+WORKFLOWS = [retrying, kid, parent, fanout, decide, versioned, deadlined, limited]
+IDS = ["retrying", "parent", "decide", "versioned", "deadlined", "fanout", "limited-1", "limited-2"]
 
 
 async def start(db: str) -> None:
     runtime = create_runtime(workflows=WORKFLOWS, store=SQLiteStore(db))
     async with runtime, trio.open_nursery() as nursery:
-        for run_id in IDS[:-1]:
+        for run_id in IDS[:5]:
             await runtime.trigger(run_id, None, run_id=run_id)
-        # fanout's trigger returns only when the run first suspends or ends; it blocks in b.
+        # These triggers return only when their runs first suspend or end; they block.
         nursery.start_soon(lambda: runtime.trigger("fanout", None, run_id="fanout"))
+        await trio.sleep(0.2)
+        nursery.start_soon(lambda: runtime.trigger("limited", None, run_id="limited-1"))
+        await trio.sleep(0.2)
+        await runtime.trigger("limited", None, run_id="limited-2")  # returns once it is in line
         while True:
             infos = {run_id: await runtime.get_run(run_id) for run_id in [*IDS, "parent:kid"]}
             if (
@@ -123,6 +132,8 @@ async def start(db: str) -> None:
                 and [h.status for h in infos["fanout"].history] == ["completed"]
                 and "b-start" in effects()
                 and infos["versioned"].status == "suspended"
+                and "limited-1-start" in effects()
+                and infos["limited-2"].pending is not None
             ):
                 break
             await trio.sleep(0.02)

@@ -491,3 +491,41 @@ async def _echo(x: Any) -> Any:
 async def _ended(runtime: Any, run_id: str) -> Any:
     info = await runtime.get_run(run_id)
     return info if info.status in ("completed", "failed", "cancelled") else None
+
+
+async def test_max_concurrent_runs_at_most_that_many_and_queues_the_rest(mock_clock: Any, store: Store) -> None:
+    running: list[str] = []
+    peak: list[int] = []
+
+    async def work(name: str) -> str:
+        running.append(name)
+        peak.append(len(running))
+        await trio.sleep(10)
+        running.remove(name)
+        return name
+
+    @workflow("limited", max_concurrent=2)
+    async def limited(ctx: Any) -> Any:
+        first = await ctx.step("work", work, ctx.run_id)
+        await ctx.sleep("rest", 100)  # a sleeping run gives its place up
+        return first
+
+    runtime = create_runtime(workflows=[limited], store=store)
+    async with runtime:
+        results: list[Any] = []
+
+        async def trigger(i: int) -> None:
+            results.append(await runtime.trigger(limited, None, run_id=f"r{i}"))
+
+        async with trio.open_nursery() as nursery:
+            for i in range(5):
+                nursery.start_soon(trigger, i)
+                await trio.sleep(0.1)
+        queued = [r.run_id for r in results if r.pending is not None and r.pending["kind"] == "queued"]
+        assert sorted(queued) == ["r2", "r3", "r4"]
+        for r in results:
+            info = await wait_for(lambda r=r: _ended(runtime, r.run_id), f"{r.run_id} to end", timeout=1000)
+            assert info.output == r.run_id
+            assert info.pending is None
+    assert max(peak) == 2
+    assert sorted(set(peak)) == [1, 2]

@@ -84,6 +84,18 @@ def test_the_durable_features_survive_a_killed_process(tmp_path: Path) -> None:
     assert [h["kind"] for h in runs["versioned-new"]["history"]] == ["step", "patch", "step", "event"]
     assert effects.count("ship") == 1
 
+    # max_concurrent=1: the second run waited in line before the kill and ran once after.
+    assert runs["limited-1"]["output"] == "limited-1"
+    assert runs["limited-2"]["output"] == "limited-2"
+    assert effects.count("limited-1-start") == 2
+    assert effects.count("limited-2-start") == 1
+    after_kill = [e for e in effects[effects.index("limited-1-start") + 1 :] if e.startswith("limited-")]
+    pairs = [after_kill[i : i + 2] for i in range(0, len(after_kill), 2)]
+    assert sorted(pairs) == [
+        ["limited-1-start", "limited-1-end"],
+        ["limited-2-start", "limited-2-end"],
+    ]  # one at a time
+
     # The deadline passed while the process was down.
     assert runs["deadlined"]["status"] == "failed"
     assert runs["deadlined"]["error"]["type"] == "DeadlineExceeded"
