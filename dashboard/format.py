@@ -76,7 +76,15 @@ def waiting_for(pending: dict[str, Any] | None, now: datetime) -> str:
     if not pending:
         return ""
     if pending.get("kind") == "event":
-        return f"event {pending.get('event', '?')}"
+        return "event " + " | ".join(pending.get("events") or [pending.get("event", "?")])
+    if pending.get("kind") == "retry":
+        wake_at = pending.get("wake_at")
+        when = f" at {clock_time(wake_at, now)}" if isinstance(wake_at, datetime) else ""
+        return f"retry #{pending.get('attempt')} of {pending.get('step')}{when}"
+    if pending.get("kind") == "child":
+        return f"child {pending.get('child_run_id', '?')}"
+    if pending.get("kind") == "queued":
+        return "queued (max_concurrent)"
     if pending.get("kind") == "sleep":
         wake_at = pending.get("wake_at")
         return f"sleep until {clock_time(wake_at, now)}" if isinstance(wake_at, datetime) else "sleep"

@@ -72,6 +72,7 @@ _STATUS_STYLE = {
     "completed": "green",
     "failed": "red",
     "cancelled": "magenta",
+    "retrying": "yellow",
 }
 
 
@@ -337,7 +338,14 @@ def _pending(pending: dict[str, Any] | None) -> str:
     if pending.get("kind") == "event":
         deadline = pending.get("deadline")
         until = f", deadline {_when(deadline)}" if deadline else ", no deadline"
-        return f"event {pending.get('event')!r} (step {pending.get('step')!r}){until}"
+        names = " or ".join(repr(e) for e in pending.get("events") or [pending.get("event")])
+        return f"event {names} (step {pending.get('step')!r}){until}"
+    if pending.get("kind") == "retry":
+        return f"retry: attempt {pending.get('attempt')} of step {pending.get('step')!r} at {_when(pending.get('wake_at'))}"
+    if pending.get("kind") == "child":
+        return f"child run {pending.get('child_run_id')} (step {pending.get('step')!r})"
+    if pending.get("kind") == "queued":
+        return f"a place (max_concurrent {pending.get('max_concurrent')})"
     return _short(pending)
 
 
@@ -394,13 +402,32 @@ def _print_result(result: RunResult, as_json: bool, headline: str | None = None)
 def _detail(entry: HistoryEntry) -> str:
     d = entry.detail
     if entry.kind == "step":
+        failures = "".join(
+            f"attempt {f['attempt']}: {f['type']}: {f['message']}\n" for f in entry.failures if entry.status != "failed"
+        )
+        if entry.status == "retrying":
+            return failures + f"next attempt {_when(d.get('next_at'), relative=False)}"
         if entry.error is not None:
-            return f"{entry.error.type}: {entry.error.message}"
-        return _short(entry.output)
+            earlier = "".join(f"attempt {f['attempt']}: {f['type']}: {f['message']}\n" for f in entry.failures[:-1])
+            return earlier + f"{entry.error.type}: {entry.error.message}"
+        return failures + _short(entry.output)
+    if entry.kind == "child":
+        text = f"child run {d.get('child_run_id')} ({d.get('workflow_id')})"
+        if entry.status == "waiting":
+            return text + ": running"
+        if entry.error is not None:
+            return f"{text}: {entry.error.type}: {entry.error.message}"
+        return text + (f": {_short(entry.output)}" if d.get("wait") else ": started")
+    if entry.kind == "patch":
+        return f"took the new code of patch {entry.step_id.removeprefix('patch:')!r}"
     if entry.kind == "sleep":
         return f"until {_when(d.get('wake_at'), relative=False)}"
     if entry.kind == "event":
         text = f"event {d.get('event')!r}"
+        if d.get("events"):
+            text = "events " + " or ".join(repr(e) for e in d["events"])
+            if d.get("received"):
+                text += f", got {d['received']!r}"
         if entry.status == "waiting":
             deadline = d.get("deadline")
             return text + (f", deadline {_when(deadline, relative=False)}" if deadline else "")
@@ -433,6 +460,10 @@ def _print_info(info: RunInfo) -> None:
         grid.add_row("Error", escape(f"{info.error.type}: {info.error.message}{step}"))
     if info.cancel_reason:
         grid.add_row("Cancel reason", escape(info.cancel_reason))
+    if info.parent_run_id:
+        grid.add_row("Parent run", info.parent_run_id)
+    if info.children:
+        grid.add_row("Child runs", ", ".join(info.children))
     console.print(grid)
     console.print()
     timeline = Table(title="Timeline", title_justify="left", box=None, header_style="bold", pad_edge=False)

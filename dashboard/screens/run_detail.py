@@ -134,14 +134,18 @@ class RunDetailScreen(Screen[None]):
         summary.append(f"  updated {age(info.updated_at, now)} ago")
         if info.cancel_reason:
             summary.append(f"  cancel: {info.cancel_reason}")
+        if info.parent_run_id:
+            summary.append(f"\nchild of {info.parent_run_id}")
+        if info.children:
+            summary.append(f"\nchildren: {', '.join(info.children)}")
         self.query_one("#summary", Static).update(summary)
         pending = self.query_one("#pending", Static)
-        pending.display = info.status == "suspended" and bool(info.pending)
+        pending.display = bool(info.pending) and info.status in ("suspended", "running")
         if pending.display and info.pending:
             end = info.pending.get("deadline") if info.pending.get("kind") == "event" else info.pending.get("wake_at")
             line = f"waiting for {waiting_for(info.pending, now)} (step {info.pending.get('step')})"
             if info.pending.get("kind") == "event":
                 line += f": times out {countdown(end, now)}" if end else ": no deadline"
-            else:
+            elif end:
                 line += f": wakes {countdown(end, now)}"
             pending.update(Text(line))

@@ -15,7 +15,7 @@ from .run_table import theme_color
 
 __all__ = ["JournalTimeline"]
 
-ICONS = {"completed": "●", "failed": "✖", "waiting": "◌"}
+ICONS = {"completed": "●", "failed": "✖", "waiting": "◌", "retrying": "↻"}
 
 
 class JournalTimeline(DataTable[Text | str]):
@@ -47,12 +47,14 @@ class JournalTimeline(DataTable[Text | str]):
         self._entries = list(entries)
         self.clear()
         for entry in entries:
-            color = {"completed": "success", "failed": "error", "waiting": "warning"}.get(entry.status, "")
+            color = {"completed": "success", "failed": "error", "waiting": "warning", "retrying": "warning"}.get(
+                entry.status, ""
+            )
             status = Text(f"{ICONS.get(entry.status, '·')} {entry.status}", style=theme_color(self.app, color))
             if entry.finished_at is not None:
                 took = duration((entry.finished_at - entry.started_at).total_seconds())
             else:
-                end = entry.detail.get("wake_at") or entry.detail.get("deadline")
+                end = entry.detail.get("wake_at") or entry.detail.get("deadline") or entry.detail.get("next_at")
                 took = countdown(end, now) if isinstance(end, datetime) else "…"
             self.add_row(
                 str(entry.seq),
@@ -70,10 +72,28 @@ class JournalTimeline(DataTable[Text | str]):
 
 
 def _result(entry: HistoryEntry) -> Text:
+    tries = "".join(f"#{f['attempt']} {f['type']}: {f['message']}; " for f in entry.failures)
+    if entry.status == "retrying":
+        return Text(f"{tries}retrying")
+    if entry.kind == "child":
+        child = entry.child_run_id or "?"
+        if entry.status == "waiting":
+            return Text(f"child {child}: running")
+        if entry.error is not None:
+            return Text(f"child {child}: {entry.error.type}: {entry.error.message}", style="bold")
+        return Text(f"child {child}" + (f": {compact_json(entry.output)}" if entry.detail.get("wait") else " started"))
+    if entry.kind == "patch":
+        return Text(f"new code of {entry.step_id.removeprefix('patch:')}")
     if entry.error is not None:
-        return Text(f"{entry.error.type}: {entry.error.message}", style="bold")
+        return Text(
+            f"{tries if entry.status == 'completed' else ''}{entry.error.type}: {entry.error.message}", style="bold"
+        )
+    if entry.kind == "step" and tries:
+        return Text(f"{tries}{compact_json(entry.output)}")
     if entry.kind == "event":
-        event = entry.detail.get("event", "")
+        event = entry.detail.get("received") or " | ".join(
+            entry.detail.get("events") or [entry.detail.get("event", "")]
+        )
         if entry.status == "waiting":
             return Text(f"waits for {event}")
         if entry.detail.get("timed_out"):
