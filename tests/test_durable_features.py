@@ -25,6 +25,12 @@ from engine import (
 )
 from tests.conftest import wait_for
 
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """These features touch every store's write path (child outcomes, multi-event waits): all three."""
+    return str(request.param)
+
 # -- retries -------------------------------------------------------------------------------
 
 
