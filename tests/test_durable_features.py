@@ -31,6 +31,7 @@ def store_kind(request: pytest.FixtureRequest) -> str:
     """These features touch every store's write path (child outcomes, multi-event waits): all three."""
     return str(request.param)
 
+
 # -- retries -------------------------------------------------------------------------------
 
 

@@ -83,3 +83,28 @@ def test_quickstart_runs_as_written(tmp_path: Path) -> None:
     assert "get_run(review):             completed -> {'published': True" in done.stdout
     assert "served order o_2:            {'shipped': True, 'tracking': 'TRK-o_2'}" in done.stdout
     assert (tmp_path / "tarry.db").exists()
+
+
+@pytest.mark.subprocess
+def test_the_durable_features_example_runs_as_written(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "durable_features.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    first, *entries = done.stdout.splitlines()
+    assert "'status': 'approved', 'by': 'ann', 'charge': 'ch_o_1', 'reserved': ['res_a', 'res_b']" in first
+    assert [line.split()[1:3] for line in entries] == [
+        ["step", "charge"],
+        ["patch", "patch:fraud-v2"],
+        ["step", "fraud-v2"],
+        ["step", "reserve-a"],
+        ["step", "reserve-b"],
+        ["child", "invoice"],
+        ["event", "decision"],
+    ]
+    assert "attempts=3" in entries[0]  # the seeded gateway failed twice, then the retry went through
