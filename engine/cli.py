@@ -664,6 +664,11 @@ def trigger(
 @click.argument("run_id", metavar="RUN", shell_complete=_complete_runs)
 @click.argument("event")
 @_payload_options
+@click.option(
+    "--dedup-key",
+    metavar="KEY",
+    help="Deliver at most once per run under KEY: a repeat (a retried script, say) is not sent again.",
+)
 @_wait_options
 @_json_flag
 @click.pass_obj
@@ -673,6 +678,7 @@ def signal(
     event: str,
     payload: str | None,
     payload_file: IO[str] | None,
+    dedup_key: str | None,
     wait: bool,
     timeout: float | None,
     as_json: bool,
@@ -686,15 +692,16 @@ def signal(
     Example:
 
     \b
-        tarry signal 3f2a9c review-decision --payload '{"approved": true}' --wait
+        tarry signal 3f2a9c review-decision --payload '{"approved": true}' --dedup-key ticket-42 --wait
     """
     data = _read_payload(payload, payload_file)
     with state.client() as client:
-        client.signal(run_id, event, data)
+        sent = client.signal(run_id, event, data, dedup_key=dedup_key)
         if wait:
             _warn_without_worker(client)
         result = client.wait(run_id, timeout) if wait else client.get_run(run_id).result
-    _print_result(result, as_json, None if as_json else f"Sent {event!r} to run [bold]{run_id}[/].")
+    said = f"Sent {event!r} to run [bold]{run_id}[/]." if sent else f"Already sent under {dedup_key!r}: not sent again."
+    _print_result(result, as_json, None if as_json else said)
     _finish(result, wait)
 
 

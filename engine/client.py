@@ -30,7 +30,7 @@ from .errors import (
     WaitTimeout,
     WorkflowNotFound,
 )
-from .journal import STATUSES, RunRow, new_run_id, run_filter
+from .journal import STATUSES, RunRow, new_run_id, run_filter, same_trigger
 from .registry import check_payload, describe
 from .results import RunInfo, RunResult, _dt, _ToDict
 from .store import is_url, store_from_url
@@ -213,6 +213,7 @@ class Client:
             PayloadValidationError: the payload fails the schema; nothing is written.
             NotSerializable: the payload has no JSON form.
             RunAlreadyExists: ``run_id`` belongs to a run of another workflow.
+            IdempotencyConflict: ``run_id`` exists with another payload (nothing written).
 
         Guarantees:
             Committed when this returns, even with no worker up; the next worker on the
@@ -226,13 +227,19 @@ class Client:
         elif not isinstance(run_id, str) or not run_id.strip():
             raise InvalidArgument(f"run_id must be a non-empty string, not {run_id!r}")
         now = time.time()
-        row, _ = self._db.client_trigger(RunRow(run_id, workflow_id, "running", payload_json, now, now))
+        row, created = self._db.client_trigger(RunRow(run_id, workflow_id, "running", payload_json, now, now))
+        if not created:
+            same_trigger(row, payload_json)
         return RunResult.from_row(row)
 
-    def signal(self, run_id: str, event: str, payload: Any = None) -> None:
-        """Send the signal ``event`` with ``payload`` to a run.
+    def signal(self, run_id: str, event: str, payload: Any = None, *, dedup_key: str | None = None) -> bool:
+        """Send the signal ``event`` with ``payload`` to a run; whether it was new.
+
+        With a ``dedup_key`` the run already received a signal under (by any process, at
+        any time, consumed or not), nothing is sent and this returns ``False``.
 
         Raises:
+            IdempotencyConflict: ``dedup_key`` was used with another event or payload.
             RunNotFound: no such run.
             RunFinished: the run has ended; nothing is stored.
             InvalidArgument: an empty event name.
@@ -246,7 +253,8 @@ class Client:
         if not isinstance(event, str) or not event:
             raise InvalidArgument(f"an event name must be a non-empty string, not {event!r}", run_id=run_id)
         payload_json = codec.dumps(payload, what="signal payload", run_id=run_id)
-        self._db.client_signal(run_id, event, payload_json, time.time())
+        _check_dedup_key(run_id, dedup_key)
+        return not self._db.client_signal(run_id, event, payload_json, time.time(), dedup_key).duplicate
 
     def cancel(self, run_id: str, *, reason: str | None = None) -> RunResult:
         """Cancel a run.
@@ -416,3 +424,8 @@ class Client:
         process, this Client's own writes included): poll it to refresh a view only
         when something changed. Values compare only within one Client."""
         return self._db.data_version()
+
+
+def _check_dedup_key(run_id: str, dedup_key: Any) -> None:
+    if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key):
+        raise InvalidArgument(f"dedup_key must be a non-empty string or None, not {dedup_key!r}", run_id=run_id)

@@ -18,7 +18,8 @@ problem and, where there is one, the fix. Grouped by whose fault it is::
     ├── RunStateError                the run exists but cannot do that now
     │   ├── RunFinished              signal/cancel to a completed, failed or cancelled run
     │   ├── RunNotRetryable          retry of a run that has not failed
-    │   └── RunAlreadyExists         trigger with a run id taken by another workflow
+    │   ├── RunAlreadyExists         trigger with a run id taken by another workflow
+    │   └── IdempotencyConflict      a repeated trigger/signal with other contents
     ├── WorkflowCodeError            the workflow's code broke a rule; the run fails with it
     │   ├── DuplicateStepId          two durable calls with one id in one run
     │   ├── NonDeterminismError      the code no longer matches the run's journal
@@ -51,6 +52,7 @@ __all__ = [
     "DeadlineExceeded",
     "DatabaseMissing",
     "DuplicateStepId",
+    "IdempotencyConflict",
     "InvalidArgument",
     "InvalidCron",
     "InvalidDuration",
@@ -224,6 +226,16 @@ class RunNotRetryable(RunStateError):
             run_id=run_id,
             status=status,
         )
+
+
+class IdempotencyConflict(RunStateError):
+    """A repeated trigger (same ``run_id``) or signal (same ``dedup_key``) that carries
+    something else than the first one did; nothing was written."""
+
+    code = "idempotency_conflict"
+
+    def __init__(self, run_id: str, what: str, fix: str) -> None:
+        super().__init__(f"run {run_id!r}: {what}; {fix}", run_id=run_id, what=what)
 
 
 class RunAlreadyExists(RunStateError):

@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from .errors import InvalidArgument
+from .errors import IdempotencyConflict, InvalidArgument
 
 __all__ = [
     "ACTIVE",
@@ -43,6 +43,8 @@ __all__ = [
     "TERMINAL",
     "new_run_id",
     "retry_cut",
+    "same_signal",
+    "same_trigger",
     "run_filter",
     "EntryRow",
     "RunRow",
@@ -121,6 +123,8 @@ class SignalRow:
     sent_at: float
     consumed_at: float | None = None
     consumed_by: str | None = None  # the step id of the wait that took it
+    #: Not stored: True when add_signal found this signal by its dedup key instead of adding it.
+    duplicate: bool = False
 
 
 @dataclass(slots=True)
@@ -143,6 +147,40 @@ class Write:
     truncate_from: int | None = None
     require: frozenset[str] | None = None
     signals: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def same_trigger(existing: RunRow, payload: str) -> None:
+    """A trigger with an existing run's id must carry the same payload (compared as JSON
+    values, so key order does not matter).
+
+    Raises:
+        IdempotencyConflict: it does not; nothing is written.
+    """
+    if existing.payload != payload and orjson.loads(existing.payload) != orjson.loads(payload):
+        raise IdempotencyConflict(
+            existing.run_id,
+            "a run with this id exists already, with another payload",
+            "a repeated trigger must carry the same payload (or use a new run id)",
+        )
+
+
+def same_signal(existing: SignalRow, event: str, payload: str, dedup_key: str) -> SignalRow:
+    """A signal whose ``dedup_key`` the run's inbox already holds: the stored one, marked
+    ``duplicate``, if it carries the same event and payload.
+
+    Raises:
+        IdempotencyConflict: another event or payload under the same key; nothing is written.
+    """
+    if existing.event != event or (
+        existing.payload != payload and orjson.loads(existing.payload) != orjson.loads(payload)
+    ):
+        raise IdempotencyConflict(
+            existing.run_id,
+            f"signal dedup_key {dedup_key!r} was used already for another event or payload",
+            "a repeated signal must carry the same event and payload (or use a new dedup_key)",
+        )
+    existing.duplicate = True
+    return existing
 
 
 def retry_cut(error: str | None, entries: list[tuple[int, str, str]]) -> int:

@@ -42,7 +42,7 @@ from .errors import (
     WorkflowError,
     WorkflowNotFound,
 )
-from .journal import ACTIVE, TERMINAL, RunRow, SignalRow, Write, new_run_id, retry_cut, run_filter
+from .journal import ACTIVE, TERMINAL, RunRow, SignalRow, Write, new_run_id, retry_cut, run_filter, same_trigger
 from .results import RunInfo, RunResult
 from .store import MemoryStore
 from .store.base import Store
@@ -356,6 +356,7 @@ class Runtime:
             PayloadValidationError: the payload fails the workflow's schema (nothing written).
             NotSerializable: the payload has no JSON form (nothing written).
             RunAlreadyExists: ``run_id`` belongs to a run of another workflow.
+            IdempotencyConflict: ``run_id`` exists with another payload (nothing written).
 
         Guarantees:
             The run is committed before its first step starts; from then on it survives a
@@ -372,14 +373,19 @@ class Runtime:
         now = self.now()
         row, created = await self.store.create_run(RunRow(run_id, wf.id, "running", payload_json, now, now))
         if not created:
+            same_trigger(row, payload_json)
             return RunResult.from_row(row)
         log.info(
             "run %s started (%s)", run_id, wf.id, extra={"run_id": run_id, "workflow_id": wf.id, "status": "running"}
         )
         return await self._run_until_stop(self._new_actor(wf, row, [], [], validated))
 
-    async def signal(self, run_id: str, event: str, payload: Any = None) -> None:
-        """Send the signal ``event`` with ``payload`` to a run.
+    async def signal(self, run_id: str, event: str, payload: Any = None, *, dedup_key: str | None = None) -> bool:
+        """Send the signal ``event`` with ``payload`` to a run; whether it was new.
+
+        With a ``dedup_key`` the run already received a signal under (consumed or not,
+        from this process or another), nothing is sent and this returns ``False``: a
+        sender that retries after a timeout delivers once.
 
         The signal is committed to the run's inbox before this returns. A run waiting for
         ``event`` takes it and goes on (inline when passive); otherwise it stays in the
@@ -388,15 +394,21 @@ class Runtime:
         Raises:
             RunNotFound: no such run.
             RunFinished: the run has ended (nothing is stored).
-            InvalidArgument: an empty event name.
+            InvalidArgument: an empty event name or dedup key.
             NotSerializable: a payload with no JSON form.
+            IdempotencyConflict: ``dedup_key`` was used with another event or payload.
         """
         if not isinstance(event, str) or not event:
             raise InvalidArgument(f"an event name must be a non-empty string, not {event!r}", run_id=run_id)
+        if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key):
+            raise InvalidArgument(f"dedup_key must be a non-empty string or None, not {dedup_key!r}", run_id=run_id)
         payload_json = codec.dumps(payload, what="signal payload", run_id=run_id)
         await self._open()
-        signal = await self.store.add_signal(run_id, event, payload_json, self.now())
+        signal = await self.store.add_signal(run_id, event, payload_json, self.now(), dedup_key)
+        if signal.duplicate:
+            return False
         await self.deliver_signal(signal)
+        return True
 
     async def deliver_signal(self, signal: SignalRow, row: RunRow | None = None) -> None:
         """Hand a committed signal to its run.

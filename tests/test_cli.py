@@ -145,6 +145,36 @@ def test_approval_from_other_processes(tmp_path: Path, cli_db: Path | str, worke
 
 
 @pytest.mark.subprocess
+def test_repeated_triggers_and_signals_act_once(tmp_path: Path, cli_db: Path | str, worker: Any) -> None:
+    db = cli_db
+    payload = '{"title": "Q4", "pages": 2}'
+    first = tarry(db, "trigger", "approval", "--run-id", "doc-7", "--payload", payload, "--wait", "--json")
+    assert first.returncode == 0, first.stderr
+    again = tarry(db, "trigger", "approval", "--run-id", "doc-7", "--payload", '{"pages": 2, "title": "Q4"}', "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["created_at"] == json.loads(first.stdout)["created_at"]
+    other = tarry(db, "trigger", "approval", "--run-id", "doc-7", "--payload", '{"title": "Q5"}')
+    assert other.returncode != 0
+    assert "another payload" in one_line_error(other, "IdempotencyConflict")
+
+    # Two senders (a script retried after a timeout, say) in processes of their own, one key.
+    send = ["signal", "doc-7", "approve", "--payload", '{"approved": true, "by": "ana"}', "--dedup-key", "ticket-42"]
+    command = [sys.executable, "-m", "engine.cli", "--db", str(db), *send]
+    sends = [
+        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=30) for p in sends]
+    assert all(p.returncode == 0 for p in sends), outs
+    assert sorted("Already sent" in out for out, _ in outs) == [False, True]
+    with Client(db) as client:
+        client.wait("doc-7", 10)
+        info = client.get_run("doc-7")
+        assert info.status == "completed"
+        assert [(s.event, s.consumed_by) for s in info.signals] == [("approve", "review")]
+        assert client.signal("doc-7", "approve", {"approved": True, "by": "ana"}, dedup_key="ticket-42") is False
+
+
+@pytest.mark.subprocess
 def test_bad_input_gives_one_line_and_the_right_exit_code(tmp_path: Path) -> None:
     db = tmp_path / "tarry.db"
     with Client(db, workflows=workflows_cli.WORKFLOWS) as client:

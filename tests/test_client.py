@@ -21,6 +21,7 @@ import trio
 from engine import (
     Client,
     DatabaseMissing,
+    IdempotencyConflict,
     InvalidArgument,
     NotATarryDatabase,
     NotSerializable,
@@ -177,8 +178,10 @@ def test_with_the_code_validation_is_the_runtimes(db: Path) -> None:
         run = client.trigger("order", {"order_id": "o_1"}, run_id="o-1")
         assert (run.run_id, run.workflow_id, run.status) == ("o-1", "order", "running")
         assert client.get_run("o-1").payload == {"order_id": "o_1", "amount": 1}  # as the model dumps it
-        again = client.trigger("order", {"order_id": "other"}, run_id="o-1")  # idempotent
+        again = client.trigger("order", {"order_id": "o_1"}, run_id="o-1")  # idempotent
         assert again.run_id == "o-1"
+        with pytest.raises(IdempotencyConflict, match="another payload"):
+            client.trigger("order", {"order_id": "other"}, run_id="o-1")
         assert client.get_run("o-1").payload["order_id"] == "o_1"
         with pytest.raises(RunAlreadyExists):
             client.trigger("free", None, run_id="o-1")

@@ -536,3 +536,33 @@ async def test_max_concurrent_runs_at_most_that_many_and_queues_the_rest(mock_cl
             assert info.pending is None
     assert max(peak) == 2
     assert sorted(set(peak)) == [1, 2]
+
+
+# -- idempotent trigger and signal -------------------------------------------------------------
+
+
+async def test_a_repeated_trigger_or_signal_acts_once(mock_clock: Any, store: Store) -> None:
+    from engine import IdempotencyConflict
+
+    @workflow("approve-once")
+    async def wf(ctx: Any) -> Any:
+        first = await ctx.wait_for_event("first", "go")
+        second = await ctx.wait_for_event("second", "go", timeout=10)
+        return [first, second]
+
+    runtime = create_runtime(workflows=[wf], store=store)
+    run = await runtime.trigger(wf, {"a": 1, "b": 2}, run_id="order-123")
+    again = await runtime.trigger(wf, {"b": 2, "a": 1}, run_id="order-123")
+    assert again.created_at == run.created_at
+    with pytest.raises(IdempotencyConflict) as caught:
+        await runtime.trigger(wf, {"a": 2}, run_id="order-123")
+    assert "order-123" in str(caught.value)
+    assert len(await runtime.list_runs()) == 1
+
+    assert await runtime.signal("order-123", "go", "yes", dedup_key="k") is True
+    assert await runtime.signal("order-123", "go", "yes", dedup_key="k") is False
+    with pytest.raises(IdempotencyConflict):
+        await runtime.signal("order-123", "go", "no", dedup_key="k")
+    await trio.sleep(11)
+    [done] = await runtime.sweep()
+    assert done.output == ["yes", None]  # the repeat did not reach the second wait

@@ -14,6 +14,7 @@ PUBLIC = [
     "DuplicateStepId",
     "EngineInfo",
     "HistoryEntry",
+    "IdempotencyConflict",
     "InvalidArgument",
     "InvalidCron",
     "InvalidDuration",

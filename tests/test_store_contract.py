@@ -192,3 +192,51 @@ async def test_write_behind_commits_before_the_next_awaited_write(store: Store) 
     store.write_behind(Write("missing", 7.0, run={"status": "running"}))
     await store.write(Write("r1", 8.0, entries=[entry(2, "after")]))
     assert await store.get_run("missing") is None
+
+
+async def test_a_dedup_key_stores_a_signal_once_for_the_runs_lifetime(store: Store) -> None:
+    from engine import IdempotencyConflict
+
+    await store.create_run(run_row())
+    first = await store.add_signal("r1", "go", '{"a":1}', 1.0, "k1")
+    assert not first.duplicate
+    again = await store.add_signal("r1", "go", '{"a": 1}', 2.0, "k1")  # the same JSON value
+    assert again.duplicate
+    assert again.id == first.id
+    await store.write(Write("r1", 3.0, consume=[(first.id, "wait")]))
+    assert (await store.add_signal("r1", "go", '{"a":1}', 4.0, "k1")).duplicate  # consumed: still known
+    with pytest.raises(IdempotencyConflict) as caught:
+        await store.add_signal("r1", "stop", '{"a":1}', 5.0, "k1")
+    assert "k1" in str(caught.value)
+    other = await store.add_signal("r1", "go", '{"a":1}', 6.0, "k2")
+    keyless = [await store.add_signal("r1", "go", "null", 7.0) for _ in range(2)]
+    _, signals = await store.history("r1")
+    assert [s.id for s in signals] == [first.id, other.id, *(s.id for s in keyless)]
+    await store.write(Write("r1", 8.0, run={"status": "completed"}))
+    assert (await store.add_signal("r1", "go", '{"a":1}', 9.0, "k1")).duplicate  # a repeat to an ended run is quiet
+    with pytest.raises(RunFinished):
+        await store.add_signal("r1", "go", '{"a":1}', 9.0, "k3")
+
+
+async def test_a_write_can_send_a_signal_to_another_run(store: Store) -> None:
+    await store.create_run(run_row("parent"))
+    await store.create_run(run_row("done", status="completed"))
+    await store.create_run(run_row("r1"))
+    write = Write(
+        "r1", 5.0, run={"status": "completed"}, signals=[("parent", "tarry.child:r1", '"out"'), ("done", "x", "1")]
+    )
+    assert await store.write(write)
+    loaded = await store.load("parent")
+    assert loaded is not None
+    assert [(s.event, s.payload) for s in loaded[2]] == [("tarry.child:r1", '"out"')]
+    _, done_signals = await store.history("done")
+    assert done_signals == []  # an ended run gets nothing
+
+
+async def test_a_multi_event_wait_is_found_by_runs_with_signals(store: Store) -> None:
+    await store.create_run(run_row())
+    await store.write(Write("r1", 2.0, run={"status": "suspended", "wait_event": "yes\x1fno"}))
+    await store.add_signal("r1", "maybe", "1", 3.0)
+    assert await store.runs_with_signals() == []
+    await store.add_signal("r1", "no", "1", 4.0)
+    assert await store.runs_with_signals() == ["r1"]

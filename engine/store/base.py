@@ -72,8 +72,12 @@ class Store(ABC):
         """
 
     @abstractmethod
-    async def add_signal(self, run_id: str, event: str, payload: str, sent_at: float) -> SignalRow:
-        """Append a signal to a run's inbox.
+    async def add_signal(
+        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+    ) -> SignalRow:
+        """Append a signal to a run's inbox. With a ``dedup_key`` the run already has a
+        signal under (consumed or not), nothing is added: that signal comes back with
+        ``duplicate=True`` (the key holds for the run's lifetime).
 
         Raises:
             RunNotFound: no such run.
@@ -327,7 +331,9 @@ class SharedStore(Store):
         """:meth:`Store.create_run`, announced to the workers."""
 
     @abstractmethod
-    def client_signal(self, run_id: str, event: str, payload: str, sent_at: float) -> SignalRow:
+    def client_signal(
+        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+    ) -> SignalRow:
         """:meth:`Store.add_signal`, announced to the run's worker."""
 
     @abstractmethod

@@ -16,7 +16,7 @@ from dataclasses import replace
 import trio
 
 from ..errors import RunAlreadyExists, RunFinished, RunNotFound, RunStateError, WorkflowError
-from ..journal import TERMINAL, EntryRow, RunRow, SignalRow, Write
+from ..journal import TERMINAL, EntryRow, RunRow, SignalRow, Write, same_signal
 from .base import Store
 
 __all__ = ["MemoryStore"]
@@ -34,6 +34,7 @@ class MemoryStore(Store):
         self._entries: dict[str, list[EntryRow]] = {}
         self._signals: dict[str, list[SignalRow]] = {}
         self._signal_ids = itertools.count(1)
+        self._dedup: dict[int, str] = {}  # signal id -> dedup key
 
     def _run(self, run_id: str) -> RunRow:
         try:
@@ -101,13 +102,21 @@ class MemoryStore(Store):
         run.updated_at = write.updated_at
         return True
 
-    async def add_signal(self, run_id: str, event: str, payload: str, sent_at: float) -> SignalRow:
+    async def add_signal(
+        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+    ) -> SignalRow:
         await trio.lowlevel.checkpoint()
         run = self._run(run_id)
+        if dedup_key is not None:
+            for signal in self._signals[run_id]:
+                if self._dedup.get(signal.id) == dedup_key:
+                    return same_signal(replace(signal), event, payload, dedup_key)
         if run.status in TERMINAL:
             raise RunFinished(run_id, run.status, "signal")
         signal = SignalRow(next(self._signal_ids), run_id, event, payload, sent_at)
         self._signals[run_id].append(signal)
+        if dedup_key is not None:
+            self._dedup[signal.id] = dedup_key
         return replace(signal)
 
     async def request_cancel(self, run_id: str, reason: str, at: float) -> RunRow:

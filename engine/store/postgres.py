@@ -64,7 +64,7 @@ from ..errors import (
     StoreError,
     WorkflowError,
 )
-from ..journal import TERMINAL, EntryRow, RunRow, SignalRow, Write, retry_cut
+from ..journal import TERMINAL, EntryRow, RunRow, SignalRow, Write, retry_cut, same_signal
 from .base import Change, ChangeWatch, EngineCounts, LeaseRow, PublishedWorkflow, SharedStore
 from .queued import Op, deliver
 
@@ -72,7 +72,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 log = logging.getLogger("tarry.store")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 CHANNEL = "tarry_changes"
 #: Seconds between two looks at the claimable runs when no notice came (takeover's bound).
 CLAIM_EVERY = 0.5
@@ -136,6 +136,11 @@ _SCHEMA = [
 _MIGRATIONS: dict[int, list[str]] = {
     # The run that started this one with ctx.child (NULL for the rest; no row is rewritten).
     2: ["ALTER TABLE tarry_runs ADD COLUMN parent_run_id text"],
+    # A signal sent twice under one key is stored once, for the run's lifetime.
+    3: [
+        "ALTER TABLE tarry_signals ADD COLUMN dedup_key text",
+        "CREATE UNIQUE INDEX tarry_signals_dedup ON tarry_signals (run_id, dedup_key) WHERE dedup_key IS NOT NULL",
+    ],
 }
 
 _STOP = object()
@@ -471,8 +476,10 @@ class PostgresStore(SharedStore):
     def write_behind(self, write: Write) -> None:
         self._queue.put(Op(_write, (write,), trio.lowlevel.current_trio_token(), None))
 
-    async def add_signal(self, run_id: str, event: str, payload: str, sent_at: float) -> SignalRow:
-        return await self._submit(_add_signal, run_id, event, payload, sent_at, True)  # type: ignore[no-any-return]
+    async def add_signal(
+        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+    ) -> SignalRow:
+        return await self._submit(_add_signal, run_id, event, payload, sent_at, True, dedup_key)  # type: ignore[no-any-return]
 
     async def request_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
         return await self._submit(_request_cancel, run_id, reason, at, True)  # type: ignore[no-any-return]
@@ -579,8 +586,10 @@ class PostgresStore(SharedStore):
     def client_trigger(self, row: RunRow) -> tuple[RunRow, bool]:
         return self._submit_sync(_client_trigger, row)  # type: ignore[no-any-return]
 
-    def client_signal(self, run_id: str, event: str, payload: str, sent_at: float) -> SignalRow:
-        return self._submit_sync(_add_signal, run_id, event, payload, sent_at, False)  # type: ignore[no-any-return]
+    def client_signal(
+        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+    ) -> SignalRow:
+        return self._submit_sync(_add_signal, run_id, event, payload, sent_at, False, dedup_key)  # type: ignore[no-any-return]
 
     def client_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
         return self._submit_sync(_request_cancel, run_id, reason, at, False)  # type: ignore[no-any-return]
@@ -829,14 +838,28 @@ def _tell_owner(store: PostgresStore, owner: str | None, in_process: bool) -> bo
 
 
 def _add_signal(
-    store: PostgresStore, conn: Conn, run_id: str, event: str, payload: str, sent_at: float, in_process: bool
+    store: PostgresStore,
+    conn: Conn,
+    run_id: str,
+    event: str,
+    payload: str,
+    sent_at: float,
+    in_process: bool,
+    dedup_key: str | None = None,
 ) -> SignalRow:
-    status, owner = _status(conn, run_id)
+    status, owner = _status(conn, run_id)  # locks the run: two senders of one key queue here
+    if dedup_key is not None:
+        found = conn.execute(
+            f"SELECT {SIGNAL_COLUMNS} FROM tarry_signals WHERE run_id = %s AND dedup_key = %s", (run_id, dedup_key)
+        ).fetchone()
+        if found is not None:
+            return same_signal(SignalRow(*found), event, payload, dedup_key)
     if status in TERMINAL:
         raise RunFinished(run_id, status, "signal")
     row = conn.execute(
-        "INSERT INTO tarry_signals (run_id, event, payload, sent_at) VALUES (%s, %s, %s, %s) RETURNING id",
-        (run_id, event, payload, sent_at),
+        "INSERT INTO tarry_signals (run_id, event, payload, sent_at, dedup_key) VALUES (%s, %s, %s, %s, %s) "
+        "RETURNING id",
+        (run_id, event, payload, sent_at, dedup_key),
     ).fetchone()
     signal = SignalRow(int(row[0]), run_id, event, payload, sent_at)
     if _tell_owner(store, owner, in_process):

@@ -135,11 +135,20 @@ def _m0004_child_runs(db: sqlite_utils.Database) -> None:
     _table(db, "runs").add_column("parent_run_id", str)
 
 
+def _m0005_signal_dedup(db: sqlite_utils.Database) -> None:
+    """``signals.dedup_key``: a signal sent twice under one key is stored once, for the
+    run's lifetime (a partial unique index: keyless signals cost it nothing)."""
+    _table(db, "signals").add_column("dedup_key", str)
+    # Raw SQL: sqlite-utils' create_index cannot declare a partial index.
+    db.execute("CREATE UNIQUE INDEX signals_dedup ON signals(run_id, dedup_key) WHERE dedup_key IS NOT NULL")
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _m0001_initial),
     ("0002_cross_process", _m0002_cross_process),
     ("0003_lean_indexes", _m0003_lean_indexes),
     ("0004_child_runs", _m0004_child_runs),
+    ("0005_signal_dedup", _m0005_signal_dedup),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from ...errors import RunAlreadyExists, RunFinished, RunNotFound, RunNotRetryable, RunStateError
-from ...journal import TERMINAL, EntryRow, RunRow, SignalRow, Write, retry_cut
+from ...journal import TERMINAL, EntryRow, RunRow, SignalRow, Write, retry_cut, same_signal
 from ..base import Change, EngineCounts, LeaseRow, PublishedWorkflow
 
 #: The lease every worker of a SQLite database competes for.
@@ -181,12 +181,21 @@ def run_status(conn: sqlite3.Connection, run_id: str) -> str:
     return str(row[0])
 
 
-def add_signal(conn: sqlite3.Connection, run_id: str, event: str, payload: str, sent_at: float) -> SignalRow:
+def add_signal(
+    conn: sqlite3.Connection, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+) -> SignalRow:
+    if dedup_key is not None:
+        found = conn.execute(
+            f"SELECT {SIGNAL_COLUMNS} FROM signals WHERE run_id = ? AND dedup_key = ?", (run_id, dedup_key)
+        ).fetchone()
+        if found is not None:
+            return same_signal(SignalRow(*found), event, payload, dedup_key)
     status = run_status(conn, run_id)
     if status in TERMINAL:
         raise RunFinished(run_id, status, "signal")
     cursor = conn.execute(
-        "INSERT INTO signals (run_id, event, payload, sent_at) VALUES (?,?,?,?)", (run_id, event, payload, sent_at)
+        "INSERT INTO signals (run_id, event, payload, sent_at, dedup_key) VALUES (?,?,?,?,?)",
+        (run_id, event, payload, sent_at, dedup_key),
     )
     return SignalRow(int(cursor.lastrowid or 0), run_id, event, payload, sent_at)
 
@@ -372,9 +381,12 @@ def client_trigger(conn: sqlite3.Connection, row: RunRow) -> tuple[RunRow, bool]
     return stored, created
 
 
-def client_signal(conn: sqlite3.Connection, run_id: str, event: str, payload: str, sent_at: float) -> SignalRow:
-    signal = add_signal(conn, run_id, event, payload, sent_at)
-    notify(conn, "signal", run_id, sent_at, signal.id)
+def client_signal(
+    conn: sqlite3.Connection, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+) -> SignalRow:
+    signal = add_signal(conn, run_id, event, payload, sent_at, dedup_key)
+    if not signal.duplicate:
+        notify(conn, "signal", run_id, sent_at, signal.id)
     return signal
 
 

@@ -233,8 +233,10 @@ class SQLiteStore(SharedStore):
     def write_behind(self, write: Write) -> None:
         self.committer.write_behind(sql.write, write)
 
-    async def add_signal(self, run_id: str, event: str, payload: str, sent_at: float) -> SignalRow:
-        return await self.submit(sql.add_signal, run_id, event, payload, sent_at)  # type: ignore[no-any-return]
+    async def add_signal(
+        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+    ) -> SignalRow:
+        return await self.submit(sql.add_signal, run_id, event, payload, sent_at, dedup_key)  # type: ignore[no-any-return]
 
     async def request_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
         return await self.submit(sql.request_cancel, run_id, reason, at)  # type: ignore[no-any-return]
@@ -331,8 +333,10 @@ class SQLiteStore(SharedStore):
     def client_trigger(self, row: RunRow) -> tuple[RunRow, bool]:
         return self._announce(sql.client_trigger, row)  # type: ignore[no-any-return]
 
-    def client_signal(self, run_id: str, event: str, payload: str, sent_at: float) -> SignalRow:
-        return self._announce(sql.client_signal, run_id, event, payload, sent_at)  # type: ignore[no-any-return]
+    def client_signal(
+        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+    ) -> SignalRow:
+        return self._announce(sql.client_signal, run_id, event, payload, sent_at, dedup_key)  # type: ignore[no-any-return]
 
     def client_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
         return self._announce(sql.client_cancel, run_id, reason, at)  # type: ignore[no-any-return]
