@@ -546,6 +546,29 @@ def cli(ctx: click.Context, db: str, app: str | None) -> None:
     ctx.obj = _State(_target(db), app)
 
 
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class _Age(click.ParamType):  # type: ignore[type-arg]
+    """An age: ``30d``, ``12h``, ``90m``, ``45s`` or plain seconds."""
+
+    name = "AGE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        text = str(value).strip().lower()
+        factor = _AGE_UNITS.get(text[-1:])
+        number = text[:-1] if factor is not None else text
+        try:
+            seconds = float(number) * (factor or 1)
+        except ValueError:
+            seconds = -1.0
+        if not seconds >= 0 or seconds == float("inf"):
+            self.fail(f"{value!r} is not an age: use e.g. 30d, 12h, 90m, 45s or seconds", param, ctx)
+        return seconds
+
+
 @cli.command()
 @click.argument("app", envvar="TARRY_APP", metavar="APP")
 @click.option(
@@ -566,8 +589,22 @@ def cli(ctx: click.Context, db: str, app: str | None) -> None:
     help="Seconds without a heartbeat after which a standby worker takes over (SQLite) or the other "
     "workers take this one's runs (PostgreSQL). Default: 4 on SQLite, 2 on PostgreSQL.",
 )
+@click.option(
+    "--retention",
+    type=_Age(),
+    default=None,
+    help="Prune ended runs older than AGE (e.g. 30d) while serving, every AGE/10 (1 s to 1 h). Default: keep all.",
+)
 @click.pass_obj
-def worker(state: _State, app: str, grace: float, log_format: str, log_level: str, lease_ttl: float | None) -> None:
+def worker(
+    state: _State,
+    app: str,
+    grace: float,
+    log_format: str,
+    log_level: str,
+    lease_ttl: float | None,
+    retention: float | None,
+) -> None:
     """Serve APP's workflows on the database until SIGINT/SIGTERM.
 
     APP is MODULE:ATTR naming a Runtime, a workflow or a list of workflows, or a bare
@@ -582,7 +619,7 @@ def worker(state: _State, app: str, grace: float, log_format: str, log_level: st
     Example:
 
     \b
-        tarry --db orders.db worker examples.order_fulfilment:runtime --log-format json
+        tarry --db orders.db worker examples.order_fulfilment:runtime --log-format json --retention 30d
     """
     import trio
 
@@ -592,7 +629,7 @@ def worker(state: _State, app: str, grace: float, log_format: str, log_level: st
     runtime = _worker_runtime(load_app(app), state.db)
     undo = logs.configure(log_format, log_level.upper())
     try:
-        trio.run(run_until_signalled, Worker(runtime, lease_ttl=lease_ttl, grace=grace))
+        trio.run(run_until_signalled, Worker(runtime, lease_ttl=lease_ttl, grace=grace, retention=retention))
     finally:
         undo()
 
@@ -796,6 +833,36 @@ def cancel(state: _State, run_id: str, reason: str | None, wait: bool, timeout: 
         if wait:
             result = client.wait(run_id, timeout)
     _print_result(result, as_json, None if as_json else f"Cancel of run [bold]{run_id}[/] committed.")
+
+
+@cli.command()
+@click.option("--older-than", type=_Age(), required=True, help="Only runs that ended more than AGE ago (e.g. 30d).")
+@click.option(
+    "--status",
+    "-s",
+    type=click.Choice(["completed", "failed", "cancelled"]),
+    multiple=True,
+    help="Only these ended statuses (repeatable). Default: all three.",
+)
+@_json_flag
+@click.pass_obj
+def prune(state: _State, older_than: float, status: tuple[str, ...], as_json: bool) -> None:
+    """Delete ended runs, with their journals and signals, that ended more than AGE ago.
+
+    Running and suspended runs are never deleted. Deletes in batches of 500 runs, one
+    transaction each, so a worker serving the database is not held up.
+
+    Example:
+
+    \b
+        tarry prune --older-than 30d --status completed
+    """
+    with state.client() as client:
+        pruned = client.prune(older_than=older_than, status=list(status) or None)
+    if as_json:
+        click.echo(json.dumps({"pruned": pruned}))
+    else:
+        _console().print(f"Pruned {pruned} run(s).")
 
 
 @cli.command()

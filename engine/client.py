@@ -30,7 +30,7 @@ from .errors import (
     WaitTimeout,
     WorkflowNotFound,
 )
-from .journal import STATUSES, RunRow, new_run_id, run_filter, same_trigger
+from .journal import PRUNE_BATCH, STATUSES, RunRow, new_run_id, prune_filter, run_filter, same_trigger
 from .registry import check_payload, describe
 from .results import RunInfo, RunResult, _dt, _ToDict
 from .store import is_url, store_from_url
@@ -255,6 +255,18 @@ class Client:
         payload_json = codec.dumps(payload, what="signal payload", run_id=run_id)
         _check_dedup_key(run_id, dedup_key)
         return not self._db.client_signal(run_id, event, payload_json, time.time(), dedup_key).duplicate
+
+    def prune(self, *, older_than: Any, status: str | Iterable[str] | None = None) -> int:
+        """:meth:`Runtime.prune` from this process: delete ended runs that finished more
+        than ``older_than`` ago (in batches of 500, one transaction each); how many."""
+        seconds, statuses = prune_filter(older_than, status)
+        before = time.time() - seconds
+        total = 0
+        while (n := self._db.client_prune(before, statuses, PRUNE_BATCH)) > 0:
+            total += n
+            if n < PRUNE_BATCH:
+                break
+        return total
 
     def cancel(self, run_id: str, *, reason: str | None = None) -> RunResult:
         """Cancel a run.

@@ -31,6 +31,7 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -43,6 +44,8 @@ __all__ = [
     "TERMINAL",
     "new_run_id",
     "retry_cut",
+    "PRUNE_BATCH",
+    "prune_filter",
     "same_signal",
     "same_trigger",
     "run_filter",
@@ -147,6 +150,27 @@ class Write:
     truncate_from: int | None = None
     require: frozenset[str] | None = None
     signals: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+#: Runs a prune deletes per transaction (a big prune never holds the write lock long).
+PRUNE_BATCH = 500
+
+
+def prune_filter(older_than: Any, status: str | Iterable[str] | None) -> tuple[float, list[str]]:
+    """Check ``prune``'s arguments (the Runtime's and the Client's): ``older_than`` in
+    seconds, and the statuses to prune (default: every ended one).
+
+    Raises:
+        InvalidArgument: a negative or non-numeric age, or a status that is not an ended one.
+    """
+    seconds = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
+        raise InvalidArgument(f"older_than must be a timedelta or a number of seconds >= 0, not {older_than!r}")
+    statuses = sorted(TERMINAL) if status is None else ([status] if isinstance(status, str) else list(status))
+    for s in statuses:
+        if s not in TERMINAL:
+            raise InvalidArgument(f"prune deletes ended runs only; {s!r} is not one of {', '.join(sorted(TERMINAL))}")
+    return float(seconds), statuses
 
 
 def same_trigger(existing: RunRow, payload: str) -> None:

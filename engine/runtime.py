@@ -42,7 +42,19 @@ from .errors import (
     WorkflowError,
     WorkflowNotFound,
 )
-from .journal import ACTIVE, TERMINAL, RunRow, SignalRow, Write, new_run_id, retry_cut, run_filter, same_trigger
+from .journal import (
+    ACTIVE,
+    PRUNE_BATCH,
+    TERMINAL,
+    RunRow,
+    SignalRow,
+    Write,
+    new_run_id,
+    prune_filter,
+    retry_cut,
+    run_filter,
+    same_trigger,
+)
 from .results import RunInfo, RunResult
 from .store import MemoryStore
 from .store.base import Store
@@ -534,6 +546,28 @@ class Runtime:
         await self._open()
         rows = await self.store.list_runs(status=statuses, workflow_id=workflow_id, limit=limit, offset=offset)
         return [RunResult.from_row(r) for r in rows]
+
+    async def prune(self, *, older_than: Any, status: str | Iterable[str] | None = None) -> int:
+        """Delete ended runs (``completed``, ``failed``, ``cancelled``; or those of
+        ``status``) that finished more than ``older_than`` (a ``timedelta`` or seconds) ago,
+        with their journals and signals. Returns how many. Active runs are never touched.
+
+        Deleted in batches of 500 runs, one transaction each.
+
+        Raises:
+            InvalidArgument: a bad age, or a status that is not an ended one.
+        """
+        seconds, statuses = prune_filter(older_than, status)
+        await self._open()
+        before = self.now() - seconds
+        total = 0
+        while (n := await self.store.prune(before, statuses, PRUNE_BATCH)) > 0:
+            total += n
+            if n < PRUNE_BATCH:
+                break
+        if total:
+            log.info("pruned %d run(s) that ended before %s", total, before, extra={"pruned": total})
+        return total
 
     async def cancel(self, run_id: str, *, reason: str | None = None) -> RunResult:
         """Cancel a run: a step in progress is interrupted, a sleep or wait ends, and the

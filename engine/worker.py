@@ -26,12 +26,14 @@ import os
 import signal
 import socket
 import time
+from datetime import timedelta
 from typing import Any
 
 import trio
 
 from .changes import ChangeFeed
 from .errors import InvalidArgument, LeaseLost, WorkflowError
+from .journal import prune_filter
 from .lease import Lease
 from .registry import describe
 from .runtime import Runtime
@@ -55,6 +57,10 @@ class Worker:
         poll_interval: seconds between checks for other processes' commits when no
             datagram arrives (the fallback of the wake socket).
         wake_socket: listen on a unix datagram socket for clients' nudges.
+        retention: prune ended runs older than this (a ``timedelta`` or seconds) while
+            serving, every ``prune_every`` seconds (``None``: keep everything).
+        prune_every: seconds between two prunes, the first right after the start; default
+            a tenth of ``retention``, between 1 s and an hour.
 
     Raises:
         InvalidArgument: the runtime's store is not shared (a MemoryStore), or a bad option.
@@ -68,6 +74,8 @@ class Worker:
         grace: float = 10.0,
         poll_interval: float = 0.02,
         wake_socket: bool = True,
+        retention: float | timedelta | None = None,
+        prune_every: float | None = None,
     ) -> None:
         if not isinstance(runtime.store, SharedStore):
             raise InvalidArgument(
@@ -80,6 +88,14 @@ class Worker:
         self.store: SharedStore = runtime.store
         self.lease = Lease(self.store, ttl=self.store.lease_ttl if lease_ttl is None else lease_ttl)
         self.grace = float(grace)
+        self.retention = None if retention is None else prune_filter(retention, None)[0]
+        if prune_every is None:
+            prune_every = max(1.0, min(3600.0, (self.retention or 0.0) / 10))
+        if not prune_every > 0:
+            raise InvalidArgument(f"prune_every must be a number of seconds > 0, not {prune_every!r}")
+        self.prune_every = float(prune_every)
+        #: Runs pruned by the retention sweep since this worker started.
+        self.pruned = 0
         self.feed = ChangeFeed(runtime, self.store, poll_interval=poll_interval, wake_socket=wake_socket)
         #: ``idle``, ``standby``, ``starting``, ``serving``, ``draining`` or ``stopped``.
         self.state = "idle"
@@ -193,6 +209,8 @@ class Worker:
                     extra={"state": "serving", "owner": self.owner},
                 )
                 task_status.started()
+                if self.retention is not None:
+                    nursery.start_soon(self._prune_forever, self.retention)
                 await self._stop.wait()
                 self.state = "draining"
                 self.feed.stop()
@@ -208,6 +226,16 @@ class Worker:
             await self.lease.release()
             nursery.cancel_scope.cancel()
         log.info("stopped; the lease on %s is free", path, extra={"state": "stopped"})
+
+    async def _prune_forever(self, retention: float) -> None:
+        """The retention sweep: batches of ended runs, one transaction each, never more
+        than one prune at a time; an error is logged and tried again next time."""
+        while not self._stop.is_set():
+            try:
+                self.pruned += await self.runtime.prune(older_than=retention)
+            except WorkflowError:
+                log.exception("pruning ended runs failed; trying again in %.0fs", self.prune_every)
+            await trio.sleep(self.prune_every)
 
     async def _heartbeat(self) -> None:
         try:

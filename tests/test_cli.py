@@ -384,3 +384,41 @@ def test_log_lines_carry_the_run_fields(name: str) -> None:
     else:
         assert "tarry.runs" in first
         assert first.endswith("run r1 suspended: sleep 'nap'")
+
+
+@pytest.mark.subprocess
+def test_prune_and_a_worker_with_retention(tmp_path: Path) -> None:
+    db = tmp_path / "tarry.db"
+    with Client(db) as client:
+        for i in range(3):
+            client.trigger("approval", {"title": f"t{i}"}, run_id=f"keep-{i}")
+    pruned = tarry(db, "prune", "--older-than", "0s", "--json")
+    assert pruned.returncode == 0, pruned.stderr
+    assert json.loads(pruned.stdout) == {"pruned": 0}  # nothing has ended
+    bad = tarry(db, "prune", "--older-than", "soon")
+    assert bad.returncode == 2
+    assert "is not an age" in bad.stderr
+
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "--db", str(db), "worker", APP, "--retention", "0s"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    try:
+        with Client(db) as client:
+            client.trigger("ping", None, run_id="gone")
+            client.signal("gone", "go", 1)  # it completes, then the worker prunes it
+            client.cancel("keep-0")
+            deadline = time.monotonic() + 15
+            while {r.run_id for r in client.list_runs()} != {"keep-1", "keep-2"}:  # the worker's sweep, each second
+                assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+                time.sleep(0.05)
+        logged = (tmp_path / "worker.log").read_text()
+        assert "run gone completed" in logged
+        assert "pruned" in logged
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        log.close()

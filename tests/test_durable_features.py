@@ -566,3 +566,41 @@ async def test_a_repeated_trigger_or_signal_acts_once(mock_clock: Any, store: St
     await trio.sleep(11)
     [done] = await runtime.sweep()
     assert done.output == ["yes", None]  # the repeat did not reach the second wait
+
+
+# -- retention -------------------------------------------------------------------------------
+
+
+async def test_prune_deletes_what_ended_long_enough_ago(
+    mock_clock: Any, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from engine import InvalidArgument
+
+    base = time.time()  # the Client reads the wall clock: let it move with virtual time
+    monkeypatch.setattr(time, "time", lambda: base + mock_clock.current_time())
+
+    @workflow("quick")
+    async def quick(ctx: Any) -> Any:
+        if ctx.payload == "wait":
+            await ctx.wait_for_event("w", "never")
+        return ctx.payload
+
+    store = SQLiteStore(db_path)
+    runtime = create_runtime(workflows=[quick], store=store)
+    old = await runtime.trigger(quick, "old")
+    waiting = await runtime.trigger(quick, "wait")
+    await trio.sleep(2 * 86400)
+    recent = await runtime.trigger(quick, "recent")
+    with pytest.raises(InvalidArgument, match="ended runs only"):
+        await runtime.prune(older_than=timedelta(days=1), status="running")
+    assert await runtime.prune(older_than=timedelta(days=1)) == 1
+    assert {r.run_id for r in await runtime.list_runs()} == {waiting.run_id, recent.run_id}
+    await trio.sleep(1)
+    with Client(db_path) as client:
+        assert client.prune(older_than=0, status=["failed"]) == 0
+        assert client.prune(older_than=0) == 1
+    assert [r.run_id for r in await runtime.list_runs()] == [waiting.run_id]
+    assert old.run_id
+    await store.close()

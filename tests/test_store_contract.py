@@ -240,3 +240,20 @@ async def test_a_multi_event_wait_is_found_by_runs_with_signals(store: Store) ->
     assert await store.runs_with_signals() == []
     await store.add_signal("r1", "no", "1", 4.0)
     assert await store.runs_with_signals() == ["r1"]
+
+
+async def test_prune_deletes_ended_runs_only_in_batches(store: Store) -> None:
+    for i, status in enumerate(["running", "failed", "cancelled", "running", "suspended", "completed"]):
+        await store.create_run(run_row(f"r{i}", at=10.0 + i, status=status))
+    await store.add_signal("r0", "go", "1", 10.0, "key")
+    entries = [EntryRow("r0", 0, "s", "step", "completed", 1.0, 2.0, '"ok"')]
+    await store.write(Write("r0", 10.0, run={"status": "completed"}, entries=entries))
+    assert await store.prune(before=12.5, statuses=["completed", "failed", "cancelled"], limit=2) == 2  # r0, r1
+    assert await store.get_run("r0") is None
+    assert await store.load("r0") is None
+    assert await store.prune(before=100.0, statuses=["completed"], limit=10) == 1  # r5; r2 is cancelled
+    assert await store.prune(before=100.0, statuses=["running", "suspended"], limit=10) == 0  # never active runs
+    left = sorted(r.run_id for r in await store.list_runs(limit=None))
+    assert left == ["r2", "r3", "r4"]
+    await store.create_run(run_row("r0"))  # the id is free again, with no old signal keys
+    assert not (await store.add_signal("r0", "go", "1", 11.0, "key")).duplicate

@@ -139,6 +139,12 @@ class Store(ABC):
         """Suspended runs waiting for an event that has an unconsumed signal in the inbox."""
 
     @abstractmethod
+    async def prune(self, before: float, statuses: list[str], limit: int) -> int:
+        """Delete up to ``limit`` ended runs (status in ``statuses``, all of them terminal)
+        that last changed before ``before``, with their journals, signals and change rows,
+        in one transaction; return how many. Active runs are never deleted."""
+
+    @abstractmethod
     async def running_runs(self) -> list[str]:
         """Runs whose status is ``running`` (mid-flight, or interrupted by a crash)."""
 
@@ -339,6 +345,10 @@ class SharedStore(Store):
     @abstractmethod
     def client_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
         """:meth:`Store.request_cancel`, announced to the run's worker."""
+
+    @abstractmethod
+    def client_prune(self, before: float, statuses: list[str], limit: int) -> int:
+        """:meth:`Store.prune`, from another process."""
 
     @abstractmethod
     def client_retry(self, run_id: str, at: float) -> RunRow:

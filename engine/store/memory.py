@@ -204,6 +204,19 @@ class MemoryStore(Store):
             and any(s.event in r.wait_event.split("\x1f") and s.consumed_at is None for s in self._signals[r.run_id])
         ]
 
+    async def prune(self, before: float, statuses: list[str], limit: int) -> int:
+        await trio.lowlevel.checkpoint()
+        doomed = [
+            r.run_id
+            for r in self._runs.values()
+            if r.status in TERMINAL and r.status in statuses and r.updated_at < before
+        ][:limit]
+        for run_id in doomed:
+            del self._runs[run_id], self._entries[run_id]
+            for signal in self._signals.pop(run_id):
+                self._dedup.pop(signal.id, None)
+        return len(doomed)
+
     async def running_runs(self) -> list[str]:
         await trio.lowlevel.checkpoint()
         return [r.run_id for r in self._runs.values() if r.status == "running"]

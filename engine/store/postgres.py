@@ -519,6 +519,9 @@ class PostgresStore(SharedStore):
     async def runs_with_signals(self) -> list[str]:
         return await self._read(_runs_with_signals)  # type: ignore[no-any-return]
 
+    async def prune(self, before: float, statuses: list[str], limit: int) -> int:
+        return await self._submit(_prune, before, statuses, limit)  # type: ignore[no-any-return]
+
     async def running_runs(self) -> list[str]:
         return await self._read(_running_runs)  # type: ignore[no-any-return]
 
@@ -593,6 +596,9 @@ class PostgresStore(SharedStore):
 
     def client_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
         return self._submit_sync(_request_cancel, run_id, reason, at, False)  # type: ignore[no-any-return]
+
+    def client_prune(self, before: float, statuses: list[str], limit: int) -> int:
+        return self._submit_sync(_prune, before, statuses, limit)  # type: ignore[no-any-return]
 
     def client_retry(self, run_id: str, at: float) -> RunRow:
         return self._submit_sync(_client_retry, run_id, at)  # type: ignore[no-any-return]
@@ -1048,6 +1054,26 @@ def _runs_with_signals(store: PostgresStore, conn: Conn) -> list[str]:
             values,
         )
     ]
+
+
+def _prune(store: PostgresStore, conn: Conn, before: float, statuses: list[str], limit: int) -> int:
+    """Delete up to ``limit`` ended runs last changed before ``before`` (oldest first);
+    their journals and signals go by ON DELETE CASCADE, their outbox rows explicitly."""
+    ended = [s for s in statuses if s in TERMINAL]
+    if not ended:
+        return 0
+    doomed = [
+        str(r[0])
+        for r in conn.execute(
+            "SELECT run_id FROM tarry_runs WHERE status = ANY(%s) AND updated_at < %s ORDER BY updated_at LIMIT %s "
+            "FOR UPDATE SKIP LOCKED",
+            (ended, before, limit),
+        )
+    ]
+    if doomed:
+        conn.execute("DELETE FROM tarry_outbox WHERE run_id = ANY(%s)", (doomed,))
+        conn.execute("DELETE FROM tarry_runs WHERE run_id = ANY(%s)", (doomed,))
+    return len(doomed)
 
 
 def _running_runs(store: PostgresStore, conn: Conn) -> list[str]:

@@ -340,6 +340,25 @@ WAITED_FOR = (
 )
 
 
+def prune(conn: sqlite3.Connection, before: float, statuses: list[str], limit: int) -> int:
+    """Delete up to ``limit`` ended runs last changed before ``before`` (oldest first),
+    with their journals, signals and outbox rows (the caller's one transaction)."""
+    ended = [s for s in statuses if s in TERMINAL]
+    if not ended:
+        return 0
+    marks = ",".join("?" * len(ended))
+    doomed = [
+        r[0]
+        for r in conn.execute(
+            f"SELECT run_id FROM runs WHERE status IN ({marks}) AND updated_at < ? ORDER BY updated_at LIMIT ?",
+            (*ended, before, limit),
+        )
+    ]
+    for table in ("entries", "signals", "tarry_outbox", "runs"):
+        conn.executemany(f"DELETE FROM {table} WHERE run_id = ?", [(run_id,) for run_id in doomed])
+    return len(doomed)
+
+
 def runs_with_signals(conn: sqlite3.Connection) -> list[str]:
     return [
         r[0]

@@ -273,6 +273,9 @@ class SQLiteStore(SharedStore):
     async def runs_with_signals(self) -> list[str]:
         return await self.read(sql.runs_with_signals)  # type: ignore[no-any-return]
 
+    async def prune(self, before: float, statuses: list[str], limit: int) -> int:
+        return await self.submit(sql.prune, before, statuses, limit)  # type: ignore[no-any-return]
+
     async def running_runs(self) -> list[str]:
         return await self.read(sql.running_runs)  # type: ignore[no-any-return]
 
@@ -340,6 +343,9 @@ class SQLiteStore(SharedStore):
 
     def client_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
         return self._announce(sql.client_cancel, run_id, reason, at)  # type: ignore[no-any-return]
+
+    def client_prune(self, before: float, statuses: list[str], limit: int) -> int:
+        return self.submit_sync(sql.prune, before, statuses, limit)  # type: ignore[no-any-return]
 
     def client_retry(self, run_id: str, at: float) -> RunRow:
         return self._announce(sql.client_retry, run_id, at)  # type: ignore[no-any-return]
