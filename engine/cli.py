@@ -462,6 +462,8 @@ def _print_info(info: RunInfo) -> None:
         grid.add_row("Cancel reason", escape(info.cancel_reason))
     if info.parent_run_id:
         grid.add_row("Parent run", info.parent_run_id)
+    if info.forked_from:
+        grid.add_row("Forked from", info.forked_from)
     if info.children:
         grid.add_row("Child runs", ", ".join(info.children))
     console.print(grid)
@@ -867,23 +869,32 @@ def prune(state: _State, older_than: float, status: tuple[str, ...], as_json: bo
 
 @cli.command()
 @click.argument("run_id", metavar="RUN", shell_complete=_complete_runs)
+@click.option(
+    "--from-step",
+    metavar="STEP",
+    help="Fork a new run from RUN's journal up to STEP (STEP and what follows run again); RUN is left as it is.",
+)
 @_wait_options
 @_json_flag
 @click.pass_obj
-def retry(state: _State, run_id: str, wait: bool, timeout: float | None, as_json: bool) -> None:
+def retry(state: _State, run_id: str, from_step: str | None, wait: bool, timeout: float | None, as_json: bool) -> None:
     """Re-drive the failed RUN from its journal (completed steps are not run again).
+
+    With --from-step, any ended RUN is forked instead: a new run replays RUN's journal up
+    to STEP and runs STEP and everything after it again.
 
     Example:
 
     \b
-        tarry retry 3f2a9c --wait
+        tarry retry 3f2a9c --from-step ship --wait
     """
     with state.client() as client:
-        result = client.retry(run_id)
+        result = client.retry(run_id, from_step=from_step)
         if wait:
             _warn_without_worker(client)
-            result = client.wait(run_id, timeout)
-    _print_result(result, as_json, None if as_json else f"Retrying run [bold]{run_id}[/].")
+            result = client.wait(result.run_id, timeout)
+    said = f"Retrying run [bold]{run_id}[/]." if from_step is None else f"Forked run [bold]{result.run_id}[/]."
+    _print_result(result, as_json, None if as_json else said)
     _finish(result, wait)
 
 

@@ -30,7 +30,7 @@ from .errors import (
     WaitTimeout,
     WorkflowNotFound,
 )
-from .journal import PRUNE_BATCH, STATUSES, RunRow, new_run_id, prune_filter, run_filter, same_trigger
+from .journal import PRUNE_BATCH, STATUSES, RunRow, fork, new_run_id, prune_filter, run_filter, same_trigger
 from .registry import check_payload, describe
 from .results import RunInfo, RunResult, _dt, _ToDict
 from .store import is_url, store_from_url
@@ -281,19 +281,27 @@ class Client:
         row = self._db.client_cancel(run_id, reason or "cancelled by request", time.time())
         return RunResult.from_row(row)
 
-    def retry(self, run_id: str) -> RunResult:
+    def retry(self, run_id: str, *, from_step: str | None = None) -> RunResult:
         """Re-drive a failed run from its journal (completed steps are not run again).
 
-        Returns the run back in ``running``; the worker drives it.
+        Returns the run back in ``running``; the worker drives it. With ``from_step``: fork
+        a new run from this one's journal up to that step, as :meth:`Runtime.retry` does,
+        and return the new run (``running``, ``forked_from`` set).
 
         Raises:
-            RunNotFound; RunNotRetryable (it has not failed); WorkflowNotFound (its workflow
-            is neither given to this Client nor in the published registry).
+            RunNotFound; RunNotRetryable (it has not failed; with ``from_step``: it has not
+            ended); WorkflowNotFound (its workflow is neither given to this Client nor in
+            the published registry); InvalidArgument (``from_step`` is not in its journal).
         """
         found = self._db.snapshot(run_id)
         if found is None:
             raise RunNotFound(run_id)
         row = found[0]
+        if from_step is not None:
+            now = time.time()
+            new, copied = fork(row, found[1], from_step, new_run_id(), now)
+            created, _ = self._db.client_trigger(new, copied)
+            return RunResult.from_row(created)
         if row.status == "failed":
             known = list(self._workflows) if self._workflows is not None else list(self._known())
             if known and row.workflow_id not in known:

@@ -220,12 +220,15 @@ class RunFinished(RunStateError):
 class RunNotRetryable(RunStateError):
     code = "run_not_retryable"
 
-    def __init__(self, run_id: str, status: str) -> None:
-        super().__init__(
-            f"cannot retry run {run_id!r}: only failed runs can be retried, this one is {status}",
-            run_id=run_id,
-            status=status,
-        )
+    def __init__(self, run_id: str, status: str, from_step: str | None = None) -> None:
+        if from_step is None:
+            message = f"cannot retry run {run_id!r}: only failed runs can be retried, this one is {status}"
+        else:
+            message = (
+                f"cannot re-run run {run_id!r} from step {from_step!r}: it is {status}; "
+                "cancel it or let it end first (only ended runs are forked)"
+            )
+        super().__init__(message, run_id=run_id, status=status, from_step=from_step)
 
 
 class IdempotencyConflict(RunStateError):

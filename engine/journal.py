@@ -30,13 +30,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 import orjson
 
-from .errors import IdempotencyConflict, InvalidArgument
+from .errors import IdempotencyConflict, InvalidArgument, RunNotRetryable
 
 __all__ = [
     "ACTIVE",
@@ -45,6 +45,7 @@ __all__ = [
     "new_run_id",
     "retry_cut",
     "PRUNE_BATCH",
+    "fork",
     "prune_filter",
     "same_signal",
     "same_trigger",
@@ -100,6 +101,7 @@ class RunRow:
     attempt: int = 1  # 1 + the number of retry() calls
     last_step: str | None = None  # the step id of the latest journal entry written
     parent_run_id: str | None = None  # the run that started this one with ctx.child
+    forked_from: str | None = None  # the run a retry(from_step=...) copied this one from
 
 
 @dataclass(slots=True)
@@ -205,6 +207,30 @@ def same_signal(existing: SignalRow, event: str, payload: str, dedup_key: str) -
         )
     existing.duplicate = True
     return existing
+
+
+def fork(
+    row: RunRow, entries: list[EntryRow], from_step: str, run_id: str, now: float
+) -> tuple[RunRow, list[EntryRow]]:
+    """A new run ``run_id`` of ``row``'s workflow and payload whose journal is ``entries``
+    before the entry of ``from_step``: a replay returns their recorded results, and
+    ``from_step`` and everything after it run again. ``forked_from`` names the original.
+
+    Raises:
+        RunNotRetryable: the original has not ended.
+        InvalidArgument: no entry of the journal has that step id (the message lists them).
+    """
+    if row.status not in TERMINAL:
+        raise RunNotRetryable(row.run_id, row.status, from_step)
+    at = next((e.seq for e in entries if e.step_id == from_step), None)
+    if at is None:
+        known = ", ".join(repr(e.step_id) for e in entries) or "none"
+        raise InvalidArgument(
+            f"run {row.run_id!r} has no step {from_step!r} in its journal (its steps: {known})", run_id=row.run_id
+        )
+    copied = [replace(e, run_id=run_id) for e in entries if e.seq < at]
+    new = RunRow(run_id, row.workflow_id, "running", row.payload, now, now, forked_from=row.run_id)
+    return new, copied
 
 
 def retry_cut(error: str | None, entries: list[tuple[int, str, str]]) -> int:

@@ -98,6 +98,8 @@ class RunResult(_ToDict):
     #: The step id of the latest journal entry (the step in progress is not recorded).
     last_step: str | None = None
     parent_run_id: str | None = None
+    #: The run a ``retry(..., from_step=...)`` copied this one from.
+    forked_from: str | None = None
 
     @classmethod
     def from_row(cls, row: RunRow) -> RunResult:
@@ -112,6 +114,7 @@ class RunResult(_ToDict):
             updated_at=_dt(row.updated_at),
             last_step=row.last_step,
             parent_run_id=row.parent_run_id,
+            forked_from=row.forked_from,
         )
 
 
@@ -215,6 +218,7 @@ class RunInfo(_ToDict):
     attempt: int
     cancel_reason: str | None
     parent_run_id: str | None = None
+    forked_from: str | None = None
 
     @classmethod
     def from_rows(cls, row: RunRow, entries: list[EntryRow], signals: list[SignalRow]) -> RunInfo:
@@ -233,6 +237,7 @@ class RunInfo(_ToDict):
             attempt=row.attempt,
             cancel_reason=row.cancel_reason,
             parent_run_id=row.parent_run_id,
+            forked_from=row.forked_from,
         )
 
     @property
@@ -254,4 +259,5 @@ class RunInfo(_ToDict):
             self.updated_at,
             last,
             self.parent_run_id,
+            self.forked_from,
         )

@@ -49,6 +49,7 @@ from .journal import (
     RunRow,
     SignalRow,
     Write,
+    fork,
     new_run_id,
     prune_filter,
     retry_cut,
@@ -593,21 +594,40 @@ class Runtime:
         log.info("run %s cancel requested: %s", run_id, reason, extra={"run_id": run_id, "reason": reason})
         return RunResult.from_row(row)
 
-    async def retry(self, run_id: str) -> RunResult:
+    async def retry(self, run_id: str, *, from_step: str | None = None) -> RunResult:
         """Re-drive a failed run from its journal, e.g. after fixing the code.
 
         Completed steps are not run again; the step whose failure ended the run (and any
         failed steps right before it) run again. Returns when the run suspends or ends.
 
+        With ``from_step``: fork a NEW run (new id, ``forked_from`` naming this one) of the
+        same workflow and payload whose journal is a copy of this run's up to that step, so
+        that step and everything after it run again; this run is left as it is. Any ended
+        run (completed, failed, cancelled) can be forked. The copy and the new run commit
+        in one transaction.
+
         Raises:
-            RunNotFound; RunNotRetryable (the run has not failed); WorkflowNotFound (its
-            workflow is not registered here).
+            RunNotFound; RunNotRetryable (the run has not failed; with ``from_step``: it
+            has not ended); WorkflowNotFound (its workflow is not registered here);
+            InvalidArgument (``from_step`` is not in the journal: the message lists its steps).
         """
         await self._open()
         loaded = await self.store.load(run_id)
         if loaded is None:
             raise RunNotFound(run_id)
         row, journal, _ = loaded
+        if from_step is not None:
+            wf = self._resolve(row.workflow_id)
+            new, copied = fork(row, journal, from_step, new_run_id(), self.now())
+            created, _ = await self.store.create_run(new, copied)
+            log.info(
+                "run %s forked from %s at step %r",
+                new.run_id,
+                run_id,
+                from_step,
+                extra={"run_id": new.run_id, "workflow_id": wf.id, "status": "running", "forked_from": run_id},
+            )
+            return await self._run_until_stop(self._new_actor(wf, created, copied, []))
         if row.status != "failed":
             raise RunNotRetryable(run_id, row.status)
         self._resolve(row.workflow_id)

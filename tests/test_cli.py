@@ -135,6 +135,14 @@ def test_approval_from_other_processes(tmp_path: Path, cli_db: Path | str, worke
     retried = tarry(db, "retry", run_id, "--wait", "--json")
     assert retried.returncode == 0, retried.stderr
     assert json.loads(retried.stdout)["status"] == "completed"
+    # Re-run the completed one from its first step: a new run, on the worker.
+    first_step = json.loads(tarry(db, "show", run_id, "--json").stdout)["history"][0]["step_id"]
+    forked = tarry(db, "retry", run_id, "--from-step", first_step, "--wait", "--json")
+    assert forked.returncode == 0, forked.stderr
+    fork = json.loads(forked.stdout)
+    assert (fork["status"], fork["forked_from"]) == ("completed", run_id)
+    assert fork["run_id"] != run_id
+    assert f"Forked from {run_id}" in " ".join(tarry(db, "show", fork["run_id"]).stdout.split())
 
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=15) == 0

@@ -604,3 +604,50 @@ async def test_prune_deletes_what_ended_long_enough_ago(
     assert [r.run_id for r in await runtime.list_runs()] == [waiting.run_id]
     assert old.run_id
     await store.close()
+
+
+# -- re-run from a step ----------------------------------------------------------------------
+
+
+async def test_retry_from_a_step_forks_a_new_run_that_keeps_the_journal_before_it(
+    mock_clock: Any, store: Store
+) -> None:
+    from engine import InvalidArgument, RunNotRetryable
+
+    calls: list[str] = []
+
+    async def act(name: str) -> str:
+        calls.append(name)
+        return f"{name}-{len(calls)}"
+
+    @workflow("ship-it")
+    async def wf(ctx: Any) -> Any:
+        charged = await ctx.step("charge", act, "charge")
+        await ctx.sleep("settle", 10)
+        shipped = await ctx.step("ship", act, "ship")
+        return [charged, shipped]
+
+    runtime = create_runtime(workflows=[wf], store=store)
+    original = await runtime.trigger(wf, None)
+    with pytest.raises(RunNotRetryable, match="cancel it or let it end"):
+        await runtime.retry(original.run_id, from_step="ship")
+    await trio.sleep(11)
+    [done] = await runtime.sweep()
+    assert done.output == ["charge-1", "ship-2"]
+    with pytest.raises(InvalidArgument, match="'charge', 'settle', 'ship'"):
+        await runtime.retry(original.run_id, from_step="deliver")
+
+    forked = await runtime.retry(original.run_id, from_step="ship")
+    assert forked.run_id != original.run_id
+    assert forked.forked_from == original.run_id
+    assert forked.status == "completed"
+    assert forked.output == ["charge-1", "ship-3"]  # charge and the sleep replayed, ship ran again
+    assert calls == ["charge", "ship", "ship"]
+    assert (await runtime.get_run(original.run_id)).output == ["charge-1", "ship-2"]  # untouched
+
+    if isinstance(store, SQLiteStore):  # and from another process's Client
+        with Client(store.url) as client:
+            again = client.retry(original.run_id, from_step="settle")
+            assert again.status == "running"
+            assert again.forked_from == original.run_id
+            assert [h.step_id for h in client.get_run(again.run_id).history] == ["charge"]

@@ -74,7 +74,12 @@ async def test_a_file_of_an_older_schema_is_migrated_and_keeps_its_data(
     store = SQLiteStore(path)
     await store.open()
     try:
-        assert store.applied_migrations()[2:] == ["0003_lean_indexes", "0004_child_runs", "0005_signal_dedup"]
+        assert store.applied_migrations()[2:] == [
+            "0003_lean_indexes",
+            "0004_child_runs",
+            "0005_signal_dedup",
+            "0006_forks",
+        ]
         row = await store.get_run("r")
         assert row is not None
         assert row.parent_run_id is None

@@ -138,6 +138,8 @@ class RunDetailScreen(Screen[None]):
             summary.append(f"\nchild of {info.parent_run_id}")
         if info.children:
             summary.append(f"\nchildren: {', '.join(info.children)}")
+        if info.forked_from:
+            summary.append(f"\nforked from {info.forked_from}")
         self.query_one("#summary", Static).update(summary)
         pending = self.query_one("#pending", Static)
         pending.display = bool(info.pending) and info.status in ("suspended", "running")

@@ -39,8 +39,9 @@ class Store(ABC):
     # -- writes ---------------------------------------------------------------------------
 
     @abstractmethod
-    async def create_run(self, row: RunRow) -> tuple[RunRow, bool]:
-        """Insert a new run; return ``(row, True)``.
+    async def create_run(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
+        """Insert a new run, with ``journal`` (a fork's copied entries) in the same
+        transaction; return ``(row, True)``.
 
         If ``row.run_id`` exists for the same workflow, nothing is written and the stored
         row comes back with ``False`` (an idempotent trigger).
@@ -333,7 +334,7 @@ class SharedStore(Store):
     # -- clients' verbs: each change and its notice to the workers in one transaction ---------
 
     @abstractmethod
-    def client_trigger(self, row: RunRow) -> tuple[RunRow, bool]:
+    def client_trigger(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
         """:meth:`Store.create_run`, announced to the workers."""
 
     @abstractmethod

@@ -42,7 +42,7 @@ class MemoryStore(Store):
         except KeyError:
             raise RunNotFound(run_id) from None
 
-    async def create_run(self, row: RunRow) -> tuple[RunRow, bool]:
+    async def create_run(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
         await trio.lowlevel.checkpoint()
         existing = self._runs.get(row.run_id)
         if existing is not None:
@@ -50,7 +50,7 @@ class MemoryStore(Store):
                 raise RunAlreadyExists(row.run_id, existing.workflow_id)
             return replace(existing), False
         self._runs[row.run_id] = replace(row)
-        self._entries[row.run_id] = []
+        self._entries[row.run_id] = sorted(journal or [], key=lambda e: e.seq)
         self._signals[row.run_id] = []
         return replace(row), True
 

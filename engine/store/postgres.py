@@ -72,7 +72,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 log = logging.getLogger("tarry.store")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 CHANNEL = "tarry_changes"
 #: Seconds between two looks at the claimable runs when no notice came (takeover's bound).
 CLAIM_EVERY = 0.5
@@ -91,7 +91,7 @@ WRITABLE_RUN_COLUMNS = frozenset(
 RUN_FIELDS = (
     "r.run_id, r.workflow_id, r.status, r.payload, r.created_at, "
     "greatest(r.updated_at, coalesce(e.at, 0)), r.output, r.error, r.pending, r.wake_at, r.wait_event, "
-    "r.cancel_reason, r.attempt, e.step_id, r.parent_run_id"
+    "r.cancel_reason, r.attempt, e.step_id, r.parent_run_id, r.forked_from"
 )
 LATEST_ENTRY = (
     "LEFT JOIN LATERAL (SELECT coalesce(x.finished_at, x.started_at) AS at, x.step_id FROM tarry_entries x "
@@ -141,6 +141,8 @@ _MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE tarry_signals ADD COLUMN dedup_key text",
         "CREATE UNIQUE INDEX tarry_signals_dedup ON tarry_signals (run_id, dedup_key) WHERE dedup_key IS NOT NULL",
     ],
+    # The run that retry(run_id, from_step=...) copied a new run from.
+    4: ["ALTER TABLE tarry_runs ADD COLUMN forked_from text"],
 }
 
 _STOP = object()
@@ -467,8 +469,8 @@ class PostgresStore(SharedStore):
 
     # -- the store protocol -------------------------------------------------------------------
 
-    async def create_run(self, row: RunRow) -> tuple[RunRow, bool]:
-        return await self._submit(_create_run, row, self._owner)  # type: ignore[no-any-return]
+    async def create_run(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
+        return await self._submit(_create_run, row, self._owner, journal)  # type: ignore[no-any-return]
 
     async def write(self, write: Write) -> bool:
         return await self._submit(_write, write)  # type: ignore[no-any-return]
@@ -586,8 +588,8 @@ class PostgresStore(SharedStore):
     def watch(self, poll_interval: float, *, wake_socket: bool = True) -> ChangeWatch:
         return _Listen(self)
 
-    def client_trigger(self, row: RunRow) -> tuple[RunRow, bool]:
-        return self._submit_sync(_client_trigger, row)  # type: ignore[no-any-return]
+    def client_trigger(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
+        return self._submit_sync(_client_trigger, row, journal)  # type: ignore[no-any-return]
 
     def client_signal(
         self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
@@ -717,10 +719,12 @@ def _notify(conn: Conn, kind: str, run_id: str, at: float, signal_id: int | None
     conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{kind}:{run_id}"))
 
 
-def _create_run(store: PostgresStore, conn: Conn, row: RunRow, owner: str | None) -> tuple[RunRow, bool]:
+def _create_run(
+    store: PostgresStore, conn: Conn, row: RunRow, owner: str | None, journal: list[EntryRow] | None = None
+) -> tuple[RunRow, bool]:
     inserted = conn.execute(
-        f"INSERT INTO tarry_runs ({RUN_COLUMNS}, owner, parent_run_id) "
-        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (run_id) DO NOTHING",
+        f"INSERT INTO tarry_runs ({RUN_COLUMNS}, owner, parent_run_id, forked_from) "
+        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (run_id) DO NOTHING",
         (
             row.run_id,
             row.workflow_id,
@@ -737,9 +741,12 @@ def _create_run(store: PostgresStore, conn: Conn, row: RunRow, owner: str | None
             row.attempt,
             owner,
             row.parent_run_id,
+            row.forked_from,
         ),
     ).rowcount
     if inserted:
+        if journal:
+            _write(store, conn, Write(row.run_id, row.updated_at, entries=journal))
         return row, True
     existing = _get_run(store, conn, row.run_id)
     assert existing is not None  # the conflict was on this run_id
@@ -748,8 +755,10 @@ def _create_run(store: PostgresStore, conn: Conn, row: RunRow, owner: str | None
     return existing, False
 
 
-def _client_trigger(store: PostgresStore, conn: Conn, row: RunRow) -> tuple[RunRow, bool]:
-    stored, created = _create_run(store, conn, row, None)  # nobody's: the first worker to look claims it
+def _client_trigger(
+    store: PostgresStore, conn: Conn, row: RunRow, journal: list[EntryRow] | None = None
+) -> tuple[RunRow, bool]:
+    stored, created = _create_run(store, conn, row, None, journal)  # nobody's: the first worker to look claims it
     if created:
         _notify(conn, "trigger", row.run_id, row.created_at)
     return stored, created

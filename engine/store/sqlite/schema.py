@@ -143,12 +143,18 @@ def _m0005_signal_dedup(db: sqlite_utils.Database) -> None:
     db.execute("CREATE UNIQUE INDEX signals_dedup ON signals(run_id, dedup_key) WHERE dedup_key IS NOT NULL")
 
 
+def _m0006_forks(db: sqlite_utils.Database) -> None:
+    """``runs.forked_from``: the run that ``retry(run_id, from_step=...)`` copied a new run from."""
+    _table(db, "runs").add_column("forked_from", str)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _m0001_initial),
     ("0002_cross_process", _m0002_cross_process),
     ("0003_lean_indexes", _m0003_lean_indexes),
     ("0004_child_runs", _m0004_child_runs),
     ("0005_signal_dedup", _m0005_signal_dedup),
+    ("0006_forks", _m0006_forks),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

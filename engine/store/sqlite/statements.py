@@ -43,7 +43,7 @@ RUN_SELECT = (
     "run_id, workflow_id, status, payload, created_at, "
     f"max(updated_at, coalesce({_LATEST.format('coalesce(e.finished_at, e.started_at)')}, 0)), "
     "output, error, pending, wake_at, wait_event, cancel_reason, attempt, "
-    f"{_LATEST.format('e.step_id')}, parent_run_id"
+    f"{_LATEST.format('e.step_id')}, parent_run_id, forked_from"
 )
 ENTRY_COLUMNS = "run_id, seq, step_id, kind, status, started_at, finished_at, output, error, detail, attempts"
 SIGNAL_COLUMNS = "id, run_id, event, payload, sent_at, consumed_at, consumed_by"
@@ -56,10 +56,11 @@ WRITABLE_RUN_COLUMNS = frozenset(
 # -- runs, journals and inboxes ----------------------------------------------------------------
 
 
-def create_run(conn: sqlite3.Connection, row: RunRow) -> tuple[RunRow, bool]:
+def create_run(conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
+    """Insert a run (with ``journal``, a fork's copied entries, in the same transaction)."""
     # Insert first and look only on a conflict: a new run (the usual case) costs no read.
     inserted = conn.execute(
-        f"INSERT INTO runs ({RUN_COLUMNS}, parent_run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        f"INSERT INTO runs ({RUN_COLUMNS}, parent_run_id, forked_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT (run_id) DO NOTHING",
         (
             row.run_id,
@@ -76,9 +77,12 @@ def create_run(conn: sqlite3.Connection, row: RunRow) -> tuple[RunRow, bool]:
             row.cancel_reason,
             row.attempt,
             row.parent_run_id,
+            row.forked_from,
         ),
     ).rowcount
     if inserted:
+        if journal:
+            insert_entries(conn, entry_rows(journal), row.run_id)
         return row, True
     existing = get_run(conn, row.run_id)
     assert existing is not None  # the conflict was on this run_id, in this transaction
@@ -393,8 +397,8 @@ def wake_address(conn: sqlite3.Connection, now: float) -> str | None:
     return wake if isinstance(wake, str) else None
 
 
-def client_trigger(conn: sqlite3.Connection, row: RunRow) -> tuple[RunRow, bool]:
-    stored, created = create_run(conn, row)
+def client_trigger(conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
+    stored, created = create_run(conn, row, journal)
     if created:
         notify(conn, "trigger", row.run_id, row.created_at)
     return stored, created
@@ -438,7 +442,7 @@ def client_retry(conn: sqlite3.Connection, run_id: str, at: float) -> RunRow:
 def changes_after(conn: sqlite3.Connection, after: int, limit: int) -> list[Change]:
     """Outbox rows with ``seq > after``, oldest first, each with its signal and run row."""
     signal_columns = ", ".join(f"s.{c.strip()}" for c in SIGNAL_COLUMNS.split(","))
-    run_columns = ", ".join(f"r.{c.strip()}" for c in RUN_COLUMNS.split(",")) + ", NULL, r.parent_run_id"
+    run_columns = ", ".join(f"r.{c.strip()}" for c in RUN_COLUMNS.split(",")) + ", NULL, r.parent_run_id, r.forked_from"
     n_signal = len(SIGNAL_COLUMNS.split(","))
     changes = []
     conn.execute("BEGIN")  # one snapshot

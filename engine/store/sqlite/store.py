@@ -220,10 +220,10 @@ class SQLiteStore(SharedStore):
 
     # The hot path: straight to the committer (one coroutine frame less per write).
 
-    async def create_run(self, row: RunRow) -> tuple[RunRow, bool]:
+    async def create_run(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
         if not self.committer.running:
             await self.open()
-        return await self.committer.submit(sql.create_run, row)  # type: ignore[no-any-return]
+        return await self.committer.submit(sql.create_run, row, journal)  # type: ignore[no-any-return]
 
     async def write(self, write: Write) -> bool:
         if not self.committer.running:
@@ -333,8 +333,8 @@ class SQLiteStore(SharedStore):
         self._nudge(address)
         return result
 
-    def client_trigger(self, row: RunRow) -> tuple[RunRow, bool]:
-        return self._announce(sql.client_trigger, row)  # type: ignore[no-any-return]
+    def client_trigger(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
+        return self._announce(sql.client_trigger, row, journal)  # type: ignore[no-any-return]
 
     def client_signal(
         self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
