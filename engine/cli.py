@@ -925,14 +925,15 @@ def _workflows_table(found: list[WorkflowInfo]) -> Any:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("WORKFLOW", "PAYLOAD", "FIELDS", "DESCRIPTION"):
+    for name in ("WORKFLOW", "PAYLOAD", "FIELDS", "SCHEDULE", "DESCRIPTION"):
         table.add_column(name, overflow="fold")
     for w in found:
         props = (w.schema or {}).get("properties") or {}
         required = set((w.schema or {}).get("required") or ())
         fields = ", ".join(f"{k}{'' if k in required else '?'}" for k in props)
         summary = (w.description or "").strip().splitlines()[0] if w.description else ""
-        table.add_row(w.id, w.schema_kind, escape(fields), escape(summary))
+        when = f"{w.schedule['cron']} ({w.schedule['tz']})" if w.schedule else ""
+        table.add_row(w.id, w.schema_kind, escape(fields), escape(when), escape(summary))
     return table
 
 

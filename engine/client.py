@@ -56,6 +56,9 @@ class WorkflowInfo(_ToDict):
     schema: dict[str, Any] | None
     source: str
     published_at: datetime | None = None
+    #: ``{"cron", "tz", "catch_up"}`` of a scheduled workflow (known for local ones only:
+    #: the published registry does not carry it yet).
+    schedule: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,7 +408,7 @@ class Client:
         if self._workflows is not None:
             described = (describe(wf) for wf in self._workflows.values())
             return [
-                WorkflowInfo(d["id"], d["description"], d["schema_kind"], d["payload_schema"], "local")
+                WorkflowInfo(d["id"], d["description"], d["schema_kind"], d["payload_schema"], "local", None, d["schedule"])
                 for d in described
             ]
         return [

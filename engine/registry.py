@@ -52,6 +52,7 @@ def describe(wf: Workflow[Any]) -> dict[str, Any]:
         "description": wf.description,
         "schema_kind": wf.schema.kind,
         "payload_schema": payload_schema(wf),
+        "schedule": None if wf.schedule is None else wf.schedule.describe(),
     }
 
 

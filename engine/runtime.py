@@ -57,6 +57,7 @@ from .journal import (
     same_trigger,
 )
 from .results import RunInfo, RunResult
+from .schedules import run_schedule
 from .store import MemoryStore
 from .store.base import Store
 from .timers import TimerWheel
@@ -747,6 +748,9 @@ class Runtime:
         beyond the window comes within half a window, load what is due, repeat. No polling:
         an earlier far wake-up moves the deadline (see ``_note_far_wake``)."""
         await self._recover()
+        for wf in self._workflows.values():
+            if wf.schedule is not None and self._nursery is not None:
+                self._nursery.start_soon(run_schedule, self, wf, wf.schedule)
         task_status.started()
         while True:
             with trio.CancelScope(deadline=self._loader_deadline()) as scope:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .errors import InvalidArgument
 from .retry import Retry
+from .schedules import Schedule
 from .schema import PayloadSchema
 
 if TYPE_CHECKING:
@@ -37,10 +38,13 @@ class Workflow(Generic[P]):
         max_concurrent: how many of its runs may execute at once in one worker process
             (``None``: no limit). Further runs wait in line, first come first served,
             with ``pending: {"kind": "queued"}``; sleeping and waiting runs do not count.
+        schedule: a :class:`Schedule` (from ``schedule=`` cron, ``tz=``, ``catch_up=``):
+            a serving runtime triggers a run at each tick, with the payload
+            ``{"scheduled_at": ISO time}`` (a payload schema must accept it).
         description: free text, shown by the CLI and the dashboard.
     """
 
-    __slots__ = ("deadline", "description", "id", "max_concurrent", "retry", "run", "schema")
+    __slots__ = ("deadline", "description", "id", "max_concurrent", "retry", "run", "schedule", "schema")
 
     def __init__(
         self,
@@ -52,6 +56,9 @@ class Workflow(Generic[P]):
         description: str | None = None,
         deadline: float | timedelta | None = None,
         max_concurrent: int | None = None,
+        schedule: str | None = None,
+        tz: str = "UTC",
+        catch_up: float | timedelta = 3600.0,
     ) -> None:
         if not isinstance(id, str) or not id.strip():
             raise InvalidArgument(f"a workflow id must be a non-empty string, not {id!r}")
@@ -71,6 +78,10 @@ class Workflow(Generic[P]):
                 f"workflow {id!r}: max_concurrent must be an int >= 1 or None, not {max_concurrent!r}", workflow_id=id
             )
         self.max_concurrent = max_concurrent
+        if schedule is not None and not isinstance(schedule, str):
+            raise InvalidArgument(f"workflow {id!r}: schedule must be a cron string, not {schedule!r}", workflow_id=id)
+        seconds = catch_up.total_seconds() if isinstance(catch_up, timedelta) else catch_up
+        self.schedule = None if schedule is None else Schedule(schedule, tz, seconds)
         self.description = description if description is not None else inspect.getdoc(run)
 
     def validate(self, payload: Any) -> Any:
@@ -101,6 +112,9 @@ def workflow(
     description: str | None = None,
     deadline: float | timedelta | None = None,
     max_concurrent: int | None = None,
+    schedule: str | None = None,
+    tz: str = "UTC",
+    catch_up: float | timedelta = 3600.0,
 ) -> Callable[[RunFunction], Workflow[Any]]:
     """Decorate an ``async def run(ctx)`` as a workflow::
 
@@ -122,6 +136,9 @@ def workflow(
             description=description,
             deadline=deadline,
             max_concurrent=max_concurrent,
+            schedule=schedule,
+            tz=tz,
+            catch_up=catch_up,
         )
 
     return decorate
@@ -136,6 +153,9 @@ def define_workflow(
     description: str | None = None,
     deadline: float | timedelta | None = None,
     max_concurrent: int | None = None,
+    schedule: str | None = None,
+    tz: str = "UTC",
+    catch_up: float | timedelta = 3600.0,
 ) -> Workflow[Any]:
     """The ``defineWorkflow({id, payload, run})`` of @visulima/workflow, with keywords."""
     return Workflow(
@@ -146,4 +166,7 @@ def define_workflow(
         description=description,
         deadline=deadline,
         max_concurrent=max_concurrent,
+        schedule=schedule,
+        tz=tz,
+        catch_up=catch_up,
     )

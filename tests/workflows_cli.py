@@ -155,3 +155,15 @@ async def mixed(ctx: Any) -> Any:
 
 WORKFLOWS = [approval, chaos, steps, ping, checked, flaky, mixed]
 runtime = create_runtime(WORKFLOWS)
+
+
+@workflow("every-minute", schedule="* * * * *", catch_up=120)
+async def every_minute(ctx: Any) -> Any:
+    """Scheduled each minute: appends its tick to $TARRY_TEST_TICKS (tests/test_schedules.py)."""
+    return await ctx.step("record", _record_tick, ctx.payload["scheduled_at"])
+
+
+def _record_tick(tick: str) -> str:
+    with open(os.environ["TARRY_TEST_TICKS"], "a") as log:
+        log.write(tick + "\n")
+    return tick
