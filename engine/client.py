@@ -56,8 +56,7 @@ class WorkflowInfo(_ToDict):
     schema: dict[str, Any] | None
     source: str
     published_at: datetime | None = None
-    #: ``{"cron", "tz", "catch_up"}`` of a scheduled workflow (known for local ones only:
-    #: the published registry does not carry it yet).
+    #: ``{"cron", "tz", "catch_up"}`` of a scheduled workflow.
     schedule: dict[str, Any] | None = None
 
 
@@ -408,11 +407,15 @@ class Client:
         if self._workflows is not None:
             described = (describe(wf) for wf in self._workflows.values())
             return [
-                WorkflowInfo(d["id"], d["description"], d["schema_kind"], d["payload_schema"], "local", None, d["schedule"])
+                WorkflowInfo(
+                    d["id"], d["description"], d["schema_kind"], d["payload_schema"], "local", None, d["schedule"]
+                )
                 for d in described
             ]
         return [
-            WorkflowInfo(w.id, w.description, w.schema_kind, w.payload_schema, "published", _dt(w.published_at))
+            WorkflowInfo(
+                w.id, w.description, w.schema_kind, w.payload_schema, "published", _dt(w.published_at), w.schedule
+            )
             for w in self._db.published_workflows()
         ]
 

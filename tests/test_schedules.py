@@ -106,6 +106,13 @@ def test_a_tick_runs_once_across_a_killed_worker(tmp_path: Path) -> None:
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
+    with Client(db) as client:  # the worker published the schedule for clients and the dashboard
+        [published] = client.workflows()
+        assert published.schedule == {"cron": "* * * * *", "tz": "UTC", "catch_up": 120}
+    shown = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "--db", str(db), "workflows"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert "* * * * * (UTC)" in shown.stdout
     lines = effects.read_text().split()
     assert lines
     assert len(lines) == len(set(lines))  # each tick's step ran once, whatever the restarts

@@ -79,6 +79,7 @@ async def test_a_file_of_an_older_schema_is_migrated_and_keeps_its_data(
             "0004_child_runs",
             "0005_signal_dedup",
             "0006_forks",
+            "0007_published_schedules",
         ]
         row = await store.get_run("r")
         assert row is not None

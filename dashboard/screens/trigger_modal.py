@@ -67,6 +67,9 @@ class TriggerModal(ModalScreen[tuple[str, Any] | None]):
         if chosen is not None:
             if chosen.get("description"):
                 lines.append(str(chosen["description"]).strip().splitlines()[0])
+            schedule = chosen.get("schedule")
+            if schedule:
+                lines.append(f"runs by itself: {schedule['cron']} ({schedule['tz']})")
             schema = chosen.get("schema") or chosen.get("payload_schema")
             if schema:
                 lines.append("schema: " + json.dumps(schema, ensure_ascii=False, default=str)[:300])

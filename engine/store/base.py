@@ -190,6 +190,7 @@ class PublishedWorkflow:
     payload_schema: dict[str, Any] | None
     published_at: float
     published_by: str | None
+    schedule: dict[str, Any] | None = None  # {"cron", "tz", "catch_up"} of a scheduled workflow
 
 
 @dataclass(slots=True)

@@ -72,7 +72,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 log = logging.getLogger("tarry.store")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 CHANNEL = "tarry_changes"
 #: Seconds between two looks at the claimable runs when no notice came (takeover's bound).
 CLAIM_EVERY = 0.5
@@ -143,6 +143,8 @@ _MIGRATIONS: dict[int, list[str]] = {
     ],
     # The run that retry(run_id, from_step=...) copied a new run from.
     4: ["ALTER TABLE tarry_runs ADD COLUMN forked_from text"],
+    # The published registry says which workflows run by themselves.
+    5: ["ALTER TABLE tarry_workflows ADD COLUMN schedule text"],
 }
 
 _STOP = object()
@@ -1269,8 +1271,8 @@ def _publish_workflows(
         return
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO tarry_workflows (id, published_by, description, schema_kind, payload_schema, published_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
+            "INSERT INTO tarry_workflows (id, published_by, description, schema_kind, payload_schema, published_at, "
+            "schedule) VALUES (%s, %s, %s, %s, %s, %s, %s)",
             [
                 (
                     w["id"],
@@ -1279,6 +1281,7 @@ def _publish_workflows(
                     w["schema_kind"],
                     None if w.get("payload_schema") is None else orjson.dumps(w["payload_schema"]).decode(),
                     now,
+                    None if w.get("schedule") is None else orjson.dumps(w["schedule"]).decode(),
                 )
                 for w in workflows
             ],
@@ -1287,9 +1290,11 @@ def _publish_workflows(
 
 def _published_workflows(store: PostgresStore, conn: Conn) -> list[PublishedWorkflow]:
     return [
-        PublishedWorkflow(r[0], r[1], r[2], orjson.loads(r[3]) if r[3] else None, r[4], r[5])
+        PublishedWorkflow(
+            r[0], r[1], r[2], orjson.loads(r[3]) if r[3] else None, r[4], r[5], orjson.loads(r[6]) if r[6] else None
+        )
         for r in conn.execute(
-            "SELECT DISTINCT ON (id) id, description, schema_kind, payload_schema, published_at, published_by "
-            "FROM tarry_workflows ORDER BY id, published_at DESC"
+            "SELECT DISTINCT ON (id) id, description, schema_kind, payload_schema, published_at, published_by, "
+            "schedule FROM tarry_workflows ORDER BY id, published_at DESC"
         )
     ]

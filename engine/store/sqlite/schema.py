@@ -148,6 +148,12 @@ def _m0006_forks(db: sqlite_utils.Database) -> None:
     _table(db, "runs").add_column("forked_from", str)
 
 
+def _m0007_published_schedules(db: sqlite_utils.Database) -> None:
+    """``tarry_workflows.schedule``: the published registry says which workflows run by
+    themselves, for clients and the dashboard."""
+    _table(db, "tarry_workflows").add_column("schedule", str)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _m0001_initial),
     ("0002_cross_process", _m0002_cross_process),
@@ -155,6 +161,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0004_child_runs", _m0004_child_runs),
     ("0005_signal_dedup", _m0005_signal_dedup),
     ("0006_forks", _m0006_forks),
+    ("0007_published_schedules", _m0007_published_schedules),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -538,11 +538,11 @@ def lease_holder(conn: sqlite3.Connection, name: str) -> str | None:
 
 def publish_workflows(conn: sqlite3.Connection, workflows: list[dict[str, Any]], owner: str, now: float) -> None:
     """Replace the registry with ``workflows`` (``id``, ``description``, ``schema_kind``,
-    ``payload_schema``): it lists what the serving worker can run."""
+    ``payload_schema``, ``schedule``): it lists what the serving worker can run."""
     conn.execute("DELETE FROM tarry_workflows")
     conn.executemany(
-        "INSERT INTO tarry_workflows (id, description, schema_kind, payload_schema, published_at, published_by) "
-        "VALUES (?,?,?,?,?,?)",
+        "INSERT INTO tarry_workflows (id, description, schema_kind, payload_schema, published_at, published_by, "
+        "schedule) VALUES (?,?,?,?,?,?,?)",
         [
             (
                 w["id"],
@@ -551,6 +551,7 @@ def publish_workflows(conn: sqlite3.Connection, workflows: list[dict[str, Any]],
                 None if w.get("payload_schema") is None else orjson.dumps(w["payload_schema"]).decode(),
                 now,
                 owner,
+                None if w.get("schedule") is None else orjson.dumps(w["schedule"]).decode(),
             )
             for w in workflows
         ],
@@ -559,9 +560,11 @@ def publish_workflows(conn: sqlite3.Connection, workflows: list[dict[str, Any]],
 
 def published_workflows(conn: sqlite3.Connection) -> list[PublishedWorkflow]:
     return [
-        PublishedWorkflow(r[0], r[1], r[2], orjson.loads(r[3]) if r[3] else None, r[4], r[5])
+        PublishedWorkflow(
+            r[0], r[1], r[2], orjson.loads(r[3]) if r[3] else None, r[4], r[5], orjson.loads(r[6]) if r[6] else None
+        )
         for r in conn.execute(
-            "SELECT id, description, schema_kind, payload_schema, published_at, published_by "
+            "SELECT id, description, schema_kind, payload_schema, published_at, published_by, schedule "
             "FROM tarry_workflows ORDER BY id"
         )
     ]
