@@ -226,9 +226,9 @@ class RunActor:
             attempt = recorded.attempts
             started = recorded.started_at
             await self._backoff(step_id, detail["next_at"], in_place)
+        attempt_started = started if recorded is None else self.host.now()
         while True:
             attempt += 1
-            attempt_started = self.host.now()
             try:
                 result = await self._call(call, step_id)
             except Exception as exc:
@@ -247,6 +247,7 @@ class RunActor:
                     next_at = finished + policy.delay(attempt)
                     await self._commit_retry(seq, step_id, started, attempt, error, failures, next_at, in_place)
                     await self._backoff(step_id, next_at, in_place)
+                    attempt_started = self.host.now()
                     continue
                 detail = codec.dumps({"failures": failures}) if attempt > 1 else None
                 entry = EntryRow(
@@ -577,7 +578,8 @@ class RunActor:
             self.accepting = False
             self.passivated = True
             raise Passivate
-        await self._admit()
+        if self._limiter is not None:
+            await self._admit()
 
     # -- max_concurrent -----------------------------------------------------------------------
 
@@ -649,7 +651,8 @@ class RunActor:
             if self.deadline_at is not None:
                 scope.deadline = self.host.to_trio(self.deadline_at)
             try:
-                await self._admit()
+                if self._limiter is not None:
+                    await self._admit()
                 payload = (
                     self._payload
                     if self._payload is not _UNSET

@@ -270,11 +270,12 @@ class RunContext(Generic[P]):
             raise InvalidArgument(
                 f"run {self.run_id!r}, step {step_id!r}: timeout must be a number of seconds > 0, not {timeout!r}"
             )
-        Retry.coerce(retry)  # a bad policy is the caller's error, raised here
+        if retry is not None:
+            Retry.coerce(retry)  # a bad policy is the caller's error, raised here
         return StepCall(self, step_id, fn, args, kwargs, retry, timeout)
 
     async def _run_step(self, call: StepCall) -> Any:
-        policy = Retry.coerce(call.retry, self._actor.workflow.retry)
+        policy = self._actor.workflow.retry if call.retry is None else Retry.coerce(call.retry)
         seq, recorded = self._begin(call.step_id, "step")
         try:
             if recorded is not None and recorded.status != "retrying":
