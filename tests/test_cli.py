@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from engine import Client, InvalidArgument, RunInfo, RunResult, SQLiteStore, create_runtime
 from engine.cli import cli, exit_code, load_app
+from engine.store.sqlite import SCHEMA_VERSION
 
 from . import workflows_cli
 
@@ -213,11 +214,11 @@ def test_bad_input_gives_one_line_and_the_right_exit_code(tmp_path: Path) -> Non
     newer = tmp_path / "newer.db"
     Client(newer).close()
     conn = sqlite3.connect(newer)
-    conn.execute("PRAGMA user_version = 99")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
     result = tarry(newer, "trigger", "approval")
     assert result.returncode == 2
-    assert "schema version 99" in one_line_error(result, "SchemaTooNew")
+    assert f"schema version {SCHEMA_VERSION + 1}" in one_line_error(result, "SchemaTooNew")
 
 
 # -- in this process ----------------------------------------------------------------------------
