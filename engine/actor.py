@@ -38,6 +38,7 @@ from .errors import (
     DeadlineExceeded,
     NonDeterminismError,
     RunFinished,
+    RunQuarantined,
     RunStateError,
     StepFailed,
     WorkflowCodeError,
@@ -76,6 +77,7 @@ class ActorHost(Protocol):
 
     store: Store
     passivate_after: float
+    max_recoveries: int | None
 
     def now(self) -> float: ...
     def to_trio(self, wall: float) -> float: ...
@@ -161,6 +163,8 @@ class RunActor:
         #: The workflow's max_concurrent places (shared by its actors in this process).
         self._limiter = host.limiter(workflow)
         self._admitted = False
+        #: Set by the runtime when recovery loaded this run (``running``, nobody driving it).
+        self.recovering = False
 
     # -- what the context asks for ---------------------------------------------------------
 
@@ -642,6 +646,8 @@ class RunActor:
         if self.deadline_at is not None and self.host.now() >= self.deadline_at:
             await self._finish("failed", error=codec.dumps(_error_json(self._deadline_error(), with_traceback=False)))
             return
+        if self.recovering and self.run.status == "running" and not await self._note_recovery():
+            return
         error: dict[str, Any] | None = None
         output: str | None = None
         with trio.CancelScope() as scope:
@@ -695,6 +701,29 @@ class RunActor:
             await self._finish("failed", error=codec.dumps(error))
         else:
             await self._finish("completed", output=output)
+
+    async def _note_recovery(self) -> bool:
+        """Count this pick-up of a run that a dead process left ``running``, committed
+        before the replay: a run whose step kills every process that drives it must not
+        take each new worker down with it. Progress (a new entry or step attempt) resets
+        the count; past ``max_recoveries`` pick-ups at one mark the run fails with
+        :class:`RunQuarantined`. False: the run is not to be driven (quarantined, or no
+        longer ``running``)."""
+        mark = len(self.entries) + sum(e.attempts for e in self.entries.values())
+        count = self.run.recoveries + 1 if self.run.recovery_mark == mark else 1
+        limit = self.host.max_recoveries
+        if limit is not None and count > limit:
+            error = RunQuarantined(self.run_id, count, self.run.last_step, mark)
+            log.error("%s", error, extra={"run_id": self.run_id, "step_id": self.run.last_step})
+            await self._finish("failed", error=codec.dumps(_error_json(error, with_traceback=False)))
+            return False
+        write = Write(
+            self.run_id,
+            self.host.now(),
+            run={"recoveries": count, "recovery_mark": mark},
+            require=frozenset({"running"}),
+        )
+        return await self._commit(write)
 
     def _deadline_error(self) -> DeadlineExceeded:
         assert self.deadline_at is not None

@@ -597,6 +597,13 @@ class _Age(click.ParamType):  # type: ignore[type-arg]
     default=None,
     help="Prune ended runs older than AGE (e.g. 30d) while serving, every AGE/10 (1 s to 1 h). Default: keep all.",
 )
+@click.option(
+    "--max-recoveries",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Fail a run as quarantined when recovery finds it left running more than N times at one point "
+    "of its journal (its step kills every worker). 0: never. Default: the runtime's (5).",
+)
 @click.pass_obj
 def worker(
     state: _State,
@@ -606,6 +613,7 @@ def worker(
     log_level: str,
     lease_ttl: float | None,
     retention: float | None,
+    max_recoveries: int | None,
 ) -> None:
     """Serve APP's workflows on the database until SIGINT/SIGTERM.
 
@@ -629,6 +637,8 @@ def worker(
     from .worker import Worker, run_until_signalled
 
     runtime = _worker_runtime(load_app(app), state.db)
+    if max_recoveries is not None:
+        runtime.max_recoveries = max_recoveries or None
     undo = logs.configure(log_format, log_level.upper())
     try:
         trio.run(run_until_signalled, Worker(runtime, lease_ttl=lease_ttl, grace=grace, retention=retention))

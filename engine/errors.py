@@ -383,6 +383,26 @@ class DeadlineExceeded(WorkflowError):
         )
 
 
+class RunQuarantined(WorkflowError):
+    """Recovery picked the run up more than the runtime's ``max_recoveries`` times without
+    it getting past one point of its journal: whatever it does there ends the process
+    (a segfault, the OOM killer, ``os._exit``). It fails with this instead of taking each
+    new worker down; :meth:`Runtime.retry` after a fix re-drives it with a fresh count."""
+
+    code = "run_quarantined"
+
+    def __init__(self, run_id: str, recoveries: int, after_step: str | None, mark: int) -> None:
+        where = f"after step {after_step!r}" if after_step is not None else "before its first step"
+        super().__init__(
+            f"run {run_id!r} quarantined: recovery found it left running {recoveries} times {where} "
+            f"(journal mark {mark}) without it getting further, so something there ends the process "
+            "driving it; find what in the dead workers' logs, fix it, then retry the run",
+            run_id=run_id,
+            recoveries=recoveries,
+            after_step=after_step,
+        )
+
+
 class NonRetryableError(Exception):
     """Raise it from a step to fail the step at once: no further attempt, whatever the
     step's ``Retry`` says. The run sees a :class:`StepFailed` whose ``error_type`` is

@@ -102,6 +102,10 @@ class RunRow:
     last_step: str | None = None  # the step id of the latest journal entry written
     parent_run_id: str | None = None  # the run that started this one with ctx.child
     forked_from: str | None = None  # the run a retry(from_step=...) copied this one from
+    #: Times recovery picked the run up (``running``, no live process) at journal mark
+    #: ``recovery_mark`` without it getting further; reset by progress and by retry().
+    recoveries: int = 0
+    recovery_mark: int | None = None
 
 
 @dataclass(slots=True)

@@ -116,6 +116,11 @@ class Runtime:
         timer_resolution: the timer wheel's tick, seconds.
         load_window: the wheel holds wake-ups due within this many seconds; later ones
             stay in the store and are loaded as the window moves on.
+        max_recoveries: how many times recovery may pick up a run that a dead process
+            left ``running`` at one point of its journal; the next time it fails with
+            :class:`RunQuarantined` (a poison run: its step kills every process that runs
+            it). Progress resets the count, so restarts alone never quarantine a healthy
+            run. ``None``: never quarantine.
     """
 
     def __init__(
@@ -126,7 +131,13 @@ class Runtime:
         passivate_after: float = 5.0,
         timer_resolution: float = 0.001,
         load_window: float = 60.0,
+        max_recoveries: int | None = 5,
     ) -> None:
+        if max_recoveries is not None and (
+            isinstance(max_recoveries, bool) or not isinstance(max_recoveries, int) or max_recoveries < 1
+        ):
+            raise InvalidArgument(f"max_recoveries must be an int >= 1 or None, not {max_recoveries!r}")
+        self.max_recoveries = max_recoveries
         self.store: Store = store if store is not None else MemoryStore()
         self.passivate_after = float(passivate_after)
         self.load_window = float(load_window)
@@ -284,19 +295,20 @@ class Runtime:
             await self.store.open()
             self._opened = True
 
-    def _activate(self, run_id: str) -> None:
-        """Make sure a live actor drives ``run_id`` (serving mode; fire and forget)."""
+    def _activate(self, run_id: str, *, recovering: bool = False) -> None:
+        """Make sure a live actor drives ``run_id`` (serving mode; fire and forget).
+        ``recovering``: no live process drives it (see ``RunActor._note_recovery``)."""
         actor = self._actors.get(run_id)
         if (actor is not None and actor.accepting) or run_id in self._loading or self._nursery is None:
             return
         if self._draining:
             return
         self._loading.add(run_id)
-        self._nursery.start_soon(self._load_and_drive, run_id)
+        self._nursery.start_soon(self._load_and_drive, run_id, recovering)
 
-    async def _load_and_drive(self, run_id: str) -> None:
+    async def _load_and_drive(self, run_id: str, recovering: bool = False) -> None:
         try:
-            actor = await self._load_actor(run_id)
+            actor = await self._load_actor(run_id, recovering)
         except WorkflowError:
             log.exception("run %s could not be loaded; it stays as stored", run_id)
             return
@@ -311,7 +323,7 @@ class Runtime:
                 actor.mailbox.put(signal)
             await actor.drive()
 
-    async def _load_actor(self, run_id: str) -> RunActor | None:
+    async def _load_actor(self, run_id: str, recovering: bool = False) -> RunActor | None:
         loaded = await self.store.load(run_id)
         if loaded is None:
             return None
@@ -326,7 +338,9 @@ class Runtime:
                 row.workflow_id,
             )
             return None
-        return self._new_actor(wf, row, journal, inbox)
+        actor = self._new_actor(wf, row, journal, inbox)
+        actor.recovering = recovering
+        return actor
 
     def _new_actor(
         self, wf: Workflow[Any], row: RunRow, journal: list[Any], inbox: list[SignalRow], payload: Any = None
@@ -347,10 +361,10 @@ class Runtime:
             await actor.drive()
         return RunResult.from_row(actor.run)
 
-    async def _resume(self, run_id: str) -> RunResult | None:
+    async def _resume(self, run_id: str, recovering: bool = False) -> RunResult | None:
         if run_id in self._actors:
             return None
-        actor = await self._load_actor(run_id)
+        actor = await self._load_actor(run_id, recovering)
         return None if actor is None else await self._run_until_stop(actor)
 
     # -- the verbs ------------------------------------------------------------------------
@@ -491,7 +505,7 @@ class Runtime:
         waiting = set()
         for row in rows:
             if row.status == "running":
-                self._activate(row.run_id)
+                self._activate(row.run_id, recovering=True)
             elif row.status == "suspended":
                 if row.wake_at is not None and row.run_id not in self._actors:
                     if row.wake_at <= horizon:
@@ -516,7 +530,7 @@ class Runtime:
         candidates = [*await self.store.running_runs(), *due, *await self.store.runs_with_signals()]
         results = []
         for run_id in dict.fromkeys(candidates):
-            result = await self._resume(run_id)
+            result = await self._resume(run_id, recovering=True)
             if result is not None:
                 results.append(result)
         return results
@@ -634,6 +648,7 @@ class Runtime:
         self._resolve(row.workflow_id)
         cut = retry_cut(row.error, [(e.seq, e.step_id, e.status) for e in journal])
         run = {"status": "running", "error": None, "output": None, "attempt": row.attempt + 1, "cancel_reason": None}
+        run.update(recoveries=0, recovery_mark=None)  # a quarantined run gets a fresh count
         write = Write(run_id, self.now(), run=run, truncate_from=cut, require=frozenset({"failed"}))
         if not await self.store.write(write):
             current = await self.store.get_run(run_id)
@@ -767,7 +782,7 @@ class Runtime:
         """Re-drive runs left mid-flight, schedule due wake-ups, and resume waits whose
         signal already arrived."""
         for run_id in await self.store.running_runs():
-            self._activate(run_id)
+            self._activate(run_id, recovering=True)
         await self._load_window()
         for run_id in await self.store.runs_with_signals():
             self._activate(run_id)

@@ -39,6 +39,7 @@ PUBLIC = [
     "RunInfo",
     "RunNotFound",
     "RunNotRetryable",
+    "RunQuarantined",
     "RunResult",
     "RunStateError",
     "Runtime",

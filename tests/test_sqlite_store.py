@@ -80,10 +80,12 @@ async def test_a_file_of_an_older_schema_is_migrated_and_keeps_its_data(
             "0005_signal_dedup",
             "0006_forks",
             "0007_published_schedules",
+            "0008_recoveries",
         ]
         row = await store.get_run("r")
         assert row is not None
         assert row.parent_run_id is None
+        assert (row.recoveries, row.recovery_mark) == (0, None)
         assert await store.due_runs(until=10.0) == [("r", 5.0)]
         conn = sqlite3.connect(path)
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}

@@ -72,7 +72,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 log = logging.getLogger("tarry.store")
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 CHANNEL = "tarry_changes"
 #: Seconds between two looks at the claimable runs when no notice came (takeover's bound).
 CLAIM_EVERY = 0.5
@@ -85,13 +85,14 @@ RUN_COLUMNS = (
 )
 WRITABLE_RUN_COLUMNS = frozenset(
     {"status", "output", "error", "pending", "wake_at", "wait_event", "cancel_reason", "attempt"}
+    | {"recoveries", "recovery_mark"}
 )
 #: A run as reads return it: ``updated_at`` and ``last_step`` from its latest journal entry
 #: when that is newer (step results touch only the journal), as SQLiteStore does.
 RUN_FIELDS = (
     "r.run_id, r.workflow_id, r.status, r.payload, r.created_at, "
     "greatest(r.updated_at, coalesce(e.at, 0)), r.output, r.error, r.pending, r.wake_at, r.wait_event, "
-    "r.cancel_reason, r.attempt, e.step_id, r.parent_run_id, r.forked_from"
+    "r.cancel_reason, r.attempt, e.step_id, r.parent_run_id, r.forked_from, r.recoveries, r.recovery_mark"
 )
 LATEST_ENTRY = (
     "LEFT JOIN LATERAL (SELECT coalesce(x.finished_at, x.started_at) AS at, x.step_id FROM tarry_entries x "
@@ -145,6 +146,11 @@ _MIGRATIONS: dict[int, list[str]] = {
     4: ["ALTER TABLE tarry_runs ADD COLUMN forked_from text"],
     # The published registry says which workflows run by themselves.
     5: ["ALTER TABLE tarry_workflows ADD COLUMN schedule text"],
+    # How often recovery picked a run up without it getting past a journal mark.
+    6: [
+        "ALTER TABLE tarry_runs ADD COLUMN recoveries integer NOT NULL DEFAULT 0",
+        "ALTER TABLE tarry_runs ADD COLUMN recovery_mark integer",
+    ],
 }
 
 _STOP = object()
@@ -922,7 +928,7 @@ def _client_retry(store: PostgresStore, conn: Conn, run_id: str, at: float) -> R
     conn.execute("DELETE FROM tarry_entries WHERE run_id = %s AND seq >= %s", (run_id, cut))
     conn.execute(
         "UPDATE tarry_runs SET status = 'running', error = NULL, output = NULL, attempt = attempt + 1, "
-        "cancel_reason = NULL, owner = NULL, updated_at = %s WHERE run_id = %s",
+        "cancel_reason = NULL, owner = NULL, recoveries = 0, recovery_mark = NULL, updated_at = %s WHERE run_id = %s",
         (at, run_id),
     )
     _notify(conn, "retry", run_id, at)

@@ -154,6 +154,13 @@ def _m0007_published_schedules(db: sqlite_utils.Database) -> None:
     _table(db, "tarry_workflows").add_column("schedule", str)
 
 
+def _m0008_recoveries(db: sqlite_utils.Database) -> None:
+    """``runs.recoveries`` and ``runs.recovery_mark``: how often recovery picked a run up
+    without it getting past journal mark ``recovery_mark`` (a poison run is quarantined)."""
+    _table(db, "runs").add_column("recoveries", int, not_null_default=0)
+    _table(db, "runs").add_column("recovery_mark", int)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _m0001_initial),
     ("0002_cross_process", _m0002_cross_process),
@@ -162,6 +169,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0005_signal_dedup", _m0005_signal_dedup),
     ("0006_forks", _m0006_forks),
     ("0007_published_schedules", _m0007_published_schedules),
+    ("0008_recoveries", _m0008_recoveries),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -43,13 +43,14 @@ RUN_SELECT = (
     "run_id, workflow_id, status, payload, created_at, "
     f"max(updated_at, coalesce({_LATEST.format('coalesce(e.finished_at, e.started_at)')}, 0)), "
     "output, error, pending, wake_at, wait_event, cancel_reason, attempt, "
-    f"{_LATEST.format('e.step_id')}, parent_run_id, forked_from"
+    f"{_LATEST.format('e.step_id')}, parent_run_id, forked_from, recoveries, recovery_mark"
 )
 ENTRY_COLUMNS = "run_id, seq, step_id, kind, status, started_at, finished_at, output, error, detail, attempts"
 SIGNAL_COLUMNS = "id, run_id, event, payload, sent_at, consumed_at, consumed_by"
 #: Columns of ``runs`` that a :class:`Write` may change.
 WRITABLE_RUN_COLUMNS = frozenset(
     {"status", "output", "error", "pending", "wake_at", "wait_event", "cancel_reason", "attempt"}
+    | {"recoveries", "recovery_mark"}
 )
 
 
@@ -429,6 +430,7 @@ def client_retry(conn: sqlite3.Connection, run_id: str, at: float) -> RunRow:
         raise RunNotRetryable(run_id, row.status)
     cut = retry_cut(row.error, [(e.seq, e.step_id, e.status) for e in journal(conn, run_id)])
     run = {"status": "running", "error": None, "output": None, "attempt": row.attempt + 1, "cancel_reason": None}
+    run.update(recoveries=0, recovery_mark=None)
     write(conn, Write(run_id, at, run=run, truncate_from=cut, require=frozenset({"failed"})))
     updated = get_run(conn, run_id)
     assert updated is not None
@@ -442,7 +444,9 @@ def client_retry(conn: sqlite3.Connection, run_id: str, at: float) -> RunRow:
 def changes_after(conn: sqlite3.Connection, after: int, limit: int) -> list[Change]:
     """Outbox rows with ``seq > after``, oldest first, each with its signal and run row."""
     signal_columns = ", ".join(f"s.{c.strip()}" for c in SIGNAL_COLUMNS.split(","))
-    run_columns = ", ".join(f"r.{c.strip()}" for c in RUN_COLUMNS.split(",")) + ", NULL, r.parent_run_id, r.forked_from"
+    run_columns = ", ".join(f"r.{c.strip()}" for c in RUN_COLUMNS.split(",")) + (
+        ", NULL, r.parent_run_id, r.forked_from, r.recoveries, r.recovery_mark"
+    )
     n_signal = len(SIGNAL_COLUMNS.split(","))
     changes = []
     conn.execute("BEGIN")  # one snapshot
