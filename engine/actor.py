@@ -78,6 +78,7 @@ class ActorHost(Protocol):
     store: Store
     passivate_after: float
     max_recoveries: int | None
+    max_output_bytes: int | None
 
     def now(self) -> float: ...
     def to_trio(self, wall: float) -> float: ...
@@ -264,7 +265,9 @@ class RunActor:
                     self.run_id, step_id, error["type"], error["message"], attempt, error["traceback"]
                 ) from exc
             try:
-                output = codec.dumps(result, what="step output", run_id=self.run_id, step_id=step_id)
+                output = codec.dumps(
+                    result, what="step output", run_id=self.run_id, step_id=step_id, limit=self.host.max_output_bytes
+                )
             except WorkflowError as exc:
                 raise self.fatal(exc) from None
             finished = self.host.now()
@@ -690,7 +693,9 @@ class RunActor:
                     error = _error_json(unreplayed)
                 if error is None:
                     try:
-                        output = codec.dumps(result, what="workflow output", run_id=self.run_id)
+                        output = codec.dumps(
+                            result, what="workflow output", run_id=self.run_id, limit=self.host.max_output_bytes
+                        )
                     except WorkflowError as exc:
                         error = _error_json(exc)
         if scope.cancelled_caught and self._cancel_reason is None and self.deadline_at is not None:

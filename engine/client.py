@@ -31,6 +31,7 @@ from .errors import (
     WorkflowNotFound,
 )
 from .journal import PRUNE_BATCH, STATUSES, RunRow, fork, new_run_id, prune_filter, run_filter, same_trigger
+from .limits import DEFAULT_MAX_PAYLOAD_BYTES, check_limit, check_name
 from .registry import check_payload, describe
 from .results import RunInfo, RunResult, _dt, _ToDict
 from .store import is_url, store_from_url
@@ -103,6 +104,9 @@ class Client:
             run can be triggered before any worker started); ``False`` raises
             :class:`DatabaseMissing` instead.
         busy_timeout: seconds to wait for the worker's write lock before :class:`StoreBusy`.
+        max_payload_bytes: the largest run or signal payload as JSON, in bytes; a larger
+            one raises :class:`PayloadTooLarge` and nothing is written. Default 2 MiB (the
+            runtime's default); ``None``: no limit.
 
     Raises:
         NotATarryDatabase: the file exists and was not made by tarry.
@@ -125,7 +129,9 @@ class Client:
         workflows: Iterable[Workflow[Any]] | None = None,
         create: bool = True,
         busy_timeout: float = 5.0,
+        max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
+        self.max_payload_bytes = check_limit("max_payload_bytes", max_payload_bytes)
         self.path: Path | str = str(path) if is_url(path) else Path(path)
         self._workflows: dict[str, Workflow[Any]] | None = None
         if workflows is not None:
@@ -182,22 +188,24 @@ class Client:
     def _validated_payload(self, workflow: Workflow[Any] | str, payload: Any) -> tuple[str, str]:
         """The workflow id and the payload's JSON, validated as ``Runtime.trigger`` would."""
         if isinstance(workflow, Workflow):
-            return workflow.id, codec.dumps(workflow.validate(payload), what="payload")
+            return workflow.id, codec.dumps(workflow.validate(payload), what="payload", limit=self.max_payload_bytes)
         if not isinstance(workflow, str) or not workflow:
             raise InvalidArgument(f"expected a Workflow or a workflow id, not {workflow!r}")
         if self._workflows is not None:
             wf = self._workflows.get(workflow)
             if wf is None:
                 raise WorkflowNotFound(workflow, list(self._workflows))
-            return wf.id, codec.dumps(wf.validate(payload), what="payload")
+            return wf.id, codec.dumps(wf.validate(payload), what="payload", limit=self.max_payload_bytes)
         plain = codec.to_plain(payload, what="payload")
         known = self._known()
         if not known:  # no worker ever published: accepted, the worker validates when it starts the run
-            return workflow, codec.dumps(plain, what="payload")
+            return workflow, codec.dumps(plain, what="payload", limit=self.max_payload_bytes)
         info = known.get(workflow)
         if info is None:
             raise WorkflowNotFound(workflow, list(known))
-        return workflow, codec.dumps(check_payload(workflow, info.schema, plain), what="payload")
+        return workflow, codec.dumps(
+            check_payload(workflow, info.schema, plain), what="payload", limit=self.max_payload_bytes
+        )
 
     # -- the verbs ------------------------------------------------------------------------
 
@@ -223,11 +231,10 @@ class Client:
             Schema published), the worker validates when the run starts and fails the run
             with ``PayloadValidationError``.
         """
+        check_name("run_id", run_id, optional=True)
         workflow_id, payload_json = self._validated_payload(workflow, payload)
         if run_id is None:
             run_id = new_run_id()
-        elif not isinstance(run_id, str) or not run_id.strip():
-            raise InvalidArgument(f"run_id must be a non-empty string, not {run_id!r}")
         now = time.time()
         row, created = self._db.client_trigger(RunRow(run_id, workflow_id, "running", payload_json, now, now))
         if not created:
@@ -244,18 +251,20 @@ class Client:
             IdempotencyConflict: ``dedup_key`` was used with another event or payload.
             RunNotFound: no such run.
             RunFinished: the run has ended; nothing is stored.
-            InvalidArgument: an empty event name.
-            NotSerializable: a payload with no JSON form.
+            InvalidArgument: a run id, event name or dedup key that is not a name (empty,
+                over 1000 bytes, or with a control character).
+            NotSerializable: a payload with no JSON form (or with a NaN or infinity).
+            PayloadTooLarge: the payload is over ``max_payload_bytes`` (nothing stored).
 
         Guarantees:
             Committed to the run's inbox when this returns: a run waiting for ``event``
             takes it as soon as a worker sees it (within milliseconds when one serves the
             file, at its start otherwise); a signal that arrives before its wait is kept.
         """
-        if not isinstance(event, str) or not event:
-            raise InvalidArgument(f"an event name must be a non-empty string, not {event!r}", run_id=run_id)
-        payload_json = codec.dumps(payload, what="signal payload", run_id=run_id)
-        _check_dedup_key(run_id, dedup_key)
+        check_name("run_id", run_id)
+        check_name("event name", event, run_id=run_id)
+        check_name("dedup_key", dedup_key, optional=True, run_id=run_id)
+        payload_json = codec.dumps(payload, what="signal payload", run_id=run_id, limit=self.max_payload_bytes)
         return not self._db.client_signal(run_id, event, payload_json, time.time(), dedup_key).duplicate
 
     def prune(self, *, older_than: Any, status: str | Iterable[str] | None = None) -> int:
@@ -450,8 +459,3 @@ class Client:
         process, this Client's own writes included): poll it to refresh a view only
         when something changed. Values compare only within one Client."""
         return self._db.data_version()
-
-
-def _check_dedup_key(run_id: str, dedup_key: Any) -> None:
-    if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key):
-        raise InvalidArgument(f"dedup_key must be a non-empty string or None, not {dedup_key!r}", run_id=run_id)

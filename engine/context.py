@@ -41,6 +41,7 @@ from .errors import (
     StepFailed,
 )
 from .journal import EntryRow
+from .limits import check_name
 from .results import RunError
 from .retry import Retry
 
@@ -183,8 +184,7 @@ class RunContext(Generic[P]):
     # -- replay bookkeeping ------------------------------------------------------------------
 
     def _check_id(self, step_id: Any) -> None:
-        if not isinstance(step_id, str) or not step_id:
-            raise InvalidArgument(f"run {self.run_id!r}: a step id must be a non-empty string, not {step_id!r}")
+        check_name("step id", step_id, run_id=self.run_id)
 
     def _reserve(self, step_id: str, kind: str) -> tuple[int, EntryRow | None]:
         """Claim the next journal position for ``kind step_id``; return it and what the
@@ -425,11 +425,8 @@ class RunContext(Generic[P]):
         if not events:
             raise InvalidArgument(f"run {self.run_id!r}, wait {step_id!r}: name at least one event")
         for event in events:
-            if not isinstance(event, str) or not event or EVENT_SEPARATOR in event:
-                raise InvalidArgument(
-                    f"run {self.run_id!r}, wait {step_id!r}: an event name must be a non-empty string "
-                    f"(without the control character \\x1f), not {event!r}"
-                )
+            # A name never holds EVENT_SEPARATOR: it is a control character.
+            check_name("event name", event, run_id=self.run_id, step_id=step_id)
         if len(set(events)) != len(events):
             raise InvalidArgument(f"run {self.run_id!r}, wait {step_id!r}: event names repeat in {events!r}")
         if timeout is not None:
@@ -499,8 +496,7 @@ class RunContext(Generic[P]):
         replays the old path (``False``). Once no run in flight predates the change, remove
         the old branch and keep the ``patched`` call until those runs are pruned.
         """
-        if not isinstance(patch_id, str) or not patch_id:
-            raise InvalidArgument(f"run {self.run_id!r}: a patch id must be a non-empty string, not {patch_id!r}")
+        check_name("patch id", patch_id, run_id=self.run_id)
         self._actor.check_open()
         if self._busy is not None:
             raise self._actor.fatal(ConcurrentContextUse(self.run_id, f"patch:{patch_id}", self._busy))

@@ -171,6 +171,31 @@ class NotSerializable(InvalidInput):
         )
 
 
+class PayloadTooLarge(InvalidInput):
+    """A payload, signal payload or output is larger than its configured limit (in bytes).
+
+    Nothing is written. Raise the limit (``Runtime(max_payload_bytes=...)``,
+    ``max_output_bytes``, ``Client(max_payload_bytes=...)``) or store the blob elsewhere
+    and pass its key.
+    """
+
+    code = "payload_too_large"
+
+    def __init__(
+        self, what: str, size: int, limit: int, *, run_id: str | None = None, step_id: str | None = None
+    ) -> None:
+        where = "".join([f" of step {step_id!r}" if step_id else "", f" in run {run_id!r}" if run_id else ""])
+        super().__init__(
+            f"the {what}{where} is {size:,} bytes as JSON, over the limit of {limit:,}: store large data "
+            "outside the journal (a file or object store) and pass its key, or raise the limit",
+            what=what,
+            size=size,
+            limit=limit,
+            run_id=run_id,
+            step_id=step_id,
+        )
+
+
 # -- things that do not exist ---------------------------------------------------------------
 
 

@@ -56,6 +56,7 @@ from .journal import (
     run_filter,
     same_trigger,
 )
+from .limits import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, check_limit, check_name
 from .results import RunInfo, RunResult
 from .schedules import run_schedule
 from .store import MemoryStore
@@ -121,6 +122,12 @@ class Runtime:
             :class:`RunQuarantined` (a poison run: its step kills every process that runs
             it). Progress resets the count, so restarts alone never quarantine a healthy
             run. ``None``: never quarantine.
+        max_payload_bytes: the largest payload (of a run, a child run or a signal) as
+            JSON, in bytes; a larger one raises :class:`PayloadTooLarge` and nothing is
+            written. Default 2 MiB; ``None``: no limit.
+        max_output_bytes: the largest step or workflow output as JSON; a step whose
+            result is larger fails its run with :class:`PayloadTooLarge` (not retried:
+            the same code gives the same size). Default 2 MiB; ``None``: no limit.
     """
 
     def __init__(
@@ -132,15 +139,20 @@ class Runtime:
         timer_resolution: float = 0.001,
         load_window: float = 60.0,
         max_recoveries: int | None = 5,
+        max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+        max_output_bytes: int | None = DEFAULT_MAX_OUTPUT_BYTES,
     ) -> None:
         if max_recoveries is not None and (
             isinstance(max_recoveries, bool) or not isinstance(max_recoveries, int) or max_recoveries < 1
         ):
             raise InvalidArgument(f"max_recoveries must be an int >= 1 or None, not {max_recoveries!r}")
         self.max_recoveries = max_recoveries
+        self.max_payload_bytes = check_limit("max_payload_bytes", max_payload_bytes)
+        self.max_output_bytes = check_limit("max_output_bytes", max_output_bytes)
         self.store: Store = store if store is not None else MemoryStore()
-        self.passivate_after = float(passivate_after)
-        self.load_window = float(load_window)
+        self.passivate_after = _seconds("passivate_after", passivate_after, zero=True)
+        self.load_window = _seconds("load_window", load_window)
+        timer_resolution = _seconds("timer_resolution", timer_resolution)
         self._workflows: dict[str, Workflow[Any]] = {}
         self._actors: dict[str, RunActor] = {}
         self._loading: set[str] = set()
@@ -206,7 +218,7 @@ class Runtime:
         run; a child that exists already is returned as it is."""
         wf = self._resolve(workflow)
         validated = wf.validate(payload)
-        payload_json = codec.dumps(validated, what="payload", run_id=run_id)
+        payload_json = codec.dumps(validated, what="payload", run_id=run_id, limit=self.max_payload_bytes)
         now = self.now()
         new = RunRow(run_id, wf.id, "running", payload_json, now, now, parent_run_id=parent.run_id)
         row, created = await self.store.create_run(new)
@@ -382,7 +394,11 @@ class Runtime:
         Raises:
             WorkflowNotFound: an unknown workflow id.
             PayloadValidationError: the payload fails the workflow's schema (nothing written).
-            NotSerializable: the payload has no JSON form (nothing written).
+            NotSerializable: the payload has no JSON form, or holds a NaN or infinity
+                (nothing written).
+            PayloadTooLarge: the payload is over ``max_payload_bytes`` (nothing written).
+            InvalidArgument: a ``run_id`` that is not a name (empty, over 1000 bytes, or
+                with a control character).
             RunAlreadyExists: ``run_id`` belongs to a run of another workflow.
             IdempotencyConflict: ``run_id`` exists with another payload (nothing written).
 
@@ -391,12 +407,11 @@ class Runtime:
             crash of this process and is recovered by the next runtime on the same store.
         """
         wf = self._resolve(workflow)
+        check_name("run_id", run_id, optional=True, workflow_id=wf.id)
         validated = wf.validate(payload)
-        payload_json = codec.dumps(validated, what="payload")
+        payload_json = codec.dumps(validated, what="payload", run_id=run_id, limit=self.max_payload_bytes)
         if run_id is None:
             run_id = new_run_id()
-        elif not isinstance(run_id, str) or not run_id.strip():
-            raise InvalidArgument(f"run_id must be a non-empty string, not {run_id!r}")
         await self._open()
         now = self.now()
         row, created = await self.store.create_run(RunRow(run_id, wf.id, "running", payload_json, now, now))
@@ -422,15 +437,16 @@ class Runtime:
         Raises:
             RunNotFound: no such run.
             RunFinished: the run has ended (nothing is stored).
-            InvalidArgument: an empty event name or dedup key.
+            InvalidArgument: a run id, event name or dedup key that is not a name (empty,
+                over 1000 bytes, or with a control character).
+            PayloadTooLarge: the payload is over ``max_payload_bytes`` (nothing stored).
             NotSerializable: a payload with no JSON form.
             IdempotencyConflict: ``dedup_key`` was used with another event or payload.
         """
-        if not isinstance(event, str) or not event:
-            raise InvalidArgument(f"an event name must be a non-empty string, not {event!r}", run_id=run_id)
-        if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key):
-            raise InvalidArgument(f"dedup_key must be a non-empty string or None, not {dedup_key!r}", run_id=run_id)
-        payload_json = codec.dumps(payload, what="signal payload", run_id=run_id)
+        check_name("run_id", run_id)
+        check_name("event name", event, run_id=run_id)
+        check_name("dedup_key", dedup_key, optional=True, run_id=run_id)
+        payload_json = codec.dumps(payload, what="signal payload", run_id=run_id, limit=self.max_payload_bytes)
         await self._open()
         signal = await self.store.add_signal(run_id, event, payload_json, self.now(), dedup_key)
         if signal.duplicate:
@@ -811,3 +827,15 @@ def _waits_for(row: RunRow, event: str) -> bool:
 def create_runtime(workflows: Iterable[Workflow[Any]] = (), store: Store | None = None, **options: Any) -> Runtime:
     """``createRuntime({workflows, store})``: a :class:`Runtime` (see it for ``options``)."""
     return Runtime(workflows, store, **options)
+
+
+def _seconds(name: str, value: Any, *, zero: bool = False) -> float:
+    """``value`` as a finite number of seconds (> 0, or >= 0 with ``zero``)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if isinstance(value, bool) or not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not zero):
+        bound = ">= 0" if zero else "> 0"
+        raise InvalidArgument(f"{name} must be a finite number of seconds {bound}, not {value!r}", field=name)
+    return seconds

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .errors import InvalidArgument
+from .limits import check_name
 from .retry import Retry
 from .schedules import Schedule
 from .schema import PayloadSchema
@@ -60,8 +61,7 @@ class Workflow(Generic[P]):
         tz: str = "UTC",
         catch_up: float | timedelta = 3600.0,
     ) -> None:
-        if not isinstance(id, str) or not id.strip():
-            raise InvalidArgument(f"a workflow id must be a non-empty string, not {id!r}")
+        check_name("workflow id", id)
         if not inspect.iscoroutinefunction(run):
             raise InvalidArgument(
                 f"workflow {id!r}: run must be an `async def` function taking ctx, not {run!r}", workflow_id=id

@@ -28,6 +28,7 @@ PUBLIC = [
     "NotFound",
     "NotSerializable",
     "Parallel",
+    "PayloadTooLarge",
     "PayloadValidationError",
     "Retry",
     "RetryPolicy",
