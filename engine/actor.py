@@ -814,15 +814,27 @@ def _error_json(exc: BaseException, *, step_id: str | None = None, with_tracebac
             data["step_id"] = getattr(exc, "step_id", None)
     if step_id is not None:
         data["step_id"] = step_id
-    return data
+    return _storable(data)
 
 
 def _step_error_json(exc: StepFailed) -> dict[str, Any]:
     """An uncaught StepFailed ends the run with the step's own error, not the wrapper."""
+    return _storable(
+        {
+            "type": exc.error_type,
+            "message": exc.error_message,
+            "traceback": exc.traceback,
+            "code": exc.code,
+            "step_id": exc.step_id,
+        }
+    )
+
+
+def _storable(error: dict[str, Any]) -> dict[str, Any]:
+    """``error`` with every text encodable as UTF-8: a message may quote a lone surrogate
+    (from user code, or the bad name it refuses), and an error that cannot be stored would
+    leave the run stuck in ``running`` instead of failed."""
     return {
-        "type": exc.error_type,
-        "message": exc.error_message,
-        "traceback": exc.traceback,
-        "code": exc.code,
-        "step_id": exc.step_id,
+        key: value.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(value, str) else value
+        for key, value in error.items()
     }

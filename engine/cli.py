@@ -236,6 +236,8 @@ def _read_payload(text: str | None, file: IO[str] | None) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidArgument(f"{source} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidArgument(f"{source} nests arrays or objects too deeply to read") from None
 
 
 def _wait_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -604,6 +606,20 @@ class _Age(click.ParamType):  # type: ignore[type-arg]
     help="Fail a run as quarantined when recovery finds it left running more than N times at one point "
     "of its journal (its step kills every worker). 0: never. Default: the runtime's (5).",
 )
+@click.option(
+    "--max-payload-bytes",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Refuse a child run's or signal's payload larger than N bytes as JSON (PayloadTooLarge). "
+    "0: no limit. Default: the runtime's (2 MiB).",
+)
+@click.option(
+    "--max-output-bytes",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Fail a run whose step or workflow output is larger than N bytes as JSON (PayloadTooLarge). "
+    "0: no limit. Default: the runtime's (2 MiB).",
+)
 @click.pass_obj
 def worker(
     state: _State,
@@ -614,6 +630,8 @@ def worker(
     lease_ttl: float | None,
     retention: float | None,
     max_recoveries: int | None,
+    max_payload_bytes: int | None,
+    max_output_bytes: int | None,
 ) -> None:
     """Serve APP's workflows on the database until SIGINT/SIGTERM.
 
@@ -639,6 +657,10 @@ def worker(
     runtime = _worker_runtime(load_app(app), state.db)
     if max_recoveries is not None:
         runtime.max_recoveries = max_recoveries or None
+    if max_payload_bytes is not None:
+        runtime.max_payload_bytes = max_payload_bytes or None
+    if max_output_bytes is not None:
+        runtime.max_output_bytes = max_output_bytes or None
     undo = logs.configure(log_format, log_level.upper())
     try:
         trio.run(run_until_signalled, Worker(runtime, lease_ttl=lease_ttl, grace=grace, retention=retention))

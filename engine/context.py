@@ -378,7 +378,8 @@ class RunContext(Generic[P]):
         Raises:
             InvalidDuration, InvalidCron: the run fails with them (nothing is journaled).
         """
-        validate_spec(duration, step_id=step_id if isinstance(step_id, str) else None)
+        self._check_id(step_id)  # first: the duration's error names the step
+        validate_spec(duration, step_id=step_id)
         seq, recorded = self._begin(step_id, "sleep")
         try:
             wake_at = None
@@ -422,6 +423,7 @@ class RunContext(Generic[P]):
         return await self._wait(step_id, list(events), timeout)
 
     async def _wait(self, step_id: str, events: list[str], timeout: Any) -> tuple[str, Any] | None:
+        self._check_id(step_id)
         if not events:
             raise InvalidArgument(f"run {self.run_id!r}, wait {step_id!r}: name at least one event")
         for event in events:
