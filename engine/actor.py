@@ -41,6 +41,7 @@ from .errors import (
     RunQuarantined,
     RunStateError,
     StepFailed,
+    StoreError,
     WorkflowCodeError,
     WorkflowError,
 )
@@ -154,6 +155,9 @@ class RunActor:
         #: True once the actor let go of its suspended run (a later wake-up must reload it).
         self.passivated = False
         self._fatal: WorkflowError | None = None
+        #: The store refused one of this run's writes (a full disk...): the run stops where
+        #: its journal is and is driven again later, never ended for it.
+        self.store_fault: StoreError | None = None
         self._scope: trio.CancelScope | None = None
         self._cancel_reason: str | None = None
         #: The payload as validated by trigger (saves validating it twice on a first run).
@@ -183,7 +187,12 @@ class RunActor:
         return error
 
     async def _commit(self, write: Write) -> bool:
-        applied = await self.host.store.write(write)
+        try:
+            applied = await self.host.store.write(write)
+        except StoreError as exc:
+            # Kept even if the workflow's code catches it: the run must not end on it.
+            self.store_fault = self.store_fault or exc
+            raise
         if applied:
             self._mirror(write)
         return applied
@@ -630,6 +639,8 @@ class RunActor:
         (except trio's cancellation when the runtime shuts down)."""
         try:
             await self._drive()
+        except StoreError as exc:
+            self.store_fault = self.store_fault or exc
         except Exception:
             log.exception("run %s: the engine failed while driving it; it is left for recovery", self.run_id)
         finally:
@@ -698,6 +709,8 @@ class RunActor:
                         )
                     except WorkflowError as exc:
                         error = _error_json(exc)
+        if self.store_fault is not None:
+            return  # what failed was the store, not the run: it goes on from its journal later
         if scope.cancelled_caught and self._cancel_reason is None and self.deadline_at is not None:
             await self._finish("failed", error=codec.dumps(_error_json(self._deadline_error(), with_traceback=False)))
         elif scope.cancelled_caught or (self._cancel_reason is not None and error is None and output is None):

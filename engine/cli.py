@@ -15,8 +15,9 @@ Exit codes:
 - ``2``: the input was wrong: usage errors, malformed JSON, ``InvalidInput``
   (``PayloadValidationError``, ``InvalidArgument``, ``NotSerializable``), ``NotFound``
   (``WorkflowNotFound``, ``RunNotFound``), and a ``--db`` that is not a tarry database
-  (``NotATarryDatabase``), is from a newer tarry (``SchemaTooNew``) or does not exist for a
-  read (``DatabaseMissing``).
+  (``NotATarryDatabase``), is from a newer tarry (``SchemaTooNew``), is damaged
+  (``DatabaseCorrupt``), cannot be written (``DatabaseReadOnly``) or does not exist for a
+  read (``DatabaseMissing``). A full disk (``DiskFull``) is 1: the operation failed.
 
 Expected errors print one line, ``Error: <TypeName>: <message>``, on stderr (and
 ``{"error": {"code", "type", "message", ...}}`` on stdout with ``--json``); anything else is
@@ -45,7 +46,9 @@ from click.shell_completion import CompletionItem
 from . import __version__
 from .client import Client, EngineInfo, WorkflowInfo
 from .errors import (
+    DatabaseCorrupt,
     DatabaseMissing,
+    DatabaseReadOnly,
     InvalidArgument,
     InvalidInput,
     NotATarryDatabase,
@@ -65,7 +68,15 @@ if TYPE_CHECKING:
 __all__ = ["cli", "exit_code", "load_app", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_INPUT_ERRORS = (InvalidInput, NotFound, NotATarryDatabase, SchemaTooNew, DatabaseMissing)
+_INPUT_ERRORS = (
+    InvalidInput,
+    NotFound,
+    NotATarryDatabase,
+    SchemaTooNew,
+    DatabaseMissing,
+    DatabaseCorrupt,
+    DatabaseReadOnly,
+)
 _STATUS_STYLE = {
     "running": "cyan",
     "suspended": "yellow",

@@ -34,6 +34,9 @@ problem and, where there is one, the fix. Grouped by whose fault it is::
         ├── NotATarryDatabase        the file exists but was not made by tarry
         ├── SchemaTooNew             written by a newer tarry; upgrade to read it
         ├── DatabaseMissing          no file there, and the caller asked not to create one
+        ├── DatabaseCorrupt          the file is damaged (fails SQLite's quick_check)
+        ├── DatabaseReadOnly         the file or its directory cannot be written
+        ├── DiskFull                 a commit found no space; nothing of it was written
         └── LeaseLost                another worker took this database over
 
 :class:`NonRetryableError` is the one exception meant for workflow code to raise: a step
@@ -50,7 +53,10 @@ __all__ = [
     "ChildFailed",
     "ConcurrentContextUse",
     "DeadlineExceeded",
+    "DatabaseCorrupt",
     "DatabaseMissing",
+    "DatabaseReadOnly",
+    "DiskFull",
     "DuplicateStepId",
     "IdempotencyConflict",
     "InvalidArgument",
@@ -508,6 +514,49 @@ class DatabaseMissing(StoreError):
         super().__init__(
             f"there is no tarry database at {path!r}; check --db / TARRY_DB, or start a worker "
             "(or trigger a run) to create it",
+            path=path,
+        )
+
+
+class DatabaseCorrupt(StoreError):
+    """SQLite found the file damaged: at open (``PRAGMA quick_check``) or when a read or
+    write reached a damaged page. tarry writes nothing more to it."""
+
+    code = "store_corrupt"
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(
+            f"database {path!r} is damaged ({detail}); stop the workers, restore it from a backup, or "
+            f"save what can be read with `sqlite3 {path} .recover | sqlite3 recovered.db`",
+            path=path,
+        )
+
+
+class DatabaseReadOnly(StoreError):
+    """The file (or its directory, where SQLite keeps the ``-wal`` and ``-shm`` files)
+    cannot be written: a read-only mount, permissions, an immutable file."""
+
+    code = "store_read_only"
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(
+            f"database {path!r} cannot be written ({detail}); tarry needs to write the file and "
+            "create files beside it: check the permissions of both and that the mount is read-write",
+            path=path,
+        )
+
+
+class DiskFull(StoreError):
+    """A commit found no space on the disk. The transaction was rolled back whole: what was
+    committed before is intact, and the write can be made again once there is room (a
+    worker drives the runs it concerned again by itself)."""
+
+    code = "store_full"
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(
+            f"database {path!r}: the disk is full ({detail}); nothing of this write was committed. "
+            "Free space on its filesystem: runs go on from their last commit",
             path=path,
         )
 

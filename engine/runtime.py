@@ -37,8 +37,10 @@ from . import codec
 from .actor import RELOAD, TIMER, RunActor
 from .errors import (
     InvalidArgument,
+    LeaseLost,
     RunNotFound,
     RunNotRetryable,
+    StoreError,
     WorkflowError,
     WorkflowNotFound,
 )
@@ -156,6 +158,7 @@ class Runtime:
         self._workflows: dict[str, Workflow[Any]] = {}
         self._actors: dict[str, RunActor] = {}
         self._loading: set[str] = set()
+        self._store_faults: dict[str, int] = {}  # run id -> store failures in a row
         self._clock = Clock()
         self._wheel = TimerWheel(resolution=timer_resolution)
         self._nursery: trio.Nursery | None = None
@@ -283,8 +286,31 @@ class Runtime:
     def actor_stopped(self, actor: RunActor) -> None:
         if self._actors.get(actor.run_id) is actor:
             del self._actors[actor.run_id]
+        if actor.store_fault is not None:
+            self._retry_after_fault(actor.run_id, actor.store_fault)
+        elif self._store_faults:
+            self._store_faults.pop(actor.run_id, None)
         if actor.passivated and len(actor.mailbox) and self._nursery is not None:
             self._activate(actor.run_id)  # a wake-up raced with passivation
+
+    def _retry_after_fault(self, run_id: str, fault: StoreError) -> None:
+        """A write of the run failed in the store (a full disk, a damaged page...): nothing
+        past its last commit is kept, and it is driven again, from its journal, after 0.5 s,
+        then twice as long each time it fails again, up to 30 s. The count of recoveries
+        (quarantine) is not touched: the run did nothing wrong."""
+        failures = self._store_faults.get(run_id, 0) + 1
+        self._store_faults[run_id] = failures
+        if self._nursery is None:
+            return  # passive: the error is raised to the caller
+        if isinstance(fault, LeaseLost) or self._draining:
+            log.error("run %s stopped: %s", run_id, fault, extra={"run_id": run_id})
+            return  # the next worker (or this one's next start) takes it from its journal
+        delay = min(0.5 * 2 ** (failures - 1), 30.0)
+        log.error(
+            "run %s stopped at its last commit: %s; trying again in %.1fs (failure %d)",
+            run_id, fault, delay, failures, extra={"run_id": run_id},
+        )  # fmt: skip
+        self._wheel.schedule(run_id, self._clock.to_trio(self.now() + delay), self._on_wake)
 
     def _on_wake(self, run_id: Any) -> None:
         if self._draining:
@@ -371,6 +397,8 @@ class Runtime:
             await actor.first_stop.wait()
         else:
             await actor.drive()
+            if actor.store_fault is not None:  # passive: nobody drives it again, so say so
+                raise actor.store_fault
         return RunResult.from_row(actor.run)
 
     async def _resume(self, run_id: str, recovering: bool = False) -> RunResult | None:

@@ -32,9 +32,10 @@ from typing import Any
 
 import trio
 
-from ...errors import LeaseLost, StoreBusy, StoreError, WorkflowError
+from ...errors import LeaseLost, StoreError, WorkflowError
 from ..queued import Op, deliver, wake_all
 from . import statements as sql
+from .faults import store_error
 
 __all__ = ["Committer"]
 
@@ -384,10 +385,7 @@ class Committer:
         return False
 
     def _map(self, exc: sqlite3.Error) -> WorkflowError:
-        text = str(exc)
-        if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
-            return StoreBusy(self.path, text)
-        return StoreError(f"database {self.path!r}: {type(exc).__name__}: {text}", path=self.path)
+        return store_error(self.path, exc)
 
     # -- group commit on the event loop (synchronous=NORMAL) -----------------------------------
     #
