@@ -227,7 +227,10 @@ class Committer:
                         stop = True
                         break
                 with self._write_lock:
-                    self._commit(conn, batch, wait=True)
+                    try:
+                        self._commit(conn, batch, wait=True)
+                    except Exception as exc:  # a ROLLBACK that failed, say: never end this thread
+                        self._abandon(conn, batch, exc)
                 self._after_commit()
                 deliver(batch)
                 if handed:
@@ -330,13 +333,20 @@ class Committer:
             try:
                 op.result = op.fn(conn, *op.args)
             except BaseException as exc:  # handed to the waiting task
+                failure: BaseException = self._map(exc) if isinstance(exc, sqlite3.Error) else exc
+                if not conn.in_transaction:
+                    # SQLite rolled the whole transaction back itself (SQLITE_FULL, an I/O
+                    # error): the writes before this one are gone too.
+                    for other in batch:
+                        other.result, other.error = None, failure
+                    return True
                 if not savepoints:
                     conn.execute("ROLLBACK")
                     if alone:
-                        op.error = self._map(exc) if isinstance(exc, sqlite3.Error) else exc
+                        op.error = failure
                         return True
                     return False
-                op.error = self._map(exc) if isinstance(exc, sqlite3.Error) else exc
+                op.error = failure
                 conn.execute("ROLLBACK TO w")
             if savepoints:
                 conn.execute("RELEASE w")
@@ -351,6 +361,15 @@ class Committer:
                 if op.error is None:
                     op.result, op.error = None, error
         return True
+
+    def _abandon(self, conn: sqlite3.Connection, batch: list[Op], exc: Exception) -> None:
+        """Fail every write of ``batch`` with ``exc`` and leave no transaction open."""
+        error = self._map(exc) if isinstance(exc, sqlite3.Error) else exc
+        with contextlib.suppress(sqlite3.Error):
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        for op in batch:
+            op.result, op.error = None, error
 
     @staticmethod
     def _insert_step_results(conn: sqlite3.Connection, batch: list[Op]) -> bool:
@@ -437,6 +456,8 @@ class Committer:
         except _Busy:
             self._hand_off(batch)
             return False
+        except Exception as exc:
+            self._abandon(conn, batch, exc)
         finally:
             self._write_lock.release()
         self._after_commit()
@@ -461,6 +482,8 @@ class Committer:
         except _Busy:
             self._hand_off([op])
             return False
+        except Exception as exc:
+            self._abandon(conn, [op], exc)
         finally:
             self._write_lock.release()
         self._after_commit()
