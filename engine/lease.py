@@ -30,7 +30,7 @@ from typing import Any
 
 import trio
 
-from .errors import InvalidArgument, LeaseLost, StoreBusy
+from .errors import DiskFull, InvalidArgument, LeaseLost, StoreBusy
 from .store.base import LeaseRow, SharedStore
 
 __all__ = ["Lease"]
@@ -93,6 +93,7 @@ class Lease:
             LeaseLost: another worker holds it now, or it could not be renewed (database
                 locked) before it expired.
         """
+        full = False
         while True:
             await trio.sleep(self.interval)
             now = time.time()
@@ -103,14 +104,31 @@ class Lease:
                     raise LeaseLost(self.store.url, self.owner, None) from exc
                 log.warning("lease heartbeat delayed: %s", exc.message)
                 continue
+            except DiskFull as exc:
+                # Not a reason to stop: no other worker can write either, and every commit
+                # of this one checks it still holds the lease (a standby that took over
+                # once space returned fences it out with LeaseLost).
+                if not full:
+                    log.error("lease heartbeat failed, serving on: %s", exc.message)
+                full = True
+                continue
+            if full:
+                log.warning("lease heartbeat renewed: the disk has room again")
+                full = False
             if not renewed:
                 holder = await trio.to_thread.run_sync(self.holder)
                 raise LeaseLost(self.store.url, self.owner, holder)
             self.valid_until = now + self.ttl
 
     async def release(self) -> None:
-        """Expire the lease now, so that a standby takes over at once (if it is still ours)."""
-        await trio.to_thread.run_sync(self.store.lease_release, self.name, self.owner, time.time())
+        """Expire the lease now, so that a standby takes over at once (if it is still ours).
+
+        On a full disk the release cannot be written: the lease then runs out by itself
+        within its ttl, and a standby takes over then."""
+        try:
+            await trio.to_thread.run_sync(self.store.lease_release, self.name, self.owner, time.time())
+        except DiskFull as exc:
+            log.warning("the lease could not be released, it expires within %.1fs: %s", self.ttl, exc.message)
 
     def holder(self) -> str | None:
         """Who holds this lease now (blocking)."""

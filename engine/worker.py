@@ -32,7 +32,7 @@ from typing import Any
 import trio
 
 from .changes import ChangeFeed
-from .errors import InvalidArgument, LeaseLost, WorkflowError
+from .errors import DiskFull, InvalidArgument, LeaseLost, WorkflowError
 from .journal import prune_filter
 from .lease import Lease
 from .registry import describe
@@ -195,7 +195,10 @@ class Worker:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._heartbeat)
             async with self.runtime:  # recovery: every unfinished run is picked up again
-                await trio.to_thread.run_sync(self.store.forget_changes, start_after)
+                try:  # housekeeping: the rows stay for the next start if this fails
+                    await trio.to_thread.run_sync(self.store.forget_changes, start_after)
+                except DiskFull as exc:
+                    log.warning("old change notices not deleted: %s", exc.message)
                 await nursery.start(self.feed.run, start_after)
                 counts = await self.store.count_by_status()
                 self.state = "serving"
