@@ -204,6 +204,14 @@ class _Group(click.Group):
                 click.echo(json.dumps({"error": exc.to_dict()}, default=str, ensure_ascii=False))
             click.echo(f"Error: {type(exc).__name__}: {exc.message}", err=True)
             ctx.exit(exit_code(exc))
+        except UnicodeEncodeError as exc:  # an argv byte that is not UTF-8 arrives as a lone surrogate
+            bad = exc.object[exc.start : exc.end] if isinstance(exc.object, str) else "?"
+            click.echo(
+                f"Error: InvalidArgument: an argument holds {bad!r}, which is not UTF-8 text "
+                "(a byte the terminal's encoding could not decode)",
+                err=True,
+            )
+            ctx.exit(EXIT_USAGE)
 
 
 def _json_flag(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -191,6 +191,7 @@ class Client:
             return workflow.id, codec.dumps(workflow.validate(payload), what="payload", limit=self.max_payload_bytes)
         if not isinstance(workflow, str) or not workflow:
             raise InvalidArgument(f"expected a Workflow or a workflow id, not {workflow!r}")
+        check_name("workflow id", workflow)
         if self._workflows is not None:
             wf = self._workflows.get(workflow)
             if wf is None:

@@ -495,12 +495,14 @@ json_texts = st.one_of(
 # --wait is excluded: with no worker up it waits (correctly) for ever.
 @given(args=st.lists(names.filter(lambda n: isinstance(n, str) and n != "--wait"), max_size=3), payload=json_texts)
 @example(args=["free", "--run-id", ""], payload="{}")
+@example(args=["\udcff"], payload="null")  # an argv byte that is not UTF-8 arrives so
 @example(args=["free"], payload="[" * 100_000 + "]" * 100_000)
 def test_cli_trigger_and_signal(db: Path, args: list[str], payload: str) -> None:
     runner = CliRunner()
-    for verb in (["trigger", "free"], ["trigger"], ["signal", "no-such-run"]):
+    for verb in (["trigger", "free"], ["trigger"], ["signal", "no-such-run"], ["show"], ["runs", "--search"]):
         watch = Watch(db)
-        result = runner.invoke(cli, ["--db", str(db), *verb, *args, "--payload", payload], prog_name="tarry")
+        extra = ["--payload", payload] if verb[0] in ("trigger", "signal") else []
+        result = runner.invoke(cli, ["--db", str(db), *verb, *args, *extra], prog_name="tarry")
         assert result.exit_code in (0, 1, 2), result.output
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception  # a traceback, not a message

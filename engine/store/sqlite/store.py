@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import trio
 
-from ...errors import DatabaseReadOnly, NotATarryDatabase, StoreError, WorkflowError
+from ...errors import DatabaseReadOnly, InvalidArgument, NotATarryDatabase, StoreError, WorkflowError
 from ...journal import EntryRow, RunRow, SignalRow, Write
 from ..base import Change, ChangeWatch, EngineCounts, LeaseRow, PublishedWorkflow, SharedStore
 from . import statements as sql
@@ -216,6 +216,8 @@ class SQLiteStore(SharedStore):
             return fn(self._reader(), *args)
         except sqlite3.Error as exc:
             raise self._map(exc) from None
+        except UnicodeEncodeError as exc:  # a lone surrogate in a run id or search text
+            raise InvalidArgument(f"text that is not valid UTF-8 cannot be looked up: {exc.object!r:.80}") from None
 
     async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(read_connection, *args)`` in a worker thread; return its result."""
