@@ -674,12 +674,14 @@ def worker(
     from .worker import Worker, run_until_signalled
 
     runtime = _worker_runtime(load_app(app), state.db)
-    if max_recoveries is not None:
-        runtime.max_recoveries = max_recoveries or None
-    if max_payload_bytes is not None:
-        runtime.max_payload_bytes = max_payload_bytes or None
-    if max_output_bytes is not None:
-        runtime.max_output_bytes = max_output_bytes or None
+    limits = {
+        "max_recoveries": max_recoveries,
+        "max_payload_bytes": max_payload_bytes,
+        "max_output_bytes": max_output_bytes,
+    }
+    for name, value in limits.items():
+        if value is not None:  # not given: the runtime's own; 0: no limit
+            setattr(runtime, name, value or None)
     undo = logs.configure(log_format, log_level.upper())
     try:
         trio.run(run_until_signalled, Worker(runtime, lease_ttl=lease_ttl, grace=grace, retention=retention))

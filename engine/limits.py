@@ -59,8 +59,8 @@ def _name_problem(value: Any) -> str | None:
     return None
 
 
-def check_limit(name: str, value: Any) -> int | None:
-    """``value`` as a size limit in bytes (an int >= 1, or ``None`` for no limit)."""
+def check_limit(name: str, value: Any, *, unit: str = "bytes") -> int | None:
+    """``value`` as a limit counted in ``unit`` (an int >= 1, or ``None`` for no limit)."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise InvalidArgument(f"{name} must be an int >= 1 (bytes) or None (no limit), not {value!r}", field=name)
+        raise InvalidArgument(f"{name} must be an int >= 1 ({unit}) or None (no limit), not {value!r}", field=name)
     return value

@@ -144,11 +144,7 @@ class Runtime:
         max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
         max_output_bytes: int | None = DEFAULT_MAX_OUTPUT_BYTES,
     ) -> None:
-        if max_recoveries is not None and (
-            isinstance(max_recoveries, bool) or not isinstance(max_recoveries, int) or max_recoveries < 1
-        ):
-            raise InvalidArgument(f"max_recoveries must be an int >= 1 or None, not {max_recoveries!r}")
-        self.max_recoveries = max_recoveries
+        self.max_recoveries = check_limit("max_recoveries", max_recoveries, unit="pick-ups")
         self.max_payload_bytes = check_limit("max_payload_bytes", max_payload_bytes)
         self.max_output_bytes = check_limit("max_output_bytes", max_output_bytes)
         self.store: Store = store if store is not None else MemoryStore()
