@@ -46,6 +46,7 @@ from .errors import (
     WorkflowError,
 )
 from .journal import ACTIVE, EntryRow, RunRow, SignalRow, Write
+from .lifecycle import CHILD_EVENT, child_outcome
 from .retry import Retry
 
 if TYPE_CHECKING:
@@ -62,8 +63,6 @@ TIMER = "timer"
 #: Mailbox message: a signal was committed for the run by one of this process's runs (a
 #: child that ended); the actor re-reads its inbox from the store.
 RELOAD = "reload"
-#: The event a child's outcome is sent to its parent under.
-CHILD_EVENT = "tarry.child:"
 
 
 class Passivate(BaseException):
@@ -773,8 +772,7 @@ class RunActor:
                 err: Any = {"type": "RunCancelled", "message": self._cancel_reason or "cancelled"}
             else:
                 err = codec.loads(error) if error is not None else None
-            outcome = {"status": status, "output": output, "error": err, "child_run_id": self.run_id}
-            write.signals.append((parent, CHILD_EVENT + self.run_id, codec.dumps(outcome)))
+            write.signals.append(child_outcome(self.run, status, output=output, error=err))
         # Not shielded: once queued, the write commits even if this task is cancelled while
         # it waits, and a run whose outcome did not commit is recovered and replayed.
         applied = await self._commit(write)

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from . import codec
+from . import codec, lifecycle
 from .errors import (
     DatabaseMissing,
     InvalidArgument,
@@ -30,7 +30,7 @@ from .errors import (
     WaitTimeout,
     WorkflowNotFound,
 )
-from .journal import PRUNE_BATCH, STATUSES, RunRow, fork, new_run_id, prune_filter, run_filter, same_trigger
+from .journal import PRUNE_BATCH, STATUSES, RunRow, new_run_id, prune_filter, run_filter, same_trigger
 from .limits import DEFAULT_MAX_PAYLOAD_BYTES, check_limit, check_name
 from .registry import check_payload, describe
 from .results import RunInfo, RunResult, _dt, _ToDict
@@ -290,8 +290,9 @@ class Client:
         Raises:
             RunNotFound, RunFinished: nothing to cancel.
         """
-        row = self._db.client_cancel(run_id, reason or "cancelled by request", time.time())
-        return RunResult.from_row(row)
+        plan = lifecycle.cancel(reason or "cancelled by request", time.time())
+        rows = self._db.client_transition(run_id, plan, announce="cancel", descendants=True)
+        return RunResult.from_row(rows[0])
 
     def retry(self, run_id: str, *, from_step: str | None = None) -> RunResult:
         """Re-drive a failed run from its journal (completed steps are not run again).
@@ -311,14 +312,14 @@ class Client:
         row = found[0]
         if from_step is not None:
             now = time.time()
-            new, copied = fork(row, found[1], from_step, new_run_id(), now)
+            new, copied = lifecycle.fork(row, found[1], from_step, new_run_id(), now)
             created, _ = self._db.client_trigger(new, copied)
             return RunResult.from_row(created)
         if row.status == "failed":
             known = list(self._workflows) if self._workflows is not None else list(self._known())
             if known and row.workflow_id not in known:
                 raise WorkflowNotFound(row.workflow_id, known)
-        updated = self._db.client_retry(run_id, time.time())
+        (updated,) = self._db.client_transition(run_id, lifecycle.retry(time.time()), announce="retry", journal=True)
         return RunResult.from_row(updated)
 
     # -- reads ----------------------------------------------------------------------------

@@ -29,23 +29,25 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import orjson
 
-from .errors import IdempotencyConflict, InvalidArgument, RunNotRetryable
+from .errors import IdempotencyConflict, InvalidArgument
 
 __all__ = [
     "ACTIVE",
     "STATUSES",
     "TERMINAL",
     "new_run_id",
-    "retry_cut",
     "PRUNE_BATCH",
-    "fork",
+    "Plan",
+    "RunTree",
+    "descendant_range",
+    "descendants_of",
     "prune_filter",
     "same_signal",
     "same_trigger",
@@ -158,6 +160,49 @@ class Write:
     signals: list[tuple[str, str, str]] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class RunTree:
+    """What a transition (:mod:`engine.lifecycle`) reads of a run, in the transaction
+    that applies it.
+
+    ``journal`` is filled only for transitions that need it (retry); ``descendants``
+    only for those that reach children (cancel): every run started by the run, by its
+    children, and so on (active or not), parents before their children.
+    """
+
+    root: RunRow
+    journal: list[EntryRow] = field(default_factory=list)
+    descendants: list[RunRow] = field(default_factory=list)
+
+
+#: A transition as a store applies it: the tree in, the writes out (or a typed error,
+#: raised before anything is written). Built by :mod:`engine.lifecycle`.
+Plan = Callable[[RunTree], list[Write]]
+
+
+def descendants_of(root_id: str, candidates: Iterable[RunRow]) -> list[RunRow]:
+    """The runs of ``candidates`` whose chain of ``parent_run_id`` reaches ``root_id``,
+    parents before their children. A child's id starts with its parent's and ``":"``, so
+    a store reads the candidates as one range of the primary key; this keeps only real
+    descendants (a run someone named ``"<root>:x"`` by hand is not one)."""
+    by_parent: dict[str, list[RunRow]] = {}
+    for row in candidates:
+        if row.parent_run_id is not None:
+            by_parent.setdefault(row.parent_run_id, []).append(row)
+    found: list[RunRow] = []
+    level = [root_id]
+    while level:
+        children = [row for parent in level for row in by_parent.get(parent, ())]
+        found.extend(children)
+        level = [row.run_id for row in children]
+    return found
+
+
+def descendant_range(run_id: str) -> tuple[str, str]:
+    """The half-open key range ``[low, high)`` that holds every descendant's run id."""
+    return run_id + ":", run_id + ";"  # ";" is the character after ":"
+
+
 #: Runs a prune deletes per transaction (a big prune never holds the write lock long).
 PRUNE_BATCH = 500
 
@@ -211,52 +256,6 @@ def same_signal(existing: SignalRow, event: str, payload: str, dedup_key: str) -
         )
     existing.duplicate = True
     return existing
-
-
-def fork(
-    row: RunRow, entries: list[EntryRow], from_step: str, run_id: str, now: float
-) -> tuple[RunRow, list[EntryRow]]:
-    """A new run ``run_id`` of ``row``'s workflow and payload whose journal is ``entries``
-    before the entry of ``from_step``: a replay returns their recorded results, and
-    ``from_step`` and everything after it run again. ``forked_from`` names the original.
-
-    Raises:
-        RunNotRetryable: the original has not ended.
-        InvalidArgument: no entry of the journal has that step id (the message lists them).
-    """
-    if row.status not in TERMINAL:
-        raise RunNotRetryable(row.run_id, row.status, from_step)
-    at = next((e.seq for e in entries if e.step_id == from_step), None)
-    if at is None:
-        known = ", ".join(repr(e.step_id) for e in entries) or "none"
-        raise InvalidArgument(
-            f"run {row.run_id!r} has no step {from_step!r} in its journal (its steps: {known})", run_id=row.run_id
-        )
-    copied = [replace(e, run_id=run_id) for e in entries if e.seq < at]
-    new = RunRow(run_id, row.workflow_id, "running", row.payload, now, now, forked_from=row.run_id)
-    return new, copied
-
-
-def retry_cut(error: str | None, entries: list[tuple[int, str, str]]) -> int:
-    """Where a retry truncates a failed run's journal (``entries``: ``(seq, step_id,
-    status)`` in seq order; ``error``: the run's error JSON).
-
-    At the failed entry of the step that ended the run (with a ``gather``, the siblings
-    journaled after it run again too); else after the trailing failed entries. A run that
-    failed on a rule (non-determinism, a deadline) keeps its whole journal and replays it
-    under the fixed code.
-    """
-    data = orjson.loads(error) if error else None
-    step_id = data.get("step_id") if isinstance(data, dict) else None
-    for seq, entry_step, status in entries:
-        if entry_step == step_id and status == "failed":
-            return seq
-    cut = len(entries)
-    while cut > 0 and entries[cut - 1][2] == "failed":
-        cut -= 1
-    if cut < len(entries):
-        return entries[cut][0]
-    return entries[-1][0] + 1 if entries else 0
 
 
 def new_run_id() -> str:

@@ -33,13 +33,12 @@ from typing import Any
 
 import trio
 
-from . import codec
+from . import codec, lifecycle
 from .actor import RELOAD, TIMER, RunActor
 from .errors import (
     InvalidArgument,
     LeaseLost,
     RunNotFound,
-    RunNotRetryable,
     StoreError,
     WorkflowError,
     WorkflowNotFound,
@@ -50,11 +49,8 @@ from .journal import (
     TERMINAL,
     RunRow,
     SignalRow,
-    Write,
-    fork,
     new_run_id,
     prune_filter,
-    retry_cut,
     run_filter,
     same_trigger,
 )
@@ -626,28 +622,54 @@ class Runtime:
         return total
 
     async def cancel(self, run_id: str, *, reason: str | None = None) -> RunResult:
-        """Cancel a run: a step in progress is interrupted, a sleep or wait ends, and the
-        run ends ``cancelled``.
+        """Cancel a run and every active run it started: a step in progress is
+        interrupted, a sleep or wait ends, and the run ends ``cancelled``. A child run's
+        parent gets the outcome (its ``ctx.child`` raises ``ChildFailed``).
 
         Raises:
             RunNotFound, RunFinished: nothing to cancel.
+            InvalidArgument: a run id that is not a name.
 
         Guarantees:
-            The request is committed first. A run that another process is executing (or
+            One transaction ends every suspended run of the tree (warm, passivated, or held
+            by a process that died) and asks every running one to stop
+            (:func:`engine.lifecycle.cancel`). A run that another process is executing (or
             that a crashed process left ``running``) ends ``cancelled`` as soon as its
             owner, or the next recovery, sees the request.
         """
+        check_name("run_id", run_id)
         await self._open()
         reason = reason or "cancelled by request"
-        row = await self.store.request_cancel(run_id, reason, self.now())
-        self._wheel.cancel(run_id)
+        rows = await self.store.transition(run_id, lifecycle.cancel(reason, self.now()), descendants=True)
+        await self._after_transition(rows)
         actor = self._actors.get(run_id)
         if actor is not None:
-            actor.cancel(reason)
             await actor.stopped.wait()
-            row = await self.store.get_run(run_id) or row
+        row = await self.store.get_run(run_id) or rows[0]
         log.info("run %s cancel requested: %s", run_id, reason, extra={"run_id": run_id, "reason": reason})
         return RunResult.from_row(row)
+
+    async def _after_transition(self, rows: list[RunRow]) -> None:
+        """Bring this process in line with runs a transition changed in the store: a
+        cancelled run loses its timer and its live actor; a parent that was sent a
+        child's outcome is woken (driven inline when passive)."""
+        written = {row.run_id for row in rows}
+        parents = []
+        for row in rows:
+            if row.cancel_reason is not None and row.status in ("running", "cancelled"):
+                self._wheel.cancel(row.run_id)
+                actor = self._actors.get(row.run_id)
+                if actor is not None:
+                    actor.cancel(row.cancel_reason)
+                elif row.run_id in self._loading:
+                    self._cancels[row.run_id] = row.cancel_reason
+            if row.status in TERMINAL and row.parent_run_id is not None and row.parent_run_id not in written:
+                parents.append(row.parent_run_id)
+        for parent in parents:
+            if self._nursery is not None:
+                self.child_ended(parent)
+            else:
+                await self._resume(parent)
 
     async def retry(self, run_id: str, *, from_step: str | None = None) -> RunResult:
         """Re-drive a failed run from its journal, e.g. after fixing the code.
@@ -666,14 +688,15 @@ class Runtime:
             has not ended); WorkflowNotFound (its workflow is not registered here);
             InvalidArgument (``from_step`` is not in the journal: the message lists its steps).
         """
+        check_name("run_id", run_id)
         await self._open()
-        loaded = await self.store.load(run_id)
-        if loaded is None:
-            raise RunNotFound(run_id)
-        row, journal, _ = loaded
         if from_step is not None:
+            loaded = await self.store.load(run_id)
+            if loaded is None:
+                raise RunNotFound(run_id)
+            row, journal, _ = loaded
             wf = self._resolve(row.workflow_id)
-            new, copied = fork(row, journal, from_step, new_run_id(), self.now())
+            new, copied = lifecycle.fork(row, journal, from_step, new_run_id(), self.now())
             created, _ = await self.store.create_run(new, copied)
             log.info(
                 "run %s forked from %s at step %r",
@@ -683,21 +706,16 @@ class Runtime:
                 extra={"run_id": new.run_id, "workflow_id": wf.id, "status": "running", "forked_from": run_id},
             )
             return await self._run_until_stop(self._new_actor(wf, created, copied, []))
-        if row.status != "failed":
-            raise RunNotRetryable(run_id, row.status)
-        self._resolve(row.workflow_id)
-        cut = retry_cut(row.error, [(e.seq, e.step_id, e.status) for e in journal])
-        run = {"status": "running", "error": None, "output": None, "attempt": row.attempt + 1, "cancel_reason": None}
-        run.update(recoveries=0, recovery_mark=None)  # a quarantined run gets a fresh count
-        write = Write(run_id, self.now(), run=run, truncate_from=cut, require=frozenset({"failed"}))
-        if not await self.store.write(write):
-            current = await self.store.get_run(run_id)
-            raise RunNotRetryable(run_id, current.status if current else "unknown")
+        found = await self.store.get_run(run_id)
+        if found is None:
+            raise RunNotFound(run_id)
+        self._resolve(found.workflow_id)  # before anything is written: it must be runnable here
+        (row,) = await self.store.transition(run_id, lifecycle.retry(self.now()), journal=True)
         log.info(
             "run %s retried (attempt %d)",
             run_id,
-            row.attempt + 1,
-            extra={"run_id": run_id, "workflow_id": row.workflow_id, "status": "running", "attempt": row.attempt + 1},
+            row.attempt,
+            extra={"run_id": run_id, "workflow_id": row.workflow_id, "status": "running", "attempt": row.attempt},
         )
         result = await self._resume(run_id)
         if result is None:  # already live (another task resumed it first)

@@ -23,11 +23,25 @@ pytest.importorskip("psycopg", reason="PostgresStore needs psycopg: pip install 
 
 import psycopg
 
-from engine import LeaseLost, SchemaTooNew, StoreError
+from engine import LeaseLost, SchemaTooNew, StoreError, lifecycle
 from engine.journal import EntryRow, RunRow, Write
 from engine.store.postgres import SCHEMA_VERSION, PostgresStore
 
 Stores = Callable[..., PostgresStore]
+
+
+def cancel(store: Any, run_id: str, reason: str, at: float) -> RunRow:
+    """A client's cancel, as engine.Client sends it."""
+    rows: list[RunRow] = store.client_transition(
+        run_id, lifecycle.cancel(reason, at), announce="cancel", descendants=True
+    )
+    return rows[0]
+
+
+def retry(store: Any, run_id: str, at: float) -> RunRow:
+    """A client's retry, as engine.Client sends it."""
+    rows: list[RunRow] = store.client_transition(run_id, lifecycle.retry(at), announce="retry", journal=True)
+    return rows[0]
 
 
 def run_row(run_id: str, *, status: str = "running", at: float = 100.0) -> RunRow:
@@ -242,7 +256,7 @@ async def test_clients_changes_reach_the_runs_owner(postgres_url: str, stores: S
     assert await sync(other.changes_after, 0, 100) == []
     last = changes[0].seq
 
-    cancelled = await sync(client.client_cancel, "r1", "stop", 7.0)
+    cancelled = await sync(cancel, client, "r1", "stop", 7.0)
     assert (cancelled.status, cancelled.cancel_reason) == ("cancelled", "stop")  # it was suspended
     changes = await sync(worker.changes_after, last, 100)
     assert [(c.kind, c.run is not None and c.run.status) for c in changes] == [("cancel", "cancelled")]
@@ -262,7 +276,7 @@ async def test_clients_changes_reach_the_runs_owner(postgres_url: str, stores: S
             entries=[entry("r2", 0, "a"), entry("r2", 1, "b", status="failed"), entry("r2", 2, "c", status="failed")],
         )
     )
-    retried = await sync(client.client_retry, "r2", 10.0)
+    retried = await sync(retry, client, "r2", 10.0)
     assert (retried.status, retried.attempt, retried.error) == ("running", 2, None)
     assert [e.step_id for e in (await client.history("r2"))[0]] == ["a"]
     assert owners(postgres_url)["r2"] is None
@@ -325,9 +339,9 @@ def test_a_change_that_commits_late_with_a_lower_seq_still_reaches_the_worker(
     threads = [
         # Batch 1 waits for r4. Batch 2 (queued meanwhile): the signal to r1 takes its seq,
         # then the cancel of r3 waits for r3's lock, which keeps batch 2 uncommitted.
-        threading.Thread(target=slow_client.client_cancel, args=("r4", "x", 1.0)),
+        threading.Thread(target=cancel, args=(slow_client, "r4", "x", 1.0)),
         threading.Thread(target=slow_client.client_signal, args=("r1", "go", "1", 2.0)),
-        threading.Thread(target=slow_client.client_cancel, args=("r3", "x", 3.0)),
+        threading.Thread(target=cancel, args=(slow_client, "r3", "x", 3.0)),
     ]
     for thread in threads:
         thread.start()
@@ -356,7 +370,7 @@ def test_no_change_is_left_pending_for_ever(postgres_url: str, stores: Stores) -
     a.changes_after(0, 10)
     trio.run(a.write, Write("r1", 5.0, run={"status": "suspended", "wake_at": 500.0}))
     a.lease_release(a.lease_name("a"), "a", time.time())  # a stops
-    client.client_cancel("r1", "stop", 6.0)
+    cancel(client, "r1", "stop", 6.0)
     b = stores(postgres_url, "b")
     b.forget_changes(b.last_change())
     b.changes_after(0, 10)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..journal import EntryRow, RunRow, SignalRow, Write
+from ..journal import EntryRow, Plan, RunRow, SignalRow, Write
 
 __all__ = ["Change", "ChangeWatch", "EngineCounts", "LeaseRow", "PublishedWorkflow", "SharedStore", "Store"]
 
@@ -86,14 +86,26 @@ class Store(ABC):
         """
 
     @abstractmethod
-    async def request_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
-        """Mark a run as asked to cancel; a run that is not running ends ``cancelled`` at once.
+    async def transition(
+        self, run_id: str, plan: Plan, *, journal: bool = False, descendants: bool = False
+    ) -> list[RunRow]:
+        """Apply a lifecycle transition (:mod:`engine.lifecycle`) in one transaction.
 
-        Returns the row after the change: ``cancelled`` if no process was running it,
-        else still ``running`` with ``cancel_reason`` set for its owner to act on.
+        Reads the run's :class:`RunTree` (its journal if ``journal``, every run it started,
+        recursively, if ``descendants``), calls ``plan`` with it, and applies the writes it
+        returns, in order, all or nothing. The store holds no rule of its own: what the
+        transition does is the plan's. A signal a write sends to another run (a child's
+        outcome to its parent) is delivered as :meth:`write` delivers it.
+
+        Returns the rows of the runs written, as they are after the transition, in the
+        order of the writes (the run itself first).
 
         Raises:
-            RunNotFound, RunFinished.
+            RunNotFound: no such run.
+            Whatever ``plan`` raises (``RunFinished``, ``RunNotRetryable`` ...): nothing
+                is written.
+            RunStateError: a write's ``require`` did not hold although the tree was read in
+                the same transaction (a bug in the plan); nothing is written.
         """
 
     # -- reads ----------------------------------------------------------------------------
@@ -345,21 +357,17 @@ class SharedStore(Store):
         """:meth:`Store.add_signal`, announced to the run's worker."""
 
     @abstractmethod
-    def client_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
-        """:meth:`Store.request_cancel`, announced to the run's worker."""
-
-    @abstractmethod
     def client_prune(self, before: float, statuses: list[str], limit: int) -> int:
         """:meth:`Store.prune`, from another process."""
 
     @abstractmethod
-    def client_retry(self, run_id: str, at: float) -> RunRow:
-        """Put a failed run back to ``running`` from its journal (its failed steps are
-        dropped so they run again), announced to the workers.
-
-        Raises:
-            RunNotFound; RunNotRetryable (it has not failed).
-        """
+    def client_transition(
+        self, run_id: str, plan: Plan, *, announce: str, journal: bool = False, descendants: bool = False
+    ) -> list[RunRow]:
+        """:meth:`Store.transition`, from another process: every run written gets a change
+        of kind ``announce`` (``"cancel"``, ``"retry"``) for its worker, and every signal a
+        write sends (a cancelled child's outcome to its parent) a ``"signal"`` change, in
+        the same transaction."""
 
     # -- clients' reads ----------------------------------------------------------------------
 

@@ -16,7 +16,18 @@ from dataclasses import replace
 import trio
 
 from ..errors import RunAlreadyExists, RunFinished, RunNotFound, RunStateError, WorkflowError
-from ..journal import TERMINAL, EntryRow, RunRow, SignalRow, Write, same_signal
+from ..journal import (
+    TERMINAL,
+    EntryRow,
+    Plan,
+    RunRow,
+    RunTree,
+    SignalRow,
+    Write,
+    descendant_range,
+    descendants_of,
+    same_signal,
+)
 from .base import Store
 
 __all__ = ["MemoryStore"]
@@ -119,16 +130,23 @@ class MemoryStore(Store):
             self._dedup[signal.id] = dedup_key
         return replace(signal)
 
-    async def request_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
+    async def transition(
+        self, run_id: str, plan: Plan, *, journal: bool = False, descendants: bool = False
+    ) -> list[RunRow]:
         await trio.lowlevel.checkpoint()
-        run = self._run(run_id)
-        if run.status in TERMINAL:
-            raise RunFinished(run_id, run.status, "cancel")
-        run.cancel_reason = reason
-        run.updated_at = at
-        if run.status != "running":
-            _cancelled(run)
-        return replace(run)
+        tree = RunTree(replace(self._run(run_id)))
+        if journal:
+            tree.journal = list(self._entries[run_id])
+        if descendants:
+            low, high = descendant_range(run_id)
+            candidates = (replace(r) for key, r in self._runs.items() if low <= key < high)
+            tree.descendants = descendants_of(run_id, candidates)
+        writes = plan(tree)
+        # Nothing awaits between the read and the writes, so every require still holds.
+        for change in writes:
+            if not self._apply(change):
+                raise RunStateError(f"run {change.run_id!r} changed under a transition", run_id=change.run_id)
+        return [replace(self._runs[change.run_id]) for change in writes]
 
     async def get_run(self, run_id: str) -> RunRow | None:
         await trio.lowlevel.checkpoint()
@@ -220,12 +238,3 @@ class MemoryStore(Store):
     async def running_runs(self) -> list[str]:
         await trio.lowlevel.checkpoint()
         return [r.run_id for r in self._runs.values() if r.status == "running"]
-
-
-def _cancelled(run: RunRow) -> None:
-    """Turn a run that nobody is executing into a cancelled one (shared wording)."""
-    run.status = "cancelled"
-    run.pending = None
-    run.wake_at = None
-    run.wait_event = None
-    run.error = None

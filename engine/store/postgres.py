@@ -57,14 +57,24 @@ from ..errors import (
     RunAlreadyExists,
     RunFinished,
     RunNotFound,
-    RunNotRetryable,
     RunStateError,
     SchemaTooNew,
     StoreBusy,
     StoreError,
     WorkflowError,
 )
-from ..journal import TERMINAL, EntryRow, RunRow, SignalRow, Write, retry_cut, same_signal
+from ..journal import (
+    TERMINAL,
+    EntryRow,
+    Plan,
+    RunRow,
+    RunTree,
+    SignalRow,
+    Write,
+    descendant_range,
+    descendants_of,
+    same_signal,
+)
 from .base import Change, ChangeWatch, EngineCounts, LeaseRow, PublishedWorkflow, SharedStore
 from .queued import Op, deliver
 
@@ -491,8 +501,10 @@ class PostgresStore(SharedStore):
     ) -> SignalRow:
         return await self._submit(_add_signal, run_id, event, payload, sent_at, True, dedup_key)  # type: ignore[no-any-return]
 
-    async def request_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
-        return await self._submit(_request_cancel, run_id, reason, at, True)  # type: ignore[no-any-return]
+    async def transition(
+        self, run_id: str, plan: Plan, *, journal: bool = False, descendants: bool = False
+    ) -> list[RunRow]:
+        return await self._submit(_transition, run_id, plan, journal, descendants, None)  # type: ignore[no-any-return]
 
     async def get_run(self, run_id: str) -> RunRow | None:
         return await self._read(_get_run, run_id)  # type: ignore[no-any-return]
@@ -604,14 +616,13 @@ class PostgresStore(SharedStore):
     ) -> SignalRow:
         return self._submit_sync(_add_signal, run_id, event, payload, sent_at, False, dedup_key)  # type: ignore[no-any-return]
 
-    def client_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
-        return self._submit_sync(_request_cancel, run_id, reason, at, False)  # type: ignore[no-any-return]
-
     def client_prune(self, before: float, statuses: list[str], limit: int) -> int:
         return self._submit_sync(_prune, before, statuses, limit)  # type: ignore[no-any-return]
 
-    def client_retry(self, run_id: str, at: float) -> RunRow:
-        return self._submit_sync(_client_retry, run_id, at)  # type: ignore[no-any-return]
+    def client_transition(
+        self, run_id: str, plan: Plan, *, announce: str, journal: bool = False, descendants: bool = False
+    ) -> list[RunRow]:
+        return self._submit_sync(_transition, run_id, plan, journal, descendants, announce)  # type: ignore[no-any-return]
 
     def snapshot(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow]] | None:
         return self._read_sync(_load, run_id, True)  # type: ignore[no-any-return]
@@ -772,7 +783,7 @@ def _client_trigger(
     return stored, created
 
 
-def _write(store: PostgresStore, conn: Conn, write: Write) -> bool:
+def _write(store: PostgresStore, conn: Conn, write: Write, in_process: bool = True) -> bool:
     if write.run or write.require is not None or write.signals:
         columns = ["updated_at = %s"]
         values: list[Any] = [write.updated_at]
@@ -838,7 +849,7 @@ def _write(store: PostgresStore, conn: Conn, write: Write) -> bool:
             "INSERT INTO tarry_signals (run_id, event, payload, sent_at) VALUES (%s, %s, %s, %s) RETURNING id",
             (target, event, payload, write.updated_at),
         ).fetchone()
-        if _tell_owner(store, found[1], True):
+        if _tell_owner(store, found[1], in_process):
             _notify(conn, "signal", target, write.updated_at, int(added[0]))
     return True
 
@@ -890,51 +901,56 @@ def _add_signal(
     return signal
 
 
-def _request_cancel(store: PostgresStore, conn: Conn, run_id: str, reason: str, at: float, in_process: bool) -> RunRow:
-    status, owner = _status(conn, run_id)
-    if status in TERMINAL:
-        raise RunFinished(run_id, status, "cancel")
-    if status == "running":
+def _transition(
+    store: PostgresStore,
+    conn: Conn,
+    run_id: str,
+    plan: Plan,
+    with_journal: bool,
+    with_descendants: bool,
+    announce: str | None,
+) -> list[RunRow]:
+    """See :meth:`engine.store.base.Store.transition`. The run and its descendants are
+    locked first (``FOR UPDATE``), so the plan sees them as they are when it writes.
+    ``announce``: a client's change kind (``None``: this process's runtime, which tells
+    other workers only about runs they own)."""
+    _status(conn, run_id)  # locks the run (RunNotFound)
+    low, high = descendant_range(run_id)
+    owners = dict(
         conn.execute(
-            "UPDATE tarry_runs SET cancel_reason = %s, updated_at = %s WHERE run_id = %s", (reason, at, run_id)
-        )
-    else:
-        conn.execute(
-            "UPDATE tarry_runs SET status = 'cancelled', cancel_reason = %s, updated_at = %s, pending = NULL, "
-            "wake_at = NULL, wait_event = NULL, error = NULL WHERE run_id = %s",
-            (reason, at, run_id),
-        )
-    if _tell_owner(store, owner, in_process):
-        _notify(conn, "cancel", run_id, at)
-    row = _get_run(store, conn, run_id)
-    assert row is not None
-    return row
-
-
-def _client_retry(store: PostgresStore, conn: Conn, run_id: str, at: float) -> RunRow:
-    """The failed run back to ``running``, nobody's (any worker claims it), its journal cut
-    where :func:`engine.journal.retry_cut` says, ``attempt`` + 1."""
-    status, _ = _status(conn, run_id)
-    if status != "failed":
-        raise RunNotRetryable(run_id, status)
-    entries = [
-        (int(r[0]), str(r[1]), str(r[2]))
-        for r in conn.execute(
-            "SELECT seq, step_id, status FROM tarry_entries WHERE run_id = %s ORDER BY seq", (run_id,)
-        )
-    ]
-    error = conn.execute("SELECT error FROM tarry_runs WHERE run_id = %s", (run_id,)).fetchone()[0]
-    cut = retry_cut(error, entries)
-    conn.execute("DELETE FROM tarry_entries WHERE run_id = %s AND seq >= %s", (run_id, cut))
-    conn.execute(
-        "UPDATE tarry_runs SET status = 'running', error = NULL, output = NULL, attempt = attempt + 1, "
-        "cancel_reason = NULL, owner = NULL, recoveries = 0, recovery_mark = NULL, updated_at = %s WHERE run_id = %s",
-        (at, run_id),
+            "SELECT run_id, owner FROM tarry_runs WHERE run_id = %s OR (run_id >= %s AND run_id < %s) FOR UPDATE",
+            (run_id, low, high) if with_descendants else (run_id, run_id, run_id),
+        ).fetchall()
     )
-    _notify(conn, "retry", run_id, at)
-    row = _get_run(store, conn, run_id)
-    assert row is not None
-    return row
+    root = _get_run(store, conn, run_id)
+    assert root is not None
+    tree = RunTree(root)
+    if with_journal:
+        tree.journal = [
+            EntryRow(*r)
+            for r in conn.execute(
+                f"SELECT {ENTRY_COLUMNS} FROM tarry_entries WHERE run_id = %s ORDER BY seq", (run_id,)
+            )
+        ]
+    if with_descendants:
+        rows = conn.execute(f"SELECT {RUN_SELECT} WHERE r.run_id >= %s AND r.run_id < %s", (low, high))
+        tree.descendants = descendants_of(run_id, (_run_row(r) for r in rows))
+    in_process = announce is None
+    written = []
+    for change in plan(tree):
+        if not _write(store, conn, change, in_process):
+            raise RunStateError(f"run {change.run_id!r} changed under a transition", run_id=change.run_id)
+        if announce == "retry":
+            # Claims: a retried run is nobody's, so whichever worker is free takes it.
+            conn.execute("UPDATE tarry_runs SET owner = NULL WHERE run_id = %s", (change.run_id,))
+        row = _get_run(store, conn, change.run_id)
+        assert row is not None
+        if _tell_owner(store, owners.get(change.run_id), in_process):
+            # The kind only words the worker's log line; what it does follows the row.
+            kind = announce or ("cancel" if row.cancel_reason is not None else "retry")
+            _notify(conn, kind, change.run_id, change.updated_at)
+        written.append(row)
+    return written
 
 
 def _load(

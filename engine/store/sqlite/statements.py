@@ -24,8 +24,19 @@ from typing import Any
 
 import orjson
 
-from ...errors import RunAlreadyExists, RunFinished, RunNotFound, RunNotRetryable, RunStateError
-from ...journal import TERMINAL, EntryRow, RunRow, SignalRow, Write, retry_cut, same_signal
+from ...errors import RunAlreadyExists, RunFinished, RunNotFound, RunStateError
+from ...journal import (
+    TERMINAL,
+    EntryRow,
+    Plan,
+    RunRow,
+    RunTree,
+    SignalRow,
+    Write,
+    descendant_range,
+    descendants_of,
+    same_signal,
+)
 from ..base import Change, EngineCounts, LeaseRow, PublishedWorkflow
 
 #: The lease every worker of a SQLite database competes for.
@@ -92,7 +103,10 @@ def create_run(conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | 
     return existing, False
 
 
-def write(conn: sqlite3.Connection, write: Write) -> bool:
+def write(conn: sqlite3.Connection, write: Write, *, announce: bool = False) -> bool:
+    """Apply ``write``; ``False`` when its ``require`` did not hold. ``announce``: a
+    signal it sends to another run gets a change row (a client's transition, whose
+    recipient's worker must hear of it)."""
     if not only_entries(write):
         columns = ["updated_at = ?"]
         values: list[Any] = [write.updated_at]
@@ -124,11 +138,13 @@ def write(conn: sqlite3.Connection, write: Write) -> bool:
     for target, event, payload in write.signals:
         # To a run of this database's one worker (a child's parent): no outbox row needed;
         # a parent that ended or was pruned meanwhile gets nothing.
-        conn.execute(
+        cursor = conn.execute(
             "INSERT INTO signals (run_id, event, payload, sent_at) SELECT ?, ?, ?, ? "
             f"WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ? AND status NOT IN {_TERMINAL_SQL})",
             (target, event, payload, write.updated_at, target),
         )
+        if announce and cursor.rowcount:
+            notify(conn, "signal", target, write.updated_at, cursor.lastrowid)
     return True
 
 
@@ -205,21 +221,40 @@ def add_signal(
     return SignalRow(int(cursor.lastrowid or 0), run_id, event, payload, sent_at)
 
 
-def request_cancel(conn: sqlite3.Connection, run_id: str, reason: str, at: float) -> RunRow:
-    status = run_status(conn, run_id)
-    if status in TERMINAL:
-        raise RunFinished(run_id, status, "cancel")
-    if status == "running":
-        conn.execute("UPDATE runs SET cancel_reason = ?, updated_at = ? WHERE run_id = ?", (reason, at, run_id))
-    else:
-        conn.execute(
-            "UPDATE runs SET status = 'cancelled', cancel_reason = ?, updated_at = ?, pending = NULL, "
-            "wake_at = NULL, wait_event = NULL, error = NULL WHERE run_id = ?",
-            (reason, at, run_id),
-        )
-    row = get_run(conn, run_id)
-    assert row is not None
-    return row
+def run_tree(conn: sqlite3.Connection, run_id: str, with_journal: bool, with_descendants: bool) -> RunTree:
+    root = get_run(conn, run_id)
+    if root is None:
+        raise RunNotFound(run_id)
+    tree = RunTree(root)
+    if with_journal:
+        tree.journal = journal(conn, run_id)
+    if with_descendants:
+        rows = conn.execute(f"SELECT {RUN_SELECT} FROM runs WHERE run_id >= ? AND run_id < ?", descendant_range(run_id))
+        tree.descendants = descendants_of(run_id, (RunRow(*r) for r in rows))
+    return tree
+
+
+def transition(
+    conn: sqlite3.Connection,
+    run_id: str,
+    plan: Plan,
+    with_journal: bool,
+    with_descendants: bool,
+    announce: str | None = None,
+) -> list[RunRow]:
+    """See :meth:`engine.store.base.Store.transition`; ``announce``: the change kind a
+    client's transition leaves for the workers (``None`` from a runtime)."""
+    writes = plan(run_tree(conn, run_id, with_journal, with_descendants))
+    rows = []
+    for change in writes:
+        if not write(conn, change, announce=announce is not None):
+            raise RunStateError(f"run {change.run_id!r} changed under a transition", run_id=change.run_id)
+        if announce is not None:
+            notify(conn, announce, change.run_id, change.updated_at)
+        row = get_run(conn, change.run_id)
+        assert row is not None
+        rows.append(row)
+    return rows
 
 
 def get_run(conn: sqlite3.Connection, run_id: str) -> RunRow | None:
@@ -412,30 +447,6 @@ def client_signal(
     if not signal.duplicate:
         notify(conn, "signal", run_id, sent_at, signal.id)
     return signal
-
-
-def client_cancel(conn: sqlite3.Connection, run_id: str, reason: str, at: float) -> RunRow:
-    row = request_cancel(conn, run_id, reason, at)
-    notify(conn, "cancel", run_id, at)
-    return row
-
-
-def client_retry(conn: sqlite3.Connection, run_id: str, at: float) -> RunRow:
-    """What ``Runtime.retry`` writes: the failed run back to ``running``, its journal cut
-    where :func:`engine.journal.retry_cut` says (the failed step runs again), ``attempt`` + 1."""
-    row = get_run(conn, run_id)
-    if row is None:
-        raise RunNotFound(run_id)
-    if row.status != "failed":
-        raise RunNotRetryable(run_id, row.status)
-    cut = retry_cut(row.error, [(e.seq, e.step_id, e.status) for e in journal(conn, run_id)])
-    run = {"status": "running", "error": None, "output": None, "attempt": row.attempt + 1, "cancel_reason": None}
-    run.update(recoveries=0, recovery_mark=None)
-    write(conn, Write(run_id, at, run=run, truncate_from=cut, require=frozenset({"failed"})))
-    updated = get_run(conn, run_id)
-    assert updated is not None
-    notify(conn, "retry", run_id, at)
-    return updated
 
 
 # -- the worker: read what clients did, then forget it ------------------------------------------

@@ -34,7 +34,7 @@ from typing import Any, Literal
 import trio
 
 from ...errors import DatabaseReadOnly, InvalidArgument, NotATarryDatabase, StoreError, WorkflowError
-from ...journal import EntryRow, RunRow, SignalRow, Write
+from ...journal import EntryRow, Plan, RunRow, SignalRow, Write
 from ..base import Change, ChangeWatch, EngineCounts, LeaseRow, PublishedWorkflow, SharedStore
 from . import statements as sql
 from .committer import Committer
@@ -250,8 +250,10 @@ class SQLiteStore(SharedStore):
     ) -> SignalRow:
         return await self.submit(sql.add_signal, run_id, event, payload, sent_at, dedup_key)  # type: ignore[no-any-return]
 
-    async def request_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
-        return await self.submit(sql.request_cancel, run_id, reason, at)  # type: ignore[no-any-return]
+    async def transition(
+        self, run_id: str, plan: Plan, *, journal: bool = False, descendants: bool = False
+    ) -> list[RunRow]:
+        return await self.submit(sql.transition, run_id, plan, journal, descendants)  # type: ignore[no-any-return]
 
     async def get_run(self, run_id: str) -> RunRow | None:
         return await self.read(sql.get_run, run_id)  # type: ignore[no-any-return]
@@ -353,14 +355,13 @@ class SQLiteStore(SharedStore):
     ) -> SignalRow:
         return self._announce(sql.client_signal, run_id, event, payload, sent_at, dedup_key)  # type: ignore[no-any-return]
 
-    def client_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
-        return self._announce(sql.client_cancel, run_id, reason, at)  # type: ignore[no-any-return]
-
     def client_prune(self, before: float, statuses: list[str], limit: int) -> int:
         return self.submit_sync(sql.prune, before, statuses, limit)  # type: ignore[no-any-return]
 
-    def client_retry(self, run_id: str, at: float) -> RunRow:
-        return self._announce(sql.client_retry, run_id, at)  # type: ignore[no-any-return]
+    def client_transition(
+        self, run_id: str, plan: Plan, *, announce: str, journal: bool = False, descendants: bool = False
+    ) -> list[RunRow]:
+        return self._announce(sql.transition, run_id, plan, journal, descendants, announce)  # type: ignore[no-any-return]
 
     def snapshot(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow]] | None:
         return self.read_sync(sql.snapshot, run_id)  # type: ignore[no-any-return]
