@@ -344,14 +344,12 @@ class Runtime:
             return
         finally:
             self._loading.discard(run_id)
-        reason = self._cancels.pop(run_id, None)
-        early = self._early_signals.pop(run_id, ())
-        if actor is not None:
-            if reason is not None:
-                actor.cancel(reason)
-            for signal in early:  # a duplicate of what the load read is dropped when consumed
-                actor.mailbox.put(signal)
-            await actor.drive()
+        if actor is None:
+            self._cancels.pop(run_id, None)
+            self._early_signals.pop(run_id, None)
+            return
+        self._hand_over(actor)
+        await actor.drive()
 
     async def _load_actor(self, run_id: str, recovering: bool = False) -> RunActor | None:
         loaded = await self.store.load(run_id)
@@ -394,10 +392,34 @@ class Runtime:
         return RunResult.from_row(actor.run)
 
     async def _resume(self, run_id: str, recovering: bool = False) -> RunResult | None:
-        if run_id in self._actors:
+        """Drive ``run_id`` until it suspends or ends, unless an activation of it is live or
+        loading in this process (``None``: that one drives it; what this call brought,
+        a signal say, is in the store and reaches it)."""
+        while (current := self._actors.get(run_id)) is not None:
+            if current.accepting:
+                return None
+            await current.stopped.wait()  # letting its run go: what it missed is in the store
+        if run_id in self._loading:
             return None
-        actor = await self._load_actor(run_id, recovering)
-        return None if actor is None else await self._run_until_stop(actor)
+        # Claimed before the first await: two overlapping calls never both load it.
+        self._loading.add(run_id)
+        try:
+            actor = await self._load_actor(run_id, recovering)
+        finally:
+            self._loading.discard(run_id)
+        if actor is None:
+            return None
+        self._hand_over(actor)
+        return await self._run_until_stop(actor)
+
+    def _hand_over(self, actor: RunActor) -> None:
+        """Give a freshly loaded actor what arrived while it was loading: a cancel, and
+        signals its load may have read too early to see."""
+        reason = self._cancels.pop(actor.run_id, None)
+        if reason is not None:
+            actor.cancel(reason)
+        for signal in self._early_signals.pop(actor.run_id, ()):  # a duplicate is dropped when consumed
+            actor.mailbox.put(signal)
 
     # -- the verbs ------------------------------------------------------------------------
 
