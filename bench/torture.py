@@ -162,6 +162,24 @@ class Workers:
         self.procs.append(proc)
         return proc
 
+    def wait_serving(self, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+        """Wait until ``proc`` holds the file's lease. On a loaded machine a worker can take
+        seconds to start; a kill before then finds no database, and a SIGTERM before its
+        handler is in place ends it as a plain SIGTERM would."""
+        until = time.monotonic() + timeout
+        while time.monotonic() < until and proc.poll() is None:
+            if self.db.exists():
+                with _connect(self.db) as conn:
+                    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+                    owners = (
+                        [r[0] for r in conn.execute("SELECT owner FROM tarry_leases")]
+                        if "tarry_leases" in tables
+                        else []
+                    )
+                if any((owner or "").split(":")[1:2] == [str(proc.pid)] for owner in owners):
+                    return
+            time.sleep(0.05)
+
     def active(self) -> subprocess.Popen[bytes] | None:
         """The live worker that holds the file's lease (the only one, outside ``standby``)."""
         live = [p for p in self.procs if p.poll() is None]
@@ -387,7 +405,7 @@ def torture(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     workers = Workers(db, directory, args.lease_ttl)
     checker = Checker(db, directory, args.mode)
-    workers.start()
+    workers.wait_serving(workers.start())
     if args.mode == "standby":
         time.sleep(0.5)
         workers.start()
@@ -409,7 +427,9 @@ def torture(args: argparse.Namespace) -> dict[str, Any]:
             figures = checker.check(final=False)
             if args.verbose:
                 print(json.dumps({"cycle": cycle, **figures, "violations": len(checker.violations)}), file=sys.stderr)
-            workers.start()
+            started_worker = workers.start()
+            if args.mode == "term":  # a drain is tested on a worker that serves, not one starting up
+                workers.wait_serving(started_worker)
         (directory / "stop").touch()
         if driver.wait(timeout=120) != 0:
             checker.fail(f"the driver exited {driver.returncode}")

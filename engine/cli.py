@@ -891,6 +891,29 @@ def cancel(state: _State, run_id: str, reason: str | None, wait: bool, timeout: 
 
 
 @cli.command()
+@click.argument("run_id", metavar="RUN", shell_complete=_complete_runs)
+@_json_flag
+@click.pass_obj
+def delete(state: _State, run_id: str, as_json: bool) -> None:
+    """Delete RUN, an ended run, with its journal and signals.
+
+    A running or suspended run is refused (exit 1, nothing deleted): cancel it first.
+    The runs it started are not touched.
+
+    Example:
+
+    \b
+        tarry delete 3f2a9c
+    """
+    with state.client() as client:
+        client.delete(run_id)
+    if as_json:
+        click.echo(json.dumps({"deleted": run_id}))
+    else:
+        _console().print(f"Deleted run [bold]{run_id}[/].")
+
+
+@cli.command()
 @click.option("--older-than", type=_Age(), required=True, help="Only runs that ended more than AGE ago (e.g. 30d).")
 @click.option(
     "--status",

@@ -280,6 +280,15 @@ class Client:
                 break
         return total
 
+    def delete(self, run_id: str) -> None:
+        """Delete an ended run with its journal and signals (as :meth:`Runtime.delete`).
+
+        Raises:
+            RunNotFound; RunStillActive (it has not ended: cancel it first; nothing is
+            deleted).
+        """
+        self._db.client_transition(run_id, lifecycle.delete(time.time()), announce="delete")
+
     def cancel(self, run_id: str, *, reason: str | None = None) -> RunResult:
         """Cancel a run.
 

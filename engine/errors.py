@@ -18,6 +18,7 @@ problem and, where there is one, the fix. Grouped by whose fault it is::
     ├── RunStateError                the run exists but cannot do that now
     │   ├── RunFinished              signal/cancel to a completed, failed or cancelled run
     │   ├── RunNotRetryable          retry of a run that has not failed
+    │   ├── RunStillActive           delete of a run that has not ended
     │   ├── RunAlreadyExists         trigger with a run id taken by another workflow
     │   └── IdempotencyConflict      a repeated trigger/signal with other contents
     ├── WorkflowCodeError            the workflow's code broke a rule; the run fails with it
@@ -76,6 +77,7 @@ __all__ = [
     "RunFinished",
     "RunNotFound",
     "RunNotRetryable",
+    "RunStillActive",
     "RunStateError",
     "SchemaTooNew",
     "StepFailed",
@@ -260,6 +262,18 @@ class RunNotRetryable(RunStateError):
                 "cancel it or let it end first (only ended runs are forked)"
             )
         super().__init__(message, run_id=run_id, status=status, from_step=from_step)
+
+
+class RunStillActive(RunStateError):
+    code = "run_still_active"
+
+    def __init__(self, run_id: str, status: str, action: str) -> None:
+        super().__init__(
+            f"cannot {action} run {run_id!r}: it is still {status}; cancel it (or let it end) first",
+            run_id=run_id,
+            status=status,
+            action=action,
+        )
 
 
 class IdempotencyConflict(RunStateError):

@@ -147,7 +147,7 @@ class Write:
     taken by a wait and fails the whole write when one was already taken. ``truncate_from``
     deletes journal entries from that position on (used by retry). ``signals`` are sent to
     other runs in the same transaction, as ``(run_id, event, payload JSON)`` (a child's
-    outcome to its parent).
+    outcome to its parent). ``delete`` removes the run and everything of it.
     """
 
     run_id: str
@@ -158,6 +158,9 @@ class Write:
     truncate_from: int | None = None
     require: frozenset[str] | None = None
     signals: list[tuple[str, str, str]] = field(default_factory=list)
+    #: Delete the run with its journal, signals and change rows (once ``require`` holds);
+    #: nothing else of the write applies.
+    delete: bool = False
 
 
 @dataclass(slots=True)

@@ -1,4 +1,4 @@
-"""A run's transitions, as data: what cancel, retry and a child's end write.
+"""A run's transitions, as data: what cancel, retry, fork, delete and a child's end write.
 
 Every function here is pure: it takes the rows a transition depends on, as read inside
 the transaction that will apply it, and returns the :class:`~engine.journal.Write` s to
@@ -19,13 +19,14 @@ from typing import Any
 
 import orjson
 
-from .errors import InvalidArgument, RunFinished, RunNotRetryable
+from .errors import InvalidArgument, RunFinished, RunNotRetryable, RunStillActive
 from .journal import ACTIVE, TERMINAL, EntryRow, Plan, RunRow, RunTree, Write
 
 __all__ = [
     "CHILD_EVENT",
     "cancel",
     "child_outcome",
+    "delete",
     "fork",
     "retry",
     "retry_cut",
@@ -123,6 +124,23 @@ def retry(at: float) -> Plan:
             "recovery_mark": None,
         }
         return [Write(row.run_id, at, run=run, truncate_from=cut, require=frozenset({"failed"}))]
+
+    return plan
+
+
+def delete(at: float) -> Plan:
+    """Delete an ended run, with its journal and signals; the runs it started stay (each
+    is deleted on its own, or by a prune).
+
+    Raises:
+        RunStillActive: the run has not ended (nothing is written): cancel it first.
+    """
+
+    def plan(tree: RunTree) -> list[Write]:
+        row = tree.root
+        if row.status not in TERMINAL:
+            raise RunStillActive(row.run_id, row.status, "delete")
+        return [Write(row.run_id, at, require=TERMINAL, delete=True)]
 
     return plan
 

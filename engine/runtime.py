@@ -27,7 +27,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -57,8 +59,9 @@ from .journal import (
 from .limits import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, check_limit, check_name
 from .results import RunInfo, RunResult
 from .schedules import run_schedule
+from .seat import Seat
 from .store import MemoryStore
-from .store.base import Store
+from .store.base import SharedStore, Store
 from .timers import TimerWheel
 from .workflow import Workflow
 
@@ -163,6 +166,7 @@ class Runtime:
         self._cancels: dict[str, str] = {}
         self._early_signals: dict[str, list[SignalRow]] = {}
         self._limiters: dict[str, trio.CapacityLimiter] = {}
+        self._seat = Seat(self.store)
         self.register(*workflows)
 
     # -- registry -------------------------------------------------------------------------
@@ -391,6 +395,23 @@ class Runtime:
                 raise actor.store_fault
         return RunResult.from_row(actor.run)
 
+    def _announcing(self) -> SharedStore | None:
+        """The shared store a passive runtime writes through, announcing each change as a
+        client does, so that a process serving the database hears of it (``None``: serving,
+        or no other process can open the store)."""
+        return self._seat.shared if self._nursery is None else None
+
+    @asynccontextmanager
+    async def _driving(self) -> AsyncIterator[bool]:
+        """Whether this call may drive runs: always when serving (this process serves the
+        database); when passive, while it holds the seat (engine/seat.py). Taken only once
+        there is something to drive, so a refused call writes nothing at all."""
+        if self._nursery is not None:
+            yield True
+            return
+        async with self._seat.hold() as seated:
+            yield seated
+
     async def _resume(self, run_id: str, recovering: bool = False) -> RunResult | None:
         """Drive ``run_id`` until it suspends or ends, unless an activation of it is live or
         loading in this process (``None``: that one drives it; what this call brought,
@@ -456,14 +477,23 @@ class Runtime:
             run_id = new_run_id()
         await self._open()
         now = self.now()
-        row, created = await self.store.create_run(RunRow(run_id, wf.id, "running", payload_json, now, now))
+        new = RunRow(run_id, wf.id, "running", payload_json, now, now)
+        if (shared := self._announcing()) is not None:
+            row, created = await trio.to_thread.run_sync(shared.client_trigger, new)
+        else:
+            row, created = await self.store.create_run(new)
         if not created:
             same_trigger(row, payload_json)
             return RunResult.from_row(row)
         log.info(
             "run %s started (%s)", run_id, wf.id, extra={"run_id": run_id, "workflow_id": wf.id, "status": "running"}
         )
-        return await self._run_until_stop(self._new_actor(wf, row, [], [], validated))
+        if shared is None:  # the hot path: serving, or nobody else can open the store
+            return await self._run_until_stop(self._new_actor(wf, row, [], [], validated))
+        async with self._driving() as seated:
+            if not seated:  # another process holds the database: it drives the run
+                return RunResult.from_row(row)
+            return await self._run_until_stop(self._new_actor(wf, row, [], [], validated))
 
     async def signal(self, run_id: str, event: str, payload: Any = None, *, dedup_key: str | None = None) -> bool:
         """Send the signal ``event`` with ``payload`` to a run; whether it was new.
@@ -490,10 +520,19 @@ class Runtime:
         check_name("dedup_key", dedup_key, optional=True, run_id=run_id)
         payload_json = codec.dumps(payload, what="signal payload", run_id=run_id, limit=self.max_payload_bytes)
         await self._open()
-        signal = await self.store.add_signal(run_id, event, payload_json, self.now(), dedup_key)
+        if (shared := self._announcing()) is not None:
+            sent = partial(shared.client_signal, run_id, event, payload_json, self.now(), dedup_key)
+            signal = await trio.to_thread.run_sync(sent)
+        else:
+            signal = await self.store.add_signal(run_id, event, payload_json, self.now(), dedup_key)
         if signal.duplicate:
             return False
-        await self.deliver_signal(signal)
+        if shared is None:
+            await self.deliver_signal(signal)
+            return True
+        async with self._driving() as seated:
+            if seated:  # else the process that holds the run takes it
+                await self.deliver_signal(signal)
         return True
 
     async def deliver_signal(self, signal: SignalRow, row: RunRow | None = None) -> None:
@@ -577,21 +616,74 @@ class Runtime:
                 if run_id in waiting:
                     self._activate(run_id)
 
-    async def sweep(self) -> list[RunResult]:
+    async def resume(self, run_id: str) -> RunResult:
+        """Drive one run now if it can move: a sleep or timeout that is due, a wait whose
+        signal is in its inbox, or a run left ``running`` by a process that stopped. Returns
+        its state as it first suspends again or ends; a run with nothing to do (or that
+        another activation drives) is returned as it stands.
+
+        Raises:
+            RunNotFound: no such run.
+            InvalidArgument: a run id that is not a name.
+
+        Guarantees:
+            As :meth:`sweep`, for one run: never a second activation of it, in this process
+            or another.
+        """
+        check_name("run_id", run_id)
+        await self._open()
+        loaded = await self.store.load(run_id)
+        if loaded is None:
+            raise RunNotFound(run_id)
+        row, _, inbox = loaded
+        due = row.wake_at is not None and row.wake_at <= self.now()
+        signalled = any(_waits_for(row, s.event) for s in inbox)
+        movable = row.status == "running" or (row.status == "suspended" and (due or signalled))
+        result = None
+        async with self._driving() as seated:
+            if seated and movable:
+                result = await self._resume(run_id, recovering=row.status == "running" and run_id not in self._actors)
+            if result is None:
+                now = await self.store.get_run(run_id)
+                result = RunResult.from_row(now or row)
+            return result
+
+    async def sweep(self, *, limit: int = 10_000) -> list[RunResult]:
         """Resume every run that can move: sleeps and timeouts that are due, waits whose
         signal is already in the inbox (sent by another process, say), and runs left
         ``running`` by a process that stopped (they replay and re-run their interrupted
         step). Returns the resumed runs' states, as each first suspends again or ends.
+
+        Args:
+            limit: resume at most this many runs (a cron job that must end in time); the
+                rest wait for the next sweep.
+
+        Raises:
+            InvalidArgument: ``limit`` is not a whole number >= 1.
+
+        Guarantees:
+            A run is driven by one activation at a time: a run that another call of this
+            runtime drives is skipped, and on a SQLite file that another process serves (a
+            worker, or an overlapping sweep from another cron job) nothing is driven and
+            ``[]`` is returned: that process drives the runs.
         """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidArgument(f"sweep(limit=...) takes a whole number >= 1, not {limit!r}", field="limit")
         await self._open()
-        due = [run_id for run_id, _ in await self.store.due_runs(self.now())]
-        candidates = [*await self.store.running_runs(), *due, *await self.store.runs_with_signals()]
-        results = []
-        for run_id in dict.fromkeys(candidates):
-            result = await self._resume(run_id, recovering=True)
-            if result is not None:
-                results.append(result)
-        return results
+        async with self._driving() as seated:
+            if not seated:
+                log.info("sweep skipped: another process serves %s and drives its runs", self.store.name)
+                return []
+            due = [run_id for run_id, _ in await self.store.due_runs(self.now(), limit)]
+            candidates = [*await self.store.running_runs(), *due, *await self.store.runs_with_signals()]
+            results = []
+            for run_id in dict.fromkeys(candidates):
+                result = await self._resume(run_id, recovering=True)
+                if result is not None:
+                    results.append(result)
+                    if len(results) >= limit:
+                        break
+            return results
 
     async def get_run(self, run_id: str) -> RunInfo:
         """Everything about a run: status, payload, output or error, pending wait, the
@@ -643,6 +735,20 @@ class Runtime:
             log.info("pruned %d run(s) that ended before %s", total, before, extra={"pruned": total})
         return total
 
+    async def delete(self, run_id: str) -> None:
+        """Delete an ended run with its journal and signals (a prune of one run). The runs
+        it started are not touched.
+
+        Raises:
+            RunNotFound: no such run.
+            RunStillActive: the run has not ended (nothing is deleted): cancel it first.
+            InvalidArgument: a run id that is not a name.
+        """
+        check_name("run_id", run_id)
+        await self._open()
+        await self.store.transition(run_id, lifecycle.delete(self.now()))
+        log.info("run %s deleted", run_id, extra={"run_id": run_id})
+
     async def cancel(self, run_id: str, *, reason: str | None = None) -> RunResult:
         """Cancel a run and every active run it started: a step in progress is
         interrupted, a sleep or wait ends, and the run ends ``cancelled``. A child run's
@@ -662,12 +768,20 @@ class Runtime:
         check_name("run_id", run_id)
         await self._open()
         reason = reason or "cancelled by request"
-        rows = await self.store.transition(run_id, lifecycle.cancel(reason, self.now()), descendants=True)
-        await self._after_transition(rows)
-        actor = self._actors.get(run_id)
-        if actor is not None:
-            await actor.stopped.wait()
-        row = await self.store.get_run(run_id) or rows[0]
+        plan = lifecycle.cancel(reason, self.now())
+        if (shared := self._announcing()) is not None:  # a process that holds the runs stops them
+            cancel = partial(shared.client_transition, run_id, plan, announce="cancel", descendants=True)
+            rows = await trio.to_thread.run_sync(cancel)
+        else:
+            rows = await self.store.transition(run_id, plan, descendants=True)
+        async with self._driving() as seated:
+            if not seated:
+                return RunResult.from_row(rows[0])
+            await self._after_transition(rows)
+            actor = self._actors.get(run_id)
+            if actor is not None:
+                await actor.stopped.wait()
+            row = await self.store.get_run(run_id) or rows[0]
         log.info("run %s cancel requested: %s", run_id, reason, extra={"run_id": run_id, "reason": reason})
         return RunResult.from_row(row)
 
@@ -712,6 +826,7 @@ class Runtime:
         """
         check_name("run_id", run_id)
         await self._open()
+        shared = self._announcing()
         if from_step is not None:
             loaded = await self.store.load(run_id)
             if loaded is None:
@@ -719,7 +834,10 @@ class Runtime:
             row, journal, _ = loaded
             wf = self._resolve(row.workflow_id)
             new, copied = lifecycle.fork(row, journal, from_step, new_run_id(), self.now())
-            created, _ = await self.store.create_run(new, copied)
+            if shared is not None:
+                created, _ = await trio.to_thread.run_sync(shared.client_trigger, new, copied)
+            else:
+                created, _ = await self.store.create_run(new, copied)
             log.info(
                 "run %s forked from %s at step %r",
                 new.run_id,
@@ -727,20 +845,29 @@ class Runtime:
                 from_step,
                 extra={"run_id": new.run_id, "workflow_id": wf.id, "status": "running", "forked_from": run_id},
             )
-            return await self._run_until_stop(self._new_actor(wf, created, copied, []))
+            async with self._driving() as seated:
+                if not seated:  # the process that holds the database drives the copy
+                    return RunResult.from_row(created)
+                return await self._run_until_stop(self._new_actor(wf, created, copied, []))
         found = await self.store.get_run(run_id)
         if found is None:
             raise RunNotFound(run_id)
         self._resolve(found.workflow_id)  # before anything is written: it must be runnable here
-        (row,) = await self.store.transition(run_id, lifecycle.retry(self.now()), journal=True)
+        plan = lifecycle.retry(self.now())
+        if shared is not None:
+            retry = partial(shared.client_transition, run_id, plan, announce="retry", journal=True)
+            (row,) = await trio.to_thread.run_sync(retry)
+        else:
+            (row,) = await self.store.transition(run_id, plan, journal=True)
         log.info(
             "run %s retried (attempt %d)",
             run_id,
             row.attempt,
             extra={"run_id": run_id, "workflow_id": row.workflow_id, "status": "running", "attempt": row.attempt},
         )
-        result = await self._resume(run_id)
-        if result is None:  # already live (another task resumed it first)
+        async with self._driving() as seated:
+            result = await self._resume(run_id) if seated else None
+        if result is None:  # already live (another task resumed it first), or another process drives it
             now = await self.store.get_run(run_id)
             assert now is not None
             result = RunResult.from_row(now)

@@ -6,14 +6,24 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 
-from engine import ChildFailed, Client, SQLiteStore, Store, create_runtime, workflow
-from tests.conftest import wait_for
+from engine import (
+    ChildFailed,
+    Client,
+    InvalidArgument,
+    RunNotFound,
+    RunStillActive,
+    SQLiteStore,
+    Store,
+    create_runtime,
+    workflow,
+)
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
@@ -71,7 +81,7 @@ async def test_a_cancelled_waiting_child_raises_child_failed_in_its_parent(mock_
         parent = await runtime.trigger(two_legs, None)
         await trio.sleep(5)
         await runtime.cancel(f"{parent.run_id}:main", reason="not needed")
-        info = await wait_for(lambda: _ended(runtime, parent.run_id), "the parent to end")
+        info = await _until_ended(runtime, parent.run_id)
     assert info.status == "completed"
     assert info.output == {"child_failed": "RunCancelled", "message": "not needed"}
     # The other child is untouched: only the cancelled one's outcome moved the parent.
@@ -87,9 +97,17 @@ async def test_a_passive_runtime_drives_the_parent_of_a_cancelled_child(mock_clo
     assert info.output["child_failed"] == "RunCancelled"
 
 
-async def _ended(runtime: Any, run_id: str) -> Any:
-    info = await runtime.get_run(run_id)
-    return info if info.status in ("completed", "failed", "cancelled") else None
+async def _until_ended(runtime: Any, run_id: str) -> Any:
+    """Poll until the run ends, bounded in real time: under the mock clock, virtual time
+    leaps ahead whenever every task waits for a store's thread, so a virtual bound can
+    run out while the store is still busy on a loaded machine."""
+    give_up = time.monotonic() + 30
+    while time.monotonic() < give_up:
+        info = await runtime.get_run(run_id)
+        if info.status in ("completed", "failed", "cancelled"):
+            return info
+        await trio.sleep(0.01)
+    raise AssertionError(f"run {run_id} did not end within 30 s")
 
 
 # -- one activation at a time -------------------------------------------------------------------
@@ -168,3 +186,122 @@ async def test_a_child_cancelled_from_another_process_reaches_its_parent(db_path
         await again.aclose()
     assert info.status == "completed"
     assert info.output["child_failed"] == "RunCancelled"
+
+
+def _app(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.sweep_app", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+@pytest.mark.subprocess
+@pytest.mark.slow
+def test_two_cron_sweeps_and_a_signalling_process_drive_each_run_once(tmp_path: Path) -> None:
+    """Two processes sweep one SQLite file "from cron" while a third signals every run: each
+    run is driven by one of them at a time, so every step's side effect happens once."""
+    db = tmp_path / "cron.db"
+    runs = 12
+    _, err = (trigger := _app("trigger", str(db), str(tmp_path), str(runs))).communicate(timeout=60)
+    assert trigger.returncode == 0, err
+    procs = [_app("sweep", str(db), str(tmp_path), "4"), _app("sweep", str(db), str(tmp_path), "4")]
+    procs.append(_app("signal", str(db), str(tmp_path), "4"))
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    _, err = (final := _app("sweep", str(db), str(tmp_path), "1")).communicate(timeout=60)  # what is left due
+    assert final.returncode == 0, err
+    effects = (tmp_path / "effects.log").read_text().splitlines()
+    with Client(db) as client:
+        ended = {r.run_id: r.status for r in client.list_runs(limit=None)}
+    assert sorted(ended.values()) == ["completed"] * runs
+    assert sorted(effects) == sorted(f"{run_id} {step}" for run_id in ended for step in ("charge", "ship"))
+
+
+# -- resume(run_id) and sweep(limit=) ---------------------------------------------------------------
+
+
+async def test_resume_drives_one_due_run_and_leaves_the_rest(mock_clock: Any, store: Store) -> None:
+    @workflow("nap")
+    async def nap(ctx: Any) -> Any:
+        await ctx.sleep("nap", ctx.payload)
+        return ctx.payload
+
+    runtime = create_runtime(workflows=[nap], store=store)
+    due = await runtime.trigger(nap, 5)
+    later = await runtime.trigger(nap, 500)
+    await trio.sleep(6)
+    assert (await runtime.resume(later.run_id)).status == "suspended"  # not due: left as it is
+    resumed = await runtime.resume(due.run_id)
+    assert (resumed.status, resumed.output) == ("completed", 5)
+    assert await _status(runtime, later.run_id) == "suspended"
+    assert (await runtime.resume(due.run_id)).status == "completed"  # ended: returned as it is
+    with pytest.raises(RunNotFound):
+        await runtime.resume("no-such-run")
+
+
+async def test_resume_takes_a_waiting_runs_signal(mock_clock: Any, store: Store) -> None:
+    runtime = create_runtime(workflows=[leg], store=store)
+    run = await runtime.trigger(leg, None)
+    # Stored behind the runtime's back, as another process would.
+    await store.add_signal(run.run_id, "approved", '"yes"', runtime.now())
+    resumed = await runtime.resume(run.run_id)
+    assert (resumed.status, resumed.output) == ("completed", "yes")
+
+
+async def test_sweep_limit_resumes_at_most_that_many(mock_clock: Any, store: Store) -> None:
+    @workflow("short-nap")
+    async def nap(ctx: Any) -> Any:
+        await ctx.sleep("nap", 1)
+        return "up"
+
+    runtime = create_runtime(workflows=[nap], store=store)
+    for _ in range(5):
+        await runtime.trigger(nap, None)
+    await trio.sleep(2)
+    assert len(await runtime.sweep(limit=2)) == 2
+    assert len(await runtime.sweep(limit=10)) == 3
+    for bad in (0, -1, 1.5, True, "3"):
+        with pytest.raises(InvalidArgument) as caught:
+            await runtime.sweep(limit=bad)
+        assert caught.value.field == "limit"
+
+
+# -- delete one ended run ----------------------------------------------------------------------------
+
+
+async def test_delete_removes_an_ended_run_and_refuses_an_active_one(mock_clock: Any, store: Store) -> None:
+    runtime = create_runtime(workflows=[leg], store=store)
+    done = await runtime.trigger(leg, None)
+    await runtime.signal(done.run_id, "approved", "yes")
+    waiting = await runtime.trigger(leg, None)
+    with pytest.raises(RunStillActive) as caught:
+        await runtime.delete(waiting.run_id)
+    assert (caught.value.run_id, caught.value.status) == (waiting.run_id, "suspended")
+    assert await _status(runtime, waiting.run_id) == "suspended"  # nothing deleted
+    await runtime.delete(done.run_id)
+    with pytest.raises(RunNotFound):
+        await runtime.get_run(done.run_id)
+    assert [r.run_id for r in await runtime.list_runs()] == [waiting.run_id]
+    with pytest.raises(RunNotFound):
+        await runtime.delete(done.run_id)
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("store_kind", ["sqlite"])
+async def test_tarry_delete_from_another_process(db_path: Path, store: Store) -> None:
+    runtime = create_runtime(workflows=[leg], store=store)
+    done = await runtime.trigger(leg, None)
+    await runtime.signal(done.run_id, "approved", "yes")
+    waiting = await runtime.trigger(leg, None)
+    await runtime.aclose()
+    refused = await trio.to_thread.run_sync(_tarry, db_path, "delete", waiting.run_id)
+    assert refused.returncode == 1
+    assert "cancel it" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    deleted = await trio.to_thread.run_sync(_tarry, db_path, "delete", done.run_id, "--json")
+    assert deleted.returncode == 0, deleted.stderr
+    with Client(db_path) as client:
+        assert [r.run_id for r in client.list_runs()] == [waiting.run_id]
+        client.cancel(waiting.run_id)
+        client.delete(waiting.run_id)
+        assert client.list_runs() == []

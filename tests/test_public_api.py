@@ -46,6 +46,7 @@ PUBLIC = [
     "RunQuarantined",
     "RunResult",
     "RunStateError",
+    "RunStillActive",
     "Runtime",
     "SQLiteStore",
     "SchemaTooNew",

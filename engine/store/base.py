@@ -98,7 +98,7 @@ class Store(ABC):
         outcome to its parent) is delivered as :meth:`write` delivers it.
 
         Returns the rows of the runs written, as they are after the transition, in the
-        order of the writes (the run itself first).
+        order of the writes (the run itself first); a deleted run has none.
 
         Raises:
             RunNotFound: no such run.

@@ -79,6 +79,9 @@ class MemoryStore(Store):
         run = self._run(write.run_id)
         if write.require is not None and run.status not in write.require:
             return False
+        if write.delete:
+            self._delete([write.run_id])
+            return True
         signals = {s.id: s for s in self._signals[write.run_id]}
         for signal_id, _ in write.consume:
             signal = signals.get(signal_id)
@@ -146,7 +149,7 @@ class MemoryStore(Store):
         for change in writes:
             if not self._apply(change):
                 raise RunStateError(f"run {change.run_id!r} changed under a transition", run_id=change.run_id)
-        return [replace(self._runs[change.run_id]) for change in writes]
+        return [replace(self._runs[change.run_id]) for change in writes if not change.delete]
 
     async def get_run(self, run_id: str) -> RunRow | None:
         await trio.lowlevel.checkpoint()
@@ -229,11 +232,14 @@ class MemoryStore(Store):
             for r in self._runs.values()
             if r.status in TERMINAL and r.status in statuses and r.updated_at < before
         ][:limit]
-        for run_id in doomed:
+        self._delete(doomed)
+        return len(doomed)
+
+    def _delete(self, run_ids: list[str]) -> None:
+        for run_id in run_ids:
             del self._runs[run_id], self._entries[run_id]
             for signal in self._signals.pop(run_id):
                 self._dedup.pop(signal.id, None)
-        return len(doomed)
 
     async def running_runs(self) -> list[str]:
         await trio.lowlevel.checkpoint()

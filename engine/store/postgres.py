@@ -784,6 +784,12 @@ def _client_trigger(
 
 
 def _write(store: PostgresStore, conn: Conn, write: Write, in_process: bool = True) -> bool:
+    if write.delete:
+        status, _ = _status(conn, write.run_id)
+        if write.require is not None and status not in write.require:
+            return False
+        _delete_runs(conn, [write.run_id])
+        return True
     if write.run or write.require is not None or write.signals:
         columns = ["updated_at = %s"]
         values: list[Any] = [write.updated_at]
@@ -940,6 +946,8 @@ def _transition(
     for change in plan(tree):
         if not _write(store, conn, change, in_process):
             raise RunStateError(f"run {change.run_id!r} changed under a transition", run_id=change.run_id)
+        if change.delete:
+            continue  # nothing left to return or to announce
         if announce == "retry":
             # Claims: a retried run is nobody's, so whichever worker is free takes it.
             conn.execute("UPDATE tarry_runs SET owner = NULL WHERE run_id = %s", (change.run_id,))
@@ -1104,9 +1112,15 @@ def _prune(store: PostgresStore, conn: Conn, before: float, statuses: list[str],
         )
     ]
     if doomed:
-        conn.execute("DELETE FROM tarry_outbox WHERE run_id = ANY(%s)", (doomed,))
-        conn.execute("DELETE FROM tarry_runs WHERE run_id = ANY(%s)", (doomed,))
+        _delete_runs(conn, doomed)
     return len(doomed)
+
+
+def _delete_runs(conn: Conn, run_ids: list[str]) -> None:
+    """Delete runs; their journals and signals go by ON DELETE CASCADE, their outbox rows
+    explicitly."""
+    conn.execute("DELETE FROM tarry_outbox WHERE run_id = ANY(%s)", (run_ids,))
+    conn.execute("DELETE FROM tarry_runs WHERE run_id = ANY(%s)", (run_ids,))
 
 
 def _running_runs(store: PostgresStore, conn: Conn) -> list[str]:

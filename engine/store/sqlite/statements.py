@@ -107,6 +107,12 @@ def write(conn: sqlite3.Connection, write: Write, *, announce: bool = False) -> 
     """Apply ``write``; ``False`` when its ``require`` did not hold. ``announce``: a
     signal it sends to another run gets a change row (a client's transition, whose
     recipient's worker must hear of it)."""
+    if write.delete:
+        status = run_status(conn, write.run_id)
+        if write.require is not None and status not in write.require:
+            return False
+        delete_runs(conn, [write.run_id])
+        return True
     if not only_entries(write):
         columns = ["updated_at = ?"]
         values: list[Any] = [write.updated_at]
@@ -154,7 +160,12 @@ _TERMINAL_SQL = "('completed', 'failed', 'cancelled')"
 def only_entries(write: Write) -> bool:
     """A step result alone: nothing but journal rows (the run's row is left as it is)."""
     return not (
-        write.run or write.require is not None or write.consume or write.truncate_from is not None or write.signals
+        write.run
+        or write.require is not None
+        or write.consume
+        or write.truncate_from is not None
+        or write.signals
+        or write.delete
     )
 
 
@@ -249,6 +260,8 @@ def transition(
     for change in writes:
         if not write(conn, change, announce=announce is not None):
             raise RunStateError(f"run {change.run_id!r} changed under a transition", run_id=change.run_id)
+        if change.delete:
+            continue  # nothing left to return or to announce
         if announce is not None:
             notify(conn, announce, change.run_id, change.updated_at)
         row = get_run(conn, change.run_id)
@@ -394,9 +407,14 @@ def prune(conn: sqlite3.Connection, before: float, statuses: list[str], limit: i
             (*ended, before, limit),
         )
     ]
-    for table in ("entries", "signals", "tarry_outbox", "runs"):
-        conn.executemany(f"DELETE FROM {table} WHERE run_id = ?", [(run_id,) for run_id in doomed])
+    delete_runs(conn, doomed)
     return len(doomed)
+
+
+def delete_runs(conn: sqlite3.Connection, run_ids: list[str]) -> None:
+    """Delete runs with their journals, signals and outbox rows."""
+    for table in ("entries", "signals", "tarry_outbox", "runs"):
+        conn.executemany(f"DELETE FROM {table} WHERE run_id = ?", [(run_id,) for run_id in run_ids])
 
 
 def runs_with_signals(conn: sqlite3.Connection) -> list[str]:
