@@ -5,9 +5,11 @@ Everything public is re-exported here; the submodules are internal.
 
 import contextlib
 
+from .aio import asyncio_step
 from .client import Client, EngineInfo, WorkflowInfo
 from .context import Parallel, RunContext, StepCall
 from .errors import (
+    AsyncioStepCancelled,
     ChildFailed,
     ConcurrentContextUse,
     DatabaseCorrupt,
@@ -16,12 +18,14 @@ from .errors import (
     DeadlineExceeded,
     DiskFull,
     DuplicateStepId,
+    HostNotServing,
     IdempotencyConflict,
     InvalidArgument,
     InvalidCron,
     InvalidDuration,
     InvalidInput,
     LeaseLost,
+    NeedsAsyncio,
     NonDeterminismError,
     NonDeterministicReplay,
     NonRetryableError,
@@ -46,6 +50,7 @@ from .errors import (
     WorkflowError,
     WorkflowNotFound,
 )
+from .hosting import AsyncioHost, hosted
 from .results import HistoryEntry, RunError, RunInfo, RunResult, SignalInfo
 from .retry import Retry, RetryPolicy
 from .runtime import Runtime, create_runtime
@@ -56,6 +61,8 @@ from .workflow import Workflow, define_workflow, workflow
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncioHost",
+    "AsyncioStepCancelled",
     "ChildFailed",
     "Client",
     "ConcurrentContextUse",
@@ -67,6 +74,7 @@ __all__ = [
     "DuplicateStepId",
     "EngineInfo",
     "HistoryEntry",
+    "HostNotServing",
     "IdempotencyConflict",
     "InvalidArgument",
     "InvalidCron",
@@ -74,6 +82,7 @@ __all__ = [
     "InvalidInput",
     "LeaseLost",
     "MemoryStore",
+    "NeedsAsyncio",
     "NonDeterminismError",
     "NonDeterministicReplay",
     "NonRetryableError",
@@ -115,8 +124,10 @@ __all__ = [
     "WorkflowInfo",
     "WorkflowNotFound",
     "__version__",
+    "asyncio_step",
     "create_runtime",
     "define_workflow",
+    "hosted",
     "workflow",
 ]
 

@@ -6,6 +6,8 @@ import engine
 from engine import errors
 
 PUBLIC = [
+    "AsyncioHost",
+    "AsyncioStepCancelled",
     "ChildFailed",
     "Client",
     "ConcurrentContextUse",
@@ -17,6 +19,7 @@ PUBLIC = [
     "DuplicateStepId",
     "EngineInfo",
     "HistoryEntry",
+    "HostNotServing",
     "IdempotencyConflict",
     "InvalidArgument",
     "InvalidCron",
@@ -24,6 +27,7 @@ PUBLIC = [
     "InvalidInput",
     "LeaseLost",
     "MemoryStore",
+    "NeedsAsyncio",
     "NonDeterminismError",
     "NonDeterministicReplay",
     "NonRetryableError",
@@ -64,8 +68,10 @@ PUBLIC = [
     "WorkflowInfo",
     "WorkflowNotFound",
     "__version__",
+    "asyncio_step",
     "create_runtime",
     "define_workflow",
+    "hosted",
     "store_from_url",
     "workflow",
 ]
