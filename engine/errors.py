@@ -32,6 +32,7 @@ problem and, where there is one, the fix. Grouped by whose fault it is::
     ├── RunCancelled                 raised inside a workflow being cancelled
     ├── WaitTimeout                  Client.wait gave up (also a TimeoutError)
     ├── HostNotServing               a call through an AsyncioHost that is not serving
+    ├── NeedsTrio                    a Runtime's verb awaited outside trio (under asyncio)
     └── StoreError                   the database cannot be used as it is
         ├── StoreBusy                locked by another writer past the busy timeout
         ├── NotATarryDatabase        the file exists but was not made by tarry
@@ -70,6 +71,7 @@ __all__ = [
     "InvalidInput",
     "LeaseLost",
     "NeedsAsyncio",
+    "NeedsTrio",
     "NonDeterminismError",
     "NonDeterministicReplay",
     "NonRetryableError",
@@ -520,6 +522,22 @@ class HostNotServing(WorkflowError):
             f"the tarry runtime hosted in this asyncio loop is {state}; call it inside "
             "`async with engine.hosted(runtime) as host:` (in a FastAPI lifespan: around its `yield`)",
             state=state,
+        )
+
+
+class NeedsTrio(WorkflowError):
+    """A :class:`Runtime`'s verb (``trigger``, ``async with runtime:`` ...) was awaited
+    outside a trio task, typically under ``asyncio.run``. tarry runs on trio: run the program
+    with ``trio.run``, or host the runtime in the asyncio application with
+    :func:`engine.hosted` and call its verbs there. Nothing was written."""
+
+    code = "needs_trio"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a tarry Runtime runs on trio, and this was awaited outside a trio task (under asyncio?); "
+            "run the program with trio.run(main), or host the runtime in your asyncio app: "
+            "`async with engine.hosted(runtime) as host:` and `await host.trigger(...)`"
         )
 
 

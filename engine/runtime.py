@@ -39,6 +39,7 @@ from .aio import AsyncioLoop
 from .errors import (
     InvalidArgument,
     LeaseLost,
+    NeedsTrio,
     RunNotFound,
     RunNotRetryable,
     StoreError,
@@ -328,6 +329,8 @@ class Runtime:
         return self._nursery is not None
 
     async def _open(self) -> None:
+        if not trio.lowlevel.in_trio_task():  # asyncio code calling a verb: say what to do instead
+            raise NeedsTrio
         if not self._opened:
             await self.store.open()
             self._opened = True

@@ -26,6 +26,7 @@ from engine import (
     HostNotServing,
     InvalidArgument,
     NeedsAsyncio,
+    NeedsTrio,
     NotATarryDatabase,
     Retry,
     RunNotFound,
@@ -309,6 +310,20 @@ def test_hosted_errors_keep_their_type_at_start(tmp_path: Path) -> None:
     asyncio.run(main())
     with pytest.raises(InvalidArgument, match="running asyncio loop"):
         engine.hosted(runtime_on(tmp_path / "t.db")).start()
+
+
+def test_a_runtime_awaited_under_asyncio_says_to_host_it_and_writes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    runtime = runtime_on(db)
+
+    async def enter() -> None:
+        async with runtime:
+            pass
+
+    for attempt in (runtime.trigger("asyncio-fetch"), enter(), runtime.get_run("r1")):
+        with pytest.raises(NeedsTrio, match=r"engine\.hosted\(runtime\)"):
+            asyncio.run(attempt)
+    assert not db.exists()
 
 
 def test_a_hosted_worker_serves_clients_of_its_database(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ PUBLIC = [
     "LeaseLost",
     "MemoryStore",
     "NeedsAsyncio",
+    "NeedsTrio",
     "NonDeterminismError",
     "NonDeterministicReplay",
     "NonRetryableError",
