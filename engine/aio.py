@@ -5,8 +5,8 @@ asyncpg, redis.asyncio, SQLAlchemy's asyncio mode, ``asyncio.sleep``) needs an a
 instead: marked with :func:`asyncio_step`, its coroutine runs as an asyncio task while the
 run's trio task waits for it.
 
-- When trio runs as a guest of an asyncio loop (``engine.hosted``, ``tarry dev``), the task
-  runs on that host loop: the step shares the application's loop, its connection pools and
+- When trio runs as a guest of an asyncio loop through ``engine.hosted`` (``tarry dev``
+  too), the task runs on that host loop: the step shares the application's loop, its connection pools and
   its clients.
 - Otherwise (``tarry worker``, ``async with runtime:`` under ``trio.run``) each runtime starts
   one asyncio loop in a thread of its own the first time it needs one, and stops it when it
@@ -103,13 +103,16 @@ class AsyncioLoop:
     loop of its own in a thread (started on first use, stopped by :meth:`aclose`)."""
 
     def __init__(self) -> None:
+        #: The asyncio loop trio runs as a guest of (set by ``AsyncioHost`` while it hosts).
+        #: Not guessed from ``asyncio.get_running_loop()``: ``trio.run`` called from inside
+        #: a running loop (a notebook cell) would see a loop that it blocks.
+        self.host: asyncio.AbstractEventLoop | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
     def _target(self) -> asyncio.AbstractEventLoop:
-        with contextlib.suppress(RuntimeError):
-            # Trio runs as a guest of this loop: its tasks run inside the loop's callbacks.
-            return asyncio.get_running_loop()
+        if self.host is not None:
+            return self.host
         if self._loop is None:
             loop = asyncio.new_event_loop()
             self._thread = threading.Thread(target=_serve_loop, args=(loop,), name="tarry-asyncio", daemon=True)

@@ -134,6 +134,7 @@ class AsyncioHost:
             raise InvalidArgument("this host was started already; a host serves once: make a new one")
         self._ready, self._done = loop.create_future(), loop.create_future()
         self.state = "starting"
+        self.runtime.asyncio_loop.host = loop  # its asyncio steps run on this loop
         trio.lowlevel.start_guest_run(
             self._main,
             run_sync_soon_threadsafe=loop.call_soon_threadsafe,
@@ -229,6 +230,7 @@ class AsyncioHost:
 
     def _finished(self, outcome: Any) -> None:  # on the loop, once the guest run ended
         self.state = "stopped"
+        self.runtime.asyncio_loop.host = None
         error = getattr(outcome, "error", None)
         if error is not None:
             self.error = error

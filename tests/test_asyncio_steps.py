@@ -219,6 +219,25 @@ async def test_a_task_cancelled_on_the_asyncio_side_fails_the_attempt(tmp_path: 
     await runtime.aclose()
 
 
+def test_trio_run_inside_a_running_asyncio_loop_uses_its_own_loop(tmp_path: Path) -> None:
+    # A notebook cell: trio.run called from code that a running asyncio loop executes. That
+    # loop is blocked until trio.run returns, so the step must not be sent to it.
+    runtime = runtime_on(tmp_path / "t.db")
+
+    async def cell() -> Any:
+        async def main() -> Any:
+            try:
+                return await runtime.trigger("asyncio-fetch")
+            finally:
+                await runtime.aclose()
+
+        return trio.run(main)
+
+    result = asyncio.run(cell())
+    assert result.status == "completed"
+    assert result.output["first"]["thread"] == "tarry-asyncio"
+
+
 # -- (c) hosted by an asyncio program -----------------------------------------------------------------
 
 
