@@ -24,17 +24,21 @@ names the step and this fix, instead of asyncio's "no running event loop".
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import inspect
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
 from .errors import AsyncioStepCancelled, InvalidArgument, NeedsAsyncio
+
+if TYPE_CHECKING:
+    # Imported where it is used: `import engine` (every `tarry` command) does not load
+    # asyncio (~20 ms) unless a step or a host needs it.
+    import asyncio
 
 __all__ = ["AsyncioLoop", "asyncio_step", "is_asyncio_step", "needs_asyncio"]
 
@@ -114,6 +118,8 @@ class AsyncioLoop:
         if self.host is not None:
             return self.host
         if self._loop is None:
+            import asyncio
+
             loop = asyncio.new_event_loop()
             self._thread = threading.Thread(target=_serve_loop, args=(loop,), name="tarry-asyncio", daemon=True)
             self._thread.start()
@@ -127,6 +133,8 @@ class AsyncioLoop:
         Raises:
             AsyncioStepCancelled: the task was cancelled on the asyncio side.
         """
+        import asyncio
+
         loop = self._target()
         token = trio.lowlevel.current_trio_token()
         done = trio.Event()
@@ -182,6 +190,8 @@ class AsyncioLoop:
 def _serve_loop(loop: asyncio.AbstractEventLoop) -> None:
     """The thread of a runtime's own asyncio loop: run it until stopped, then finish as
     ``asyncio.run`` does (cancel what is left, close async generators and the executor)."""
+    import asyncio
+
     asyncio.set_event_loop(loop)
     try:
         loop.run_forever()

@@ -22,11 +22,10 @@ its worker the same way inside the dashboard's loop.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import trio
 
@@ -35,6 +34,9 @@ from .results import RunInfo, RunResult
 from .runtime import Runtime
 from .worker import Worker, _only_error
 from .workflow import Workflow
+
+if TYPE_CHECKING:
+    import asyncio  # imported where used: `import engine` does not load asyncio
 
 __all__ = ["AsyncioHost", "hosted"]
 
@@ -124,6 +126,8 @@ class AsyncioHost:
             InvalidArgument: no asyncio loop runs in this thread, or the host was started
                 before (a host serves once).
         """
+        import asyncio
+
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -149,6 +153,8 @@ class AsyncioHost:
             The runtime's own error (with its type) if it failed first, else
             :class:`HostNotServing` if it stopped before serving.
         """
+        import asyncio
+
         if self._ready is None:
             raise HostNotServing("not started")
         await asyncio.shield(self._ready)
@@ -160,6 +166,8 @@ class AsyncioHost:
     async def stop(self) -> None:
         """Drain (``grace``), stop and close the store; returns once the guest run ended.
         Idempotent; a no-op on a host never started."""
+        import asyncio
+
         if self._done is None:
             return
         self._stop_wanted = True
@@ -253,6 +261,8 @@ class AsyncioHost:
             HostNotServing: the runtime does not serve (not yet, or any more), or stopped
                 while the call ran.
         """
+        import asyncio
+
         token, calls = self._token, self._calls
         if self.state != "serving" or token is None or calls is None:
             raise HostNotServing(self.state) from self.error

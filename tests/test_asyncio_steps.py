@@ -238,6 +238,12 @@ def test_trio_run_inside_a_running_asyncio_loop_uses_its_own_loop(tmp_path: Path
     assert result.output["first"]["thread"] == "tarry-asyncio"
 
 
+def test_the_cli_does_not_load_asyncio() -> None:
+    # Every `tarry` command imports the engine; asyncio loads only when a step or host needs it.
+    check = "import sys, engine, engine.cli; assert 'asyncio' not in sys.modules, 'asyncio was imported'"
+    subprocess.run([sys.executable, "-c", check], cwd=ROOT, check=True)
+
+
 # -- (c) hosted by an asyncio program -----------------------------------------------------------------
 
 
