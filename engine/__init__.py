@@ -5,9 +5,11 @@ Everything public is re-exported here; the submodules are internal.
 
 import contextlib
 
+from .aio import asyncio_step
 from .client import Client, EngineInfo, WorkflowInfo
 from .context import Parallel, RunContext, StepCall
 from .errors import (
+    AsyncioStepCancelled,
     ChildFailed,
     ConcurrentContextUse,
     DatabaseCorrupt,
@@ -16,12 +18,15 @@ from .errors import (
     DeadlineExceeded,
     DiskFull,
     DuplicateStepId,
+    HostNotServing,
     IdempotencyConflict,
     InvalidArgument,
     InvalidCron,
     InvalidDuration,
     InvalidInput,
     LeaseLost,
+    NeedsAsyncio,
+    NeedsTrio,
     NonDeterminismError,
     NonDeterministicReplay,
     NonRetryableError,
@@ -47,6 +52,7 @@ from .errors import (
     WorkflowError,
     WorkflowNotFound,
 )
+from .hosting import AsyncioHost, hosted
 from .results import HistoryEntry, RunError, RunInfo, RunResult, SignalInfo
 from .retry import Retry, RetryPolicy
 from .runtime import Runtime, create_runtime
@@ -57,6 +63,8 @@ from .workflow import Workflow, define_workflow, workflow
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncioHost",
+    "AsyncioStepCancelled",
     "ChildFailed",
     "Client",
     "ConcurrentContextUse",
@@ -68,6 +76,7 @@ __all__ = [
     "DuplicateStepId",
     "EngineInfo",
     "HistoryEntry",
+    "HostNotServing",
     "IdempotencyConflict",
     "InvalidArgument",
     "InvalidCron",
@@ -75,6 +84,8 @@ __all__ = [
     "InvalidInput",
     "LeaseLost",
     "MemoryStore",
+    "NeedsAsyncio",
+    "NeedsTrio",
     "NonDeterminismError",
     "NonDeterministicReplay",
     "NonRetryableError",
@@ -117,8 +128,10 @@ __all__ = [
     "WorkflowInfo",
     "WorkflowNotFound",
     "__version__",
+    "asyncio_step",
     "create_runtime",
     "define_workflow",
+    "hosted",
     "workflow",
 ]
 

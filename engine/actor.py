@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import trio
 
 from . import codec
+from .aio import AsyncioLoop, is_asyncio_step, needs_asyncio
 from .context import RunContext
 from .errors import (
     ChildFailed,
@@ -79,6 +80,7 @@ class ActorHost(Protocol):
     passivate_after: float
     max_recoveries: int | None
     max_output_bytes: int | None
+    asyncio_loop: AsyncioLoop
 
     def now(self) -> float: ...
     def to_trio(self, wall: float) -> float: ...
@@ -339,13 +341,25 @@ class RunActor:
         self._mirror(resumed)
 
     async def _call(self, call: StepCall, step_id: str) -> Any:
-        # A sync step's thread cannot be interrupted: with a timeout or a deadline it is
-        # abandoned when its time is up (it finishes in the background, result ignored).
-        abandon = call.timeout is not None or self.deadline_at is not None
-        if call.timeout is None:  # the common case pays for no cancel scope
-            return await _invoke(call.fn, call.args, call.kwargs, abandon)
-        with trio.move_on_after(call.timeout):
-            return await _invoke(call.fn, call.args, call.kwargs, abandon)
+        kind = _step_kind(call.fn)
+        if kind is _ASYNCIO:
+            where = f"{step_id!r} of run {self.run_id!r}"
+            running = self.host.asyncio_loop.run(call.fn, call.args, call.kwargs, where)
+        else:
+            # A sync step's thread cannot be interrupted: with a timeout or a deadline it is
+            # abandoned when its time is up (it finishes in the background, result ignored).
+            abandon = call.timeout is not None or self.deadline_at is not None
+            running = _invoke(call.fn, call.args, call.kwargs, kind is _ASYNC, abandon)
+        try:
+            if call.timeout is None:  # the common case pays for no cancel scope
+                return await running
+            with trio.move_on_after(call.timeout):
+                return await running
+        except (RuntimeError, TypeError) as exc:
+            # asyncio code on trio: say which step and how to fix it, not "no running event loop"
+            if kind is not _ASYNCIO and (needs := needs_asyncio(exc, self.run_id, step_id)) is not None:
+                raise self.fatal(needs) from exc
+            raise
         raise TimeoutError(f"step {step_id!r} of run {self.run_id!r} took longer than {call.timeout}s")
 
     def record_patch(self, seq: int, marker: str) -> None:
@@ -795,19 +809,28 @@ class RunActor:
 
 
 _UNSET: Any = object()
-_coroutine_functions: dict[Any, bool] = {}
+_SYNC, _ASYNC, _ASYNCIO = "sync", "async", "asyncio"
+_step_kinds: dict[Any, str] = {}
 
 
-async def _invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], abandon: bool = False) -> Any:
+def _step_kind(fn: Callable[..., Any]) -> str:
+    """How a step function runs: on trio (``async def``), in a thread (sync), or on an
+    asyncio loop (marked by ``asyncio_step``). Cached: it is asked for every step."""
+    try:
+        return _step_kinds[fn]
+    except (KeyError, TypeError):  # TypeError: an unhashable callable
+        kind = _ASYNCIO if is_asyncio_step(fn) else _ASYNC if inspect.iscoroutinefunction(fn) else _SYNC
+        if len(_step_kinds) < 4096:
+            with contextlib.suppress(TypeError):
+                _step_kinds[fn] = kind
+        return kind
+
+
+async def _invoke(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], is_async: bool, abandon: bool = False
+) -> Any:
     """Await an async step function; run a sync one in a worker thread (so it cannot block
     other runs) and await what it returns if that is awaitable."""
-    try:
-        is_async = _coroutine_functions[fn]
-    except (KeyError, TypeError):  # TypeError: an unhashable callable
-        is_async = inspect.iscoroutinefunction(fn)
-        if len(_coroutine_functions) < 4096:
-            with contextlib.suppress(TypeError):
-                _coroutine_functions[fn] = is_async
     if is_async:
         return await fn(*args, **kwargs)
     result = await trio.to_thread.run_sync(partial(fn, *args, **kwargs), abandon_on_cancel=abandon)

@@ -237,7 +237,8 @@ class RunContext(Generic[P]):
         """Run ``fn(*args, **kwargs)`` once for this run; ``await`` it for its (JSON) result.
 
         ``fn`` may be async or sync; a sync function runs in a worker thread so that it
-        cannot block other runs (if it returns an awaitable, that is awaited too).
+        cannot block other runs (if it returns an awaitable, that is awaited too). An
+        ``async def`` runs on trio; one marked :func:`asyncio_step` runs on an asyncio loop.
 
         Args:
             step_id: unique within the run; the journal key of the result.

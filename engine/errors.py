@@ -24,12 +24,16 @@ problem and, where there is one, the fix. Grouped by whose fault it is::
     ├── WorkflowCodeError            the workflow's code broke a rule; the run fails with it
     │   ├── DuplicateStepId          two durable calls with one id in one run
     │   ├── NonDeterminismError      the code no longer matches the run's journal
-    │   └── ConcurrentContextUse     two ctx calls of one run awaited at the same time
+    │   ├── ConcurrentContextUse     two ctx calls of one run awaited at the same time
+    │   └── NeedsAsyncio             a step uses asyncio but is not an asyncio_step
     ├── StepFailed                   a step raised after its last attempt (catchable)
     │   └── ChildFailed              a child run ended failed or cancelled (catchable)
+    ├── AsyncioStepCancelled         an asyncio_step's task was cancelled on the asyncio side
     ├── DeadlineExceeded             the run passed its workflow's ``deadline``
     ├── RunCancelled                 raised inside a workflow being cancelled
     ├── WaitTimeout                  Client.wait gave up (also a TimeoutError)
+    ├── HostNotServing               a call through an AsyncioHost that is not serving
+    ├── NeedsTrio                    a Runtime's verb awaited outside trio (under asyncio)
     └── StoreError                   the database cannot be used as it is
         ├── StoreBusy                locked by another writer past the busy timeout
         ├── NotATarryDatabase        the file exists but was not made by tarry
@@ -51,6 +55,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AsyncioStepCancelled",
     "ChildFailed",
     "ConcurrentContextUse",
     "DeadlineExceeded",
@@ -59,12 +64,15 @@ __all__ = [
     "DatabaseReadOnly",
     "DiskFull",
     "DuplicateStepId",
+    "HostNotServing",
     "IdempotencyConflict",
     "InvalidArgument",
     "InvalidCron",
     "InvalidDuration",
     "InvalidInput",
     "LeaseLost",
+    "NeedsAsyncio",
+    "NeedsTrio",
     "NonDeterminismError",
     "NonDeterministicReplay",
     "NonRetryableError",
@@ -454,6 +462,42 @@ class NonRetryableError(Exception):
     ``"NonRetryableError"`` (or your subclass's name)."""
 
 
+class NeedsAsyncio(WorkflowCodeError, NonRetryableError):
+    """A step's code needs a running asyncio event loop (an asyncio library: aiohttp,
+    asyncpg, redis.asyncio, ``asyncio.sleep``...) but its function is not an
+    :func:`asyncio_step`, so it ran on trio. Its step is not retried (the same code fails
+    the same way) and the run fails with this, even if the workflow catches the step's
+    failure; mark the function, then ``retry()`` the run. ``error`` is what asyncio said."""
+
+    code = "step_needs_asyncio"
+
+    def __init__(self, run_id: str, step_id: str, error: str) -> None:
+        super().__init__(
+            f"step {step_id!r} of run {run_id!r} needs asyncio ({error}), but steps run on trio; "
+            "decorate its function with @engine.asyncio_step (or pass engine.asyncio_step(fn) to "
+            "ctx.step) so that it runs on an asyncio loop, then retry the run",
+            run_id=run_id,
+            step_id=step_id,
+            error=error,
+        )
+
+
+class AsyncioStepCancelled(WorkflowError):
+    """The asyncio task of an :func:`asyncio_step` was cancelled on the asyncio side, not by
+    tarry (its loop shut down under it, or other code cancelled the task). The attempt fails
+    with this and is retried as the step's ``Retry`` says; a cancellation that comes from
+    tarry (the run cancelled, a step timeout, the runtime stopping) cancels the task instead."""
+
+    code = "asyncio_step_cancelled"
+
+    def __init__(self, step: str) -> None:
+        super().__init__(
+            f"the asyncio task of step {step} was cancelled on the asyncio side (its loop stopped, or "
+            "other code cancelled it)",
+            step=step,
+        )
+
+
 class RunCancelled(WorkflowError):
     code = "run_cancelled"
 
@@ -476,6 +520,38 @@ class WaitTimeout(WorkflowError, TimeoutError):
             run_id=run_id,
             timeout=timeout,
             status=status,
+        )
+
+
+class HostNotServing(WorkflowError):
+    """A call through an :class:`AsyncioHost` (``host.trigger`` ...) while its runtime is
+    not serving: the host was not entered yet, is still standing by for its worker's lease,
+    or has stopped (also when it stopped while the call was in flight). When the runtime
+    stopped because it failed, that error is the ``__cause__``."""
+
+    code = "host_not_serving"
+
+    def __init__(self, state: str) -> None:
+        super().__init__(
+            f"the tarry runtime hosted in this asyncio loop is {state}; call it inside "
+            "`async with engine.hosted(runtime) as host:` (in a FastAPI lifespan: around its `yield`)",
+            state=state,
+        )
+
+
+class NeedsTrio(WorkflowError):
+    """A :class:`Runtime`'s verb (``trigger``, ``async with runtime:`` ...) was awaited
+    outside a trio task, typically under ``asyncio.run``. tarry runs on trio: run the program
+    with ``trio.run``, or host the runtime in the asyncio application with
+    :func:`engine.hosted` and call its verbs there. Nothing was written."""
+
+    code = "needs_trio"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a tarry Runtime runs on trio, and this was awaited outside a trio task (under asyncio?); "
+            "run the program with trio.run(main), or host the runtime in your asyncio app: "
+            "`async with engine.hosted(runtime) as host:` and `await host.trigger(...)`"
         )
 
 

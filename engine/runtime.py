@@ -37,9 +37,11 @@ import trio
 
 from . import codec, lifecycle
 from .actor import RELOAD, TIMER, RunActor
+from .aio import AsyncioLoop
 from .errors import (
     InvalidArgument,
     LeaseLost,
+    NeedsTrio,
     RunNotFound,
     StoreError,
     WorkflowError,
@@ -167,6 +169,8 @@ class Runtime:
         self._early_signals: dict[str, list[SignalRow]] = {}
         self._limiters: dict[str, trio.CapacityLimiter] = {}
         self._seat = Seat(self.store)
+        #: Where its ``asyncio_step`` steps run (a loop of its own is started on first use).
+        self.asyncio_loop = AsyncioLoop()
         self.register(*workflows)
 
     # -- registry -------------------------------------------------------------------------
@@ -325,6 +329,8 @@ class Runtime:
         return self._nursery is not None
 
     async def _open(self) -> None:
+        if not trio.lowlevel.in_trio_task():  # asyncio code calling a verb: say what to do instead
+            raise NeedsTrio
         if not self._opened:
             await self.store.open()
             self._opened = True
@@ -913,6 +919,7 @@ class Runtime:
                 self._wheel.cancel(run_id)
             self._actors.clear()
             self._loading.clear()
+            await self.asyncio_loop.aclose()
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Supervise runs until cancelled: ``async with runtime: await trio.sleep_forever()``."""
@@ -1003,7 +1010,9 @@ class Runtime:
         self._next_far = await self.store.next_wake_after(horizon)
 
     async def aclose(self) -> None:
-        """Close the store (the runtime must not be serving)."""
+        """Close the store and stop the runtime's own asyncio loop, if it started one (the
+        runtime must not be serving)."""
+        await self.asyncio_loop.aclose()
         if self._opened:
             await self.store.close()
             self._opened = False

@@ -6,6 +6,8 @@ import engine
 from engine import errors
 
 PUBLIC = [
+    "AsyncioHost",
+    "AsyncioStepCancelled",
     "ChildFailed",
     "Client",
     "ConcurrentContextUse",
@@ -17,6 +19,7 @@ PUBLIC = [
     "DuplicateStepId",
     "EngineInfo",
     "HistoryEntry",
+    "HostNotServing",
     "IdempotencyConflict",
     "InvalidArgument",
     "InvalidCron",
@@ -24,6 +27,8 @@ PUBLIC = [
     "InvalidInput",
     "LeaseLost",
     "MemoryStore",
+    "NeedsAsyncio",
+    "NeedsTrio",
     "NonDeterminismError",
     "NonDeterministicReplay",
     "NonRetryableError",
@@ -65,8 +70,10 @@ PUBLIC = [
     "WorkflowInfo",
     "WorkflowNotFound",
     "__version__",
+    "asyncio_step",
     "create_runtime",
     "define_workflow",
+    "hosted",
     "store_from_url",
     "workflow",
 ]
