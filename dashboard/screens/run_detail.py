@@ -60,7 +60,7 @@ class RunDetailScreen(Screen[None]):
             yield JournalTimeline(id="timeline")
             yield Label("signals", classes="panel-title")
             yield DataTable(id="signals", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         signals = self.query_one("#signals", DataTable)

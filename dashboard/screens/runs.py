@@ -73,7 +73,7 @@ class RunsScreen(Screen[None]):
         yield Input(placeholder="search run id, workflow or payload text; enter to keep, escape to clear", id="search")
         yield RunTable(id="runs")
         yield Static("", id="pager")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#search", Input).display = False
@@ -110,7 +110,7 @@ class RunsScreen(Screen[None]):
         now = self.app.now()  # type: ignore[attr-defined]
         self.total = page.total
         table = self.query_one(RunTable)
-        table.sync(page.runs, now)
+        table.sync(page.runs, now, page.payloads)
         counts = self.query_one(StatusCounts)
         counts.counts = page.counts
         counts.active = self.run_filter.name

@@ -194,6 +194,8 @@ class FakeClient:
         self.version = 1
         self.sent: list[tuple[str, str, Any]] = []
         self.lock = threading.Lock()
+        #: Workers holding a current lease (0: nothing serves the database).
+        self.workers = 1
 
     def _bump(self) -> None:
         self.version += 1
@@ -222,6 +224,12 @@ class FakeClient:
         if oldest_first:
             runs.sort(key=lambda r: (r.updated_at, r.run_id))
         return [r.result for r in runs[offset : offset + limit]]
+
+    def list_runs_with_payload(self, **filters: Any) -> list[tuple[RunResult, Any]]:
+        return [(r, self.runs[r.run_id].payload) for r in self.list_runs(**filters)]
+
+    def workers_alive(self) -> int:
+        return self.workers
 
     def count(self, *, status: Any = None, workflow_id: Any = None, search: Any = None, waiting: Any = None) -> int:
         return len(self._matching(status, search, waiting))
