@@ -16,7 +16,7 @@ from engine import RunInfo, RunResult
 
 from ..format import age, clock_time, compact_json, countdown, pretty_json, waiting_for
 from ..loader import Reloader
-from ..widgets import JournalTimeline
+from ..widgets import JournalTimeline, WorkerBanner
 from ..widgets.run_table import status_style
 
 __all__ = ["RunDetailScreen"]
@@ -45,6 +45,7 @@ class RunDetailScreen(Screen[None]):
         self._reloader = Reloader(self, key=lambda: self.run_id, fetch=self._fetch, apply=self._show)
 
     def compose(self) -> ComposeResult:
+        yield WorkerBanner()
         with VerticalScroll(id="detail"):
             yield Static(Text(f"run {self.run_id}"), id="summary")
             yield Static("", id="pending")

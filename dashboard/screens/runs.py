@@ -18,7 +18,7 @@ from engine import RunResult
 from ..actions import filter_bindings
 from ..loader import Reloader
 from ..source import FILTERS_BY_NAME, PAGE_SIZE, Filter, Page
-from ..widgets import RunTable, StatusCounts
+from ..widgets import RunTable, StatusCounts, WorkerBanner
 from .run_detail import RunDetailScreen
 
 __all__ = ["RunsScreen"]
@@ -69,6 +69,7 @@ class RunsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Label(f"[b]tarry[/] {self.app.sub_title}", id="title")
+        yield WorkerBanner()
         yield StatusCounts(id="counts")
         yield Input(placeholder="search run id, workflow or payload text; enter to keep, escape to clear", id="search")
         yield RunTable(id="runs")

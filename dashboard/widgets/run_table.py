@@ -255,7 +255,9 @@ class RunTable(DataTable[Text | str]):
         natural["payload"] = max(
             (len(payload_summary(self._payloads.get(r), COLUMNS_BY_KEY["payload"].high)) for r in order), default=0
         )
-        width = (self.size.width or self.app.size.width) - self.styles.scrollbar_size_vertical
+        width = self.size.width or self.app.size.width
+        if len(order) + self.header_height > (self.size.height or self.app.size.height):
+            width -= self.styles.scrollbar_size_vertical  # the rows overflow: a scrollbar shows
         return fit_columns(width, natural)
 
     def _shown(self, run_id: str) -> tuple[Text, ...]:

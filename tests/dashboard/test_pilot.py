@@ -27,7 +27,12 @@ Scenario = Callable[[Pilot[Any], DashboardApp], Awaitable[None]]
 
 
 def run_app(
-    path: Path | str, scenario: Scenario, notes: list[tuple[str, str, str]] | None = None, **options: Any
+    path: Path | str,
+    scenario: Scenario,
+    notes: list[tuple[str, str, str]] | None = None,
+    *,
+    size: tuple[int, int] = SIZE,
+    **options: Any,
 ) -> list[tuple[str, str, str]]:
     """Run the dashboard on ``path`` through ``scenario``; returns the notifications shown
     as ``(severity, title, message)`` (also appended to ``notes`` as they come)."""
@@ -42,7 +47,7 @@ def run_app(
             original(message, title=title, severity=severity, **kw)
 
         app.notify = notify  # type: ignore[method-assign]
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=size) as pilot:
             await wait_for(pilot, loaded(pilot, RunsScreen), "the runs table to load")
             await scenario(pilot, app)
 

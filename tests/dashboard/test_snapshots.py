@@ -112,3 +112,19 @@ def test_help_screen(snap_compare: Any) -> None:
         await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "HelpScreen", "the help screen")
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_runs_screen_80x24(snap_compare: Any) -> None:
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=runs_loaded)
+
+
+def test_runs_screen_80x24_no_worker(snap_compare: Any) -> None:
+    client = FakeClient()
+    client.workers = 0
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await runs_loaded(pilot)
+        await wait_for(pilot, lambda: pilot.app.worker_note, "the no-worker banner")
+        await pilot.pause()
+
+    assert snap_compare(DashboardApp(client, clock=lambda: NOW), terminal_size=(80, 24), run_before=run_before)
