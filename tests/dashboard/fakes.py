@@ -7,7 +7,17 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine import HistoryEntry, RunError, RunFinished, RunInfo, RunNotFound, RunNotRetryable, RunResult, SignalInfo
+from engine import (
+    HistoryEntry,
+    PayloadValidationError,
+    RunError,
+    RunFinished,
+    RunInfo,
+    RunNotFound,
+    RunNotRetryable,
+    RunResult,
+    SignalInfo,
+)
 
 NOW = datetime(2026, 11, 26, 14, 0, 0, tzinfo=UTC)
 
@@ -276,6 +286,9 @@ class FakeClient:
         return self.runs[run_id].result
 
     def trigger(self, workflow: str, payload: Any = None, *, run_id: str | None = None) -> RunResult:
+        missing = [f for f in ("order_id", "amount") if workflow == "order-fulfilment" and f not in (payload or {})]
+        if missing:
+            raise PayloadValidationError(workflow, [{"field": f, "message": "field required"} for f in missing])
         raise NotImplementedError
 
     def workflows(self) -> list[dict[str, Any]]:
