@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RunVerbs"]
 
+#: What ``a`` and ``r`` send, as their messages name it.
+_NOUNS = {"approve": "approval", "reject": "rejection"}
 #: How a message ends when what it did waits for a worker.
 WAITS = ": no worker serves the database, it takes effect when one starts"
 
@@ -133,7 +135,9 @@ class RunVerbs:
                     event,
                     payload,
                     done=lambda _, serving: (
-                        f"{run.run_id}: {verb}d ({event} sent)" if serving else f"{verb} stored for {run.run_id}{WAITS}"
+                        f"{_NOUNS[verb]} sent to {run.run_id} ({event})"
+                        if serving
+                        else f"{verb} stored for {run.run_id}{WAITS}"
                     ),
                 )
 

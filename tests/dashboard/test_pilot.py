@@ -168,9 +168,11 @@ def test_approve_and_reject(served: tuple[Path | str, Any]) -> None:
         await pilot.press("y")
         await wait_for(pilot, lambda: status_of(app, "p-no") == "completed", "p-no to complete")
 
-    run_app(path, scenario)
+    notes = run_app(path, scenario)
     assert client.get_run("p-yes").output == {"published": True}
     assert client.get_run("p-no").output == {"published": False, "decision": {"approved": False}}
+    assert ("information", "approve", "approval sent to p-yes (review-decision)") in notes
+    assert ("information", "reject", "rejection sent to p-no (review-decision)") in notes
 
 
 def test_cancel_asks_first_and_no_is_the_default(served: tuple[Path, Any]) -> None:
