@@ -83,6 +83,18 @@ class DevApp(DashboardApp):
     def on_load(self) -> None:
         self.embedded.start()
 
+    def describe_workers(self) -> str:
+        """As the dashboard's, and while the embedded worker stands by (another worker
+        serves the database), which worker that is: runs here are driven there, not by
+        this process's code."""
+        state = self.embedded.worker.state
+        if state == "standby":
+            holder = self.source.engine_info().get("worker") or "another process"
+            return f"tarry dev stands by: worker {holder} serves this database; this one takes over when it stops."
+        if state in ("idle", "starting", "serving"):
+            return ""
+        return super().describe_workers()
+
     def _worker_failed(self, error: BaseException) -> None:
         message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
         self.notify(message, title="the embedded worker stopped", severity="error", timeout=30)

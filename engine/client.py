@@ -369,6 +369,23 @@ class Client:
         rows = self._db.query_runs(statuses, workflow_id, limit, offset, search or None, waiting, oldest_first)
         return [RunResult.from_row(r) for r in rows]
 
+    def list_runs_with_payload(
+        self,
+        *,
+        status: str | Iterable[str] | None = None,
+        workflow_id: str | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+        search: str | None = None,
+        waiting: str | None = None,
+        oldest_first: bool = False,
+    ) -> list[tuple[RunResult, Any]]:
+        """:meth:`list_runs` (same arguments, same errors), each run paired with its payload
+        as JSON decodes it: what a list of runs shows to tell the runs of one workflow apart."""
+        statuses = run_filter(status, limit=limit, offset=offset, waiting=waiting)
+        rows = self._db.query_runs(statuses, workflow_id, limit, offset, search or None, waiting, oldest_first)
+        return [(RunResult.from_row(r), codec.loads(r.payload)) for r in rows]
+
     def count(
         self,
         *,
@@ -464,6 +481,13 @@ class Client:
             lease_expires_at=_dt(lease.expires_at) if lease is not None else None,
             workers_alive=sum(1 for row in leases if row.expires_at > now),
         )
+
+    def workers_alive(self) -> int:
+        """How many workers hold a current lease on the database (one at most on SQLite).
+
+        ``0`` means nothing is served: writes are stored and wait for the next worker."""
+        now = time.time()
+        return sum(1 for lease in self._db.leases() if lease.expires_at > now)
 
     def data_version(self) -> int:
         """A number that changes whenever anything is committed to the database (by any

@@ -16,7 +16,7 @@ from engine import RunInfo, RunResult
 
 from ..format import age, clock_time, compact_json, countdown, pretty_json, waiting_for
 from ..loader import Reloader
-from ..widgets import JournalTimeline
+from ..widgets import JournalTimeline, WorkerBanner
 from ..widgets.run_table import status_style
 
 __all__ = ["RunDetailScreen"]
@@ -45,6 +45,7 @@ class RunDetailScreen(Screen[None]):
         self._reloader = Reloader(self, key=lambda: self.run_id, fetch=self._fetch, apply=self._show)
 
     def compose(self) -> ComposeResult:
+        yield WorkerBanner()
         with VerticalScroll(id="detail"):
             yield Static(Text(f"run {self.run_id}"), id="summary")
             yield Static("", id="pending")
@@ -60,7 +61,7 @@ class RunDetailScreen(Screen[None]):
             yield JournalTimeline(id="timeline")
             yield Label("signals", classes="panel-title")
             yield DataTable(id="signals", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         signals = self.query_one("#signals", DataTable)

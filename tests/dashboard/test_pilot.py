@@ -27,7 +27,12 @@ Scenario = Callable[[Pilot[Any], DashboardApp], Awaitable[None]]
 
 
 def run_app(
-    path: Path | str, scenario: Scenario, notes: list[tuple[str, str, str]] | None = None, **options: Any
+    path: Path | str,
+    scenario: Scenario,
+    notes: list[tuple[str, str, str]] | None = None,
+    *,
+    size: tuple[int, int] = SIZE,
+    **options: Any,
 ) -> list[tuple[str, str, str]]:
     """Run the dashboard on ``path`` through ``scenario``; returns the notifications shown
     as ``(severity, title, message)`` (also appended to ``notes`` as they come)."""
@@ -42,7 +47,7 @@ def run_app(
             original(message, title=title, severity=severity, **kw)
 
         app.notify = notify  # type: ignore[method-assign]
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=size) as pilot:
             await wait_for(pilot, loaded(pilot, RunsScreen), "the runs table to load")
             await scenario(pilot, app)
 
@@ -163,9 +168,11 @@ def test_approve_and_reject(served: tuple[Path | str, Any]) -> None:
         await pilot.press("y")
         await wait_for(pilot, lambda: status_of(app, "p-no") == "completed", "p-no to complete")
 
-    run_app(path, scenario)
+    notes = run_app(path, scenario)
     assert client.get_run("p-yes").output == {"published": True}
     assert client.get_run("p-no").output == {"published": False, "decision": {"approved": False}}
+    assert ("information", "approve", "approval sent to p-yes (review-decision)") in notes
+    assert ("information", "reject", "rejection sent to p-no (review-decision)") in notes
 
 
 def test_cancel_asks_first_and_no_is_the_default(served: tuple[Path, Any]) -> None:

@@ -152,7 +152,8 @@ def test_approve_a_run_in_the_browser(tmp_path: Path, browser: Any) -> None:
                 return str(browser.execute_script(SCREEN_TEXT))
 
             def row() -> str:
-                return next((line for line in screen().splitlines() if run.run_id in line), "")
+                # The list shows a unique prefix of each id (ten columns, the ellipsis one of them).
+                return next((line for line in screen().splitlines() if run.run_id[:8] in line), "")
 
             assert "suspended" in wait_until(row, "the run in the page")
             keyboard = browser.find_element(By.CSS_SELECTOR, "textarea.xterm-helper-textarea")

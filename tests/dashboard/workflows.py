@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from engine import define_workflow
@@ -38,9 +39,20 @@ async def _sleepy(ctx: Any) -> Any:
     return "woke"
 
 
+@dataclass
+class Order:
+    customer: str
+    item: str
+
+
+async def _order(ctx: Any) -> Any:
+    return await ctx.step("take", lambda: f"{ctx.payload.customer}: {ctx.payload.item}")
+
+
 review = define_workflow(id="publish", run=_review, description="Wait for a review decision, then publish.")
 quick = define_workflow(id="quick", run=_quick, description="One step.")
 flaky = define_workflow(id="flaky", run=_flaky, retry=1)
 sleepy = define_workflow(id="sleepy", run=_sleepy)
+order = define_workflow(id="order", run=_order, payload=Order, description="An order: a payload schema.")
 
-ALL = [review, quick, flaky, sleepy]
+ALL = [review, quick, flaky, sleepy, order]
