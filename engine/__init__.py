@@ -46,7 +46,7 @@ from .errors import (
     WorkflowError,
     WorkflowNotFound,
 )
-from .results import HistoryEntry, RunError, RunInfo, RunResult, SignalInfo
+from .results import AuditInfo, HistoryEntry, RunError, RunInfo, RunResult, SignalInfo
 from .retry import Retry, RetryPolicy
 from .runtime import Runtime, create_runtime
 from .store import MemoryStore, SharedStore, SQLiteStore, Store, store_from_url
@@ -56,6 +56,7 @@ from .workflow import Workflow, define_workflow, workflow
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuditInfo",
     "ChildFailed",
     "Client",
     "ConcurrentContextUse",

@@ -44,6 +44,7 @@ from .errors import (
     WorkflowError,
     WorkflowNotFound,
 )
+from .identity import default_identity, resolve_identity
 from .journal import (
     ACTIVE,
     PRUNE_BATCH,
@@ -54,9 +55,11 @@ from .journal import (
     fork,
     new_run_id,
     prune_filter,
+    retry_audit,
     retry_cut,
     run_filter,
     same_trigger,
+    trigger_audit,
 )
 from .limits import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, check_limit, check_name
 from .results import RunInfo, RunResult
@@ -64,6 +67,7 @@ from .schedules import run_schedule
 from .store import MemoryStore
 from .store.base import Store
 from .timers import TimerWheel
+from .tracing import Tracer, current_traceparent
 from .workflow import Workflow
 
 __all__ = ["Runtime", "create_runtime"]
@@ -130,6 +134,15 @@ class Runtime:
         max_output_bytes: the largest step or workflow output as JSON; a step whose
             result is larger fails its run with :class:`PayloadTooLarge` (not retried:
             the same code gives the same size). Default 2 MiB; ``None``: no limit.
+        identity: who this runtime's verbs (``trigger``, ``signal``, ``cancel``, ``retry``)
+            are recorded as in the audit trail, unless a call says ``by=``; default
+            ``user@host`` of this process.
+        tracing: ``True``: OpenTelemetry spans of every run activation and step attempt,
+            through the global tracer provider; or a ``TracerProvider`` to use. Needs
+            ``pip install 'tarry[otel]'`` (see :mod:`engine.tracing`). Default off.
+
+    Raises:
+        InvalidArgument: a bad limit or identity; ``tracing`` without OpenTelemetry installed.
     """
 
     def __init__(
@@ -143,7 +156,14 @@ class Runtime:
         max_recoveries: int | None = 5,
         max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
         max_output_bytes: int | None = DEFAULT_MAX_OUTPUT_BYTES,
+        identity: str | None = None,
+        tracing: Any = False,
     ) -> None:
+        self.identity = resolve_identity(identity, default_identity())
+        #: Makes the spans of runs and steps; ``None`` when tracing is off (the hot path's one check).
+        self.tracer: Tracer | None = None
+        if tracing is not False and tracing is not None:
+            self.tracer = Tracer(None if tracing is True else tracing)
         self.max_recoveries = check_limit("max_recoveries", max_recoveries, unit="pick-ups")
         self.max_payload_bytes = check_limit("max_payload_bytes", max_payload_bytes)
         self.max_output_bytes = check_limit("max_output_bytes", max_output_bytes)
@@ -220,6 +240,9 @@ class Runtime:
         payload_json = codec.dumps(validated, what="payload", run_id=run_id, limit=self.max_payload_bytes)
         now = self.now()
         new = RunRow(run_id, wf.id, "running", payload_json, now, now, parent_run_id=parent.run_id)
+        # The child joins the trace of its parent's activation (or of its parent's trigger).
+        traced = self.tracer is not None and parent.span is not None
+        new.traceparent = self.tracer.traceparent(parent.span) if traced else parent.run.traceparent  # type: ignore[union-attr]
         row, created = await self.store.create_run(new)
         if created:
             log.info(
@@ -255,7 +278,7 @@ class Runtime:
         # Passive: the next sweep() finds the parent (its signal is in its inbox).
 
     async def cancel_child(self, run_id: str, reason: str) -> None:
-        await self.cancel(run_id, reason=reason)
+        await self._cancel(run_id, reason, None)  # the engine's own doing: no audit row
 
     def schedule_wake(self, run_id: str, wake_at: float) -> None:
         if self._nursery is None or self._draining:
@@ -406,14 +429,16 @@ class Runtime:
     # -- the verbs ------------------------------------------------------------------------
 
     async def trigger(
-        self, workflow: Workflow[Any] | str, payload: Any = None, *, run_id: str | None = None
+        self, workflow: Workflow[Any] | str, payload: Any = None, *, run_id: str | None = None, by: str | None = None
     ) -> RunResult:
         """Start a run of ``workflow`` (a Workflow or its id) with ``payload``.
 
         Returns when the run first suspends or ends, with its status, output or pending
         wait. With a ``run_id`` that already exists for this workflow, nothing new starts:
         the existing run's state is returned (an idempotent trigger). Without one, the
-        run gets a new UUIDv7 (ids sort by creation time).
+        run gets a new UUIDv7 (ids sort by creation time). ``by``: who asks, for the audit
+        trail (default: the runtime's ``identity``). The W3C ``traceparent`` of the span
+        current here, if any (OpenTelemetry), is stored with the run: its spans join it.
 
         Raises:
             WorkflowNotFound: an unknown workflow id.
@@ -432,13 +457,15 @@ class Runtime:
         """
         wf = self._resolve(workflow)
         check_name("run_id", run_id, optional=True, workflow_id=wf.id)
+        who = resolve_identity(by, self.identity)
         validated = wf.validate(payload)
         payload_json = codec.dumps(validated, what="payload", run_id=run_id, limit=self.max_payload_bytes)
         if run_id is None:
             run_id = new_run_id()
         await self._open()
         now = self.now()
-        row, created = await self.store.create_run(RunRow(run_id, wf.id, "running", payload_json, now, now))
+        new = RunRow(run_id, wf.id, "running", payload_json, now, now, traceparent=current_traceparent())
+        row, created = await self.store.create_run(new, audit=trigger_audit(new, who))
         if not created:
             same_trigger(row, payload_json)
             return RunResult.from_row(row)
@@ -447,7 +474,9 @@ class Runtime:
         )
         return await self._run_until_stop(self._new_actor(wf, row, [], [], validated))
 
-    async def signal(self, run_id: str, event: str, payload: Any = None, *, dedup_key: str | None = None) -> bool:
+    async def signal(
+        self, run_id: str, event: str, payload: Any = None, *, dedup_key: str | None = None, by: str | None = None
+    ) -> bool:
         """Send the signal ``event`` with ``payload`` to a run; whether it was new.
 
         With a ``dedup_key`` the run already received a signal under (consumed or not,
@@ -456,7 +485,9 @@ class Runtime:
 
         The signal is committed to the run's inbox before this returns. A run waiting for
         ``event`` takes it and goes on (inline when passive); otherwise it stays in the
-        inbox for the run's next ``wait_for_event(..., event)``.
+        inbox for the run's next ``wait_for_event(..., event)``. ``by``: who sends it, stored
+        with the signal (default: the runtime's ``identity``); the workflow reads it as
+        ``ctx.last_signal_sender``.
 
         Raises:
             RunNotFound: no such run.
@@ -470,9 +501,10 @@ class Runtime:
         check_name("run_id", run_id)
         check_name("event name", event, run_id=run_id)
         check_name("dedup_key", dedup_key, optional=True, run_id=run_id)
+        who = resolve_identity(by, self.identity)
         payload_json = codec.dumps(payload, what="signal payload", run_id=run_id, limit=self.max_payload_bytes)
         await self._open()
-        signal = await self.store.add_signal(run_id, event, payload_json, self.now(), dedup_key)
+        signal = await self.store.add_signal(run_id, event, payload_json, self.now(), dedup_key, who)
         if signal.duplicate:
             return False
         await self.deliver_signal(signal)
@@ -583,7 +615,7 @@ class Runtime:
         if row is None:
             raise RunNotFound(run_id)
         entries, signals = await self.store.history(run_id)
-        return RunInfo.from_rows(row, entries, signals)
+        return RunInfo.from_rows(row, entries, signals, await self.store.audit(run_id))
 
     async def list_runs(
         self,
@@ -625,21 +657,25 @@ class Runtime:
             log.info("pruned %d run(s) that ended before %s", total, before, extra={"pruned": total})
         return total
 
-    async def cancel(self, run_id: str, *, reason: str | None = None) -> RunResult:
+    async def cancel(self, run_id: str, *, reason: str | None = None, by: str | None = None) -> RunResult:
         """Cancel a run: a step in progress is interrupted, a sleep or wait ends, and the
-        run ends ``cancelled``.
+        run ends ``cancelled``. ``by``: who asks, for the audit trail (default: the
+        runtime's ``identity``).
 
         Raises:
             RunNotFound, RunFinished: nothing to cancel.
+            InvalidArgument: ``by`` is not a name.
 
         Guarantees:
             The request is committed first. A run that another process is executing (or
             that a crashed process left ``running``) ends ``cancelled`` as soon as its
             owner, or the next recovery, sees the request.
         """
+        return await self._cancel(run_id, reason or "cancelled by request", resolve_identity(by, self.identity))
+
+    async def _cancel(self, run_id: str, reason: str, by: str | None) -> RunResult:
         await self._open()
-        reason = reason or "cancelled by request"
-        row = await self.store.request_cancel(run_id, reason, self.now())
+        row = await self.store.request_cancel(run_id, reason, self.now(), by)
         self._wheel.cancel(run_id)
         actor = self._actors.get(run_id)
         if actor is not None:
@@ -649,7 +685,7 @@ class Runtime:
         log.info("run %s cancel requested: %s", run_id, reason, extra={"run_id": run_id, "reason": reason})
         return RunResult.from_row(row)
 
-    async def retry(self, run_id: str, *, from_step: str | None = None) -> RunResult:
+    async def retry(self, run_id: str, *, from_step: str | None = None, by: str | None = None) -> RunResult:
         """Re-drive a failed run from its journal, e.g. after fixing the code.
 
         Completed steps are not run again; the step whose failure ended the run (and any
@@ -659,13 +695,15 @@ class Runtime:
         same workflow and payload whose journal is a copy of this run's up to that step, so
         that step and everything after it run again; this run is left as it is. Any ended
         run (completed, failed, cancelled) can be forked. The copy and the new run commit
-        in one transaction.
+        in one transaction. ``by``: who asks, for the audit trail (default: the runtime's
+        ``identity``).
 
         Raises:
             RunNotFound; RunNotRetryable (the run has not failed; with ``from_step``: it
             has not ended); WorkflowNotFound (its workflow is not registered here);
             InvalidArgument (``from_step`` is not in the journal: the message lists its steps).
         """
+        who = resolve_identity(by, self.identity)
         await self._open()
         loaded = await self.store.load(run_id)
         if loaded is None:
@@ -674,7 +712,8 @@ class Runtime:
         if from_step is not None:
             wf = self._resolve(row.workflow_id)
             new, copied = fork(row, journal, from_step, new_run_id(), self.now())
-            created, _ = await self.store.create_run(new, copied)
+            new.traceparent = current_traceparent()
+            created, _ = await self.store.create_run(new, copied, trigger_audit(new, who, from_step))
             log.info(
                 "run %s forked from %s at step %r",
                 new.run_id,
@@ -689,7 +728,9 @@ class Runtime:
         cut = retry_cut(row.error, [(e.seq, e.step_id, e.status) for e in journal])
         run = {"status": "running", "error": None, "output": None, "attempt": row.attempt + 1, "cancel_reason": None}
         run.update(recoveries=0, recovery_mark=None)  # a quarantined run gets a fresh count
-        write = Write(run_id, self.now(), run=run, truncate_from=cut, require=frozenset({"failed"}))
+        now = self.now()
+        audit = [retry_audit(run_id, who, now, row.attempt + 1)]
+        write = Write(run_id, now, run=run, truncate_from=cut, require=frozenset({"failed"}), audit=audit)
         if not await self.store.write(write):
             current = await self.store.get_run(run_id)
             raise RunNotRetryable(run_id, current.status if current else "unknown")
@@ -701,9 +742,9 @@ class Runtime:
         )
         result = await self._resume(run_id)
         if result is None:  # already live (another task resumed it first)
-            now = await self.store.get_run(run_id)
-            assert now is not None
-            result = RunResult.from_row(now)
+            current = await self.store.get_run(run_id)
+            assert current is not None
+            result = RunResult.from_row(current)
         return result
 
     # -- the supervisor -------------------------------------------------------------------

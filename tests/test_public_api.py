@@ -6,6 +6,7 @@ import engine
 from engine import errors
 
 PUBLIC = [
+    "AuditInfo",
     "ChildFailed",
     "Client",
     "ConcurrentContextUse",

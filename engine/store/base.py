@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..journal import EntryRow, RunRow, SignalRow, Write
+from ..journal import AuditRow, EntryRow, RunRow, SignalRow, Write
 
 __all__ = ["Change", "ChangeWatch", "EngineCounts", "LeaseRow", "PublishedWorkflow", "SharedStore", "Store"]
 
@@ -39,9 +39,11 @@ class Store(ABC):
     # -- writes ---------------------------------------------------------------------------
 
     @abstractmethod
-    async def create_run(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
-        """Insert a new run, with ``journal`` (a fork's copied entries) in the same
-        transaction; return ``(row, True)``.
+    async def create_run(
+        self, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+    ) -> tuple[RunRow, bool]:
+        """Insert a new run, with ``journal`` (a fork's copied entries) and ``audit`` (who
+        asked for it) in the same transaction; return ``(row, True)``.
 
         If ``row.run_id`` exists for the same workflow, nothing is written and the stored
         row comes back with ``False`` (an idempotent trigger).
@@ -74,9 +76,15 @@ class Store(ABC):
 
     @abstractmethod
     async def add_signal(
-        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+        self,
+        run_id: str,
+        event: str,
+        payload: str,
+        sent_at: float,
+        dedup_key: str | None = None,
+        by: str | None = None,
     ) -> SignalRow:
-        """Append a signal to a run's inbox. With a ``dedup_key`` the run already has a
+        """Append a signal sent ``by`` someone to a run's inbox. With a ``dedup_key`` the run already has a
         signal under (consumed or not), nothing is added: that signal comes back with
         ``duplicate=True`` (the key holds for the run's lifetime).
 
@@ -86,8 +94,9 @@ class Store(ABC):
         """
 
     @abstractmethod
-    async def request_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
+    async def request_cancel(self, run_id: str, reason: str, at: float, by: str | None = None) -> RunRow:
         """Mark a run as asked to cancel; a run that is not running ends ``cancelled`` at once.
+        With ``by``, an audit row ``cancel`` is written in the same transaction.
 
         Returns the row after the change: ``cancelled`` if no process was running it,
         else still ``running`` with ``cancel_reason`` set for its owner to act on.
@@ -110,6 +119,10 @@ class Store(ABC):
     @abstractmethod
     async def history(self, run_id: str) -> tuple[list[EntryRow], list[SignalRow]]:
         """The journal in order and every signal (consumed or not), oldest first."""
+
+    @abstractmethod
+    async def audit(self, run_id: str) -> list[AuditRow]:
+        """Who asked for the run's triggers, cancels and retries, oldest first."""
 
     @abstractmethod
     async def list_runs(
@@ -335,17 +348,25 @@ class SharedStore(Store):
     # -- clients' verbs: each change and its notice to the workers in one transaction ---------
 
     @abstractmethod
-    def client_trigger(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
+    def client_trigger(
+        self, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+    ) -> tuple[RunRow, bool]:
         """:meth:`Store.create_run`, announced to the workers."""
 
     @abstractmethod
     def client_signal(
-        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+        self,
+        run_id: str,
+        event: str,
+        payload: str,
+        sent_at: float,
+        dedup_key: str | None = None,
+        by: str | None = None,
     ) -> SignalRow:
         """:meth:`Store.add_signal`, announced to the run's worker."""
 
     @abstractmethod
-    def client_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
+    def client_cancel(self, run_id: str, reason: str, at: float, by: str | None = None) -> RunRow:
         """:meth:`Store.request_cancel`, announced to the run's worker."""
 
     @abstractmethod
@@ -353,9 +374,10 @@ class SharedStore(Store):
         """:meth:`Store.prune`, from another process."""
 
     @abstractmethod
-    def client_retry(self, run_id: str, at: float) -> RunRow:
+    def client_retry(self, run_id: str, at: float, by: str | None = None) -> RunRow:
         """Put a failed run back to ``running`` from its journal (its failed steps are
-        dropped so they run again), announced to the workers.
+        dropped so they run again), announced to the workers; with ``by``, an audit row
+        ``retry`` in the same transaction.
 
         Raises:
             RunNotFound; RunNotRetryable (it has not failed).
@@ -375,6 +397,10 @@ class SharedStore(Store):
         Raises:
             RunNotFound.
         """
+
+    @abstractmethod
+    def audit_trail(self, run_id: str) -> list[AuditRow]:
+        """:meth:`Store.audit` for a plain thread (a Client)."""
 
     @abstractmethod
     def query_runs(

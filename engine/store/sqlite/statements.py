@@ -25,7 +25,18 @@ from typing import Any
 import orjson
 
 from ...errors import RunAlreadyExists, RunFinished, RunNotFound, RunNotRetryable, RunStateError
-from ...journal import TERMINAL, EntryRow, RunRow, SignalRow, Write, retry_cut, same_signal
+from ...journal import (
+    TERMINAL,
+    AuditRow,
+    EntryRow,
+    RunRow,
+    SignalRow,
+    Write,
+    cancel_audit,
+    retry_audit,
+    retry_cut,
+    same_signal,
+)
 from ..base import Change, EngineCounts, LeaseRow, PublishedWorkflow
 
 #: The lease every worker of a SQLite database competes for.
@@ -43,10 +54,11 @@ RUN_SELECT = (
     "run_id, workflow_id, status, payload, created_at, "
     f"max(updated_at, coalesce({_LATEST.format('coalesce(e.finished_at, e.started_at)')}, 0)), "
     "output, error, pending, wake_at, wait_event, cancel_reason, attempt, "
-    f"{_LATEST.format('e.step_id')}, parent_run_id, forked_from, recoveries, recovery_mark"
+    f"{_LATEST.format('e.step_id')}, parent_run_id, forked_from, recoveries, recovery_mark, traceparent"
 )
 ENTRY_COLUMNS = "run_id, seq, step_id, kind, status, started_at, finished_at, output, error, detail, attempts"
-SIGNAL_COLUMNS = "id, run_id, event, payload, sent_at, consumed_at, consumed_by"
+SIGNAL_COLUMNS = "id, run_id, event, payload, sent_at, consumed_at, consumed_by, sent_by"
+AUDIT_COLUMNS = "run_id, action, who, at, detail"
 #: Columns of ``runs`` that a :class:`Write` may change.
 WRITABLE_RUN_COLUMNS = frozenset(
     {"status", "output", "error", "pending", "wake_at", "wait_event", "cancel_reason", "attempt"}
@@ -57,11 +69,15 @@ WRITABLE_RUN_COLUMNS = frozenset(
 # -- runs, journals and inboxes ----------------------------------------------------------------
 
 
-def create_run(conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
-    """Insert a run (with ``journal``, a fork's copied entries, in the same transaction)."""
+def create_run(
+    conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+) -> tuple[RunRow, bool]:
+    """Insert a run (with ``journal``, a fork's copied entries, and ``audit``, who asked
+    for it, in the same transaction)."""
     # Insert first and look only on a conflict: a new run (the usual case) costs no read.
     inserted = conn.execute(
-        f"INSERT INTO runs ({RUN_COLUMNS}, parent_run_id, forked_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        f"INSERT INTO runs ({RUN_COLUMNS}, parent_run_id, forked_from, traceparent) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT (run_id) DO NOTHING",
         (
             row.run_id,
@@ -79,11 +95,14 @@ def create_run(conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | 
             row.attempt,
             row.parent_run_id,
             row.forked_from,
+            row.traceparent,
         ),
     ).rowcount
     if inserted:
         if journal:
             insert_entries(conn, entry_rows(journal), row.run_id)
+        if audit is not None:
+            insert_audit(conn, [audit])
         return row, True
     existing = get_run(conn, row.run_id)
     assert existing is not None  # the conflict was on this run_id, in this transaction
@@ -129,7 +148,24 @@ def write(conn: sqlite3.Connection, write: Write) -> bool:
             f"WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ? AND status NOT IN {_TERMINAL_SQL})",
             (target, event, payload, write.updated_at, target),
         )
+    if write.audit:
+        insert_audit(conn, write.audit)
     return True
+
+
+def insert_audit(conn: sqlite3.Connection, rows: list[AuditRow]) -> None:
+    conn.executemany(
+        f"INSERT INTO tarry_audit ({AUDIT_COLUMNS}) VALUES (?,?,?,?,?)",
+        [(a.run_id, a.action, a.by, a.at, a.detail) for a in rows],
+    )
+
+
+def audit(conn: sqlite3.Connection, run_id: str) -> list[AuditRow]:
+    """Who asked for what of a run, oldest first."""
+    return [
+        AuditRow(*r)
+        for r in conn.execute(f"SELECT {AUDIT_COLUMNS} FROM tarry_audit WHERE run_id = ? ORDER BY id", (run_id,))
+    ]
 
 
 _TERMINAL_SQL = "('completed', 'failed', 'cancelled')"
@@ -138,7 +174,12 @@ _TERMINAL_SQL = "('completed', 'failed', 'cancelled')"
 def only_entries(write: Write) -> bool:
     """A step result alone: nothing but journal rows (the run's row is left as it is)."""
     return not (
-        write.run or write.require is not None or write.consume or write.truncate_from is not None or write.signals
+        write.run
+        or write.require is not None
+        or write.consume
+        or write.truncate_from is not None
+        or write.signals
+        or write.audit
     )
 
 
@@ -187,7 +228,13 @@ def run_status(conn: sqlite3.Connection, run_id: str) -> str:
 
 
 def add_signal(
-    conn: sqlite3.Connection, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+    conn: sqlite3.Connection,
+    run_id: str,
+    event: str,
+    payload: str,
+    sent_at: float,
+    dedup_key: str | None = None,
+    by: str | None = None,
 ) -> SignalRow:
     if dedup_key is not None:
         found = conn.execute(
@@ -199,13 +246,13 @@ def add_signal(
     if status in TERMINAL:
         raise RunFinished(run_id, status, "signal")
     cursor = conn.execute(
-        "INSERT INTO signals (run_id, event, payload, sent_at, dedup_key) VALUES (?,?,?,?,?)",
-        (run_id, event, payload, sent_at, dedup_key),
+        "INSERT INTO signals (run_id, event, payload, sent_at, dedup_key, sent_by) VALUES (?,?,?,?,?,?)",
+        (run_id, event, payload, sent_at, dedup_key, by),
     )
-    return SignalRow(int(cursor.lastrowid or 0), run_id, event, payload, sent_at)
+    return SignalRow(int(cursor.lastrowid or 0), run_id, event, payload, sent_at, sent_by=by)
 
 
-def request_cancel(conn: sqlite3.Connection, run_id: str, reason: str, at: float) -> RunRow:
+def request_cancel(conn: sqlite3.Connection, run_id: str, reason: str, at: float, by: str | None = None) -> RunRow:
     status = run_status(conn, run_id)
     if status in TERMINAL:
         raise RunFinished(run_id, status, "cancel")
@@ -217,6 +264,8 @@ def request_cancel(conn: sqlite3.Connection, run_id: str, reason: str, at: float
             "wake_at = NULL, wait_event = NULL, error = NULL WHERE run_id = ?",
             (reason, at, run_id),
         )
+    if by is not None:
+        insert_audit(conn, [cancel_audit(run_id, by, at, reason)])
     row = get_run(conn, run_id)
     assert row is not None
     return row
@@ -359,7 +408,7 @@ def prune(conn: sqlite3.Connection, before: float, statuses: list[str], limit: i
             (*ended, before, limit),
         )
     ]
-    for table in ("entries", "signals", "tarry_outbox", "runs"):
+    for table in ("entries", "signals", "tarry_outbox", "tarry_audit", "runs"):
         conn.executemany(f"DELETE FROM {table} WHERE run_id = ?", [(run_id,) for run_id in doomed])
     return len(doomed)
 
@@ -398,29 +447,37 @@ def wake_address(conn: sqlite3.Connection, now: float) -> str | None:
     return wake if isinstance(wake, str) else None
 
 
-def client_trigger(conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
-    stored, created = create_run(conn, row, journal)
+def client_trigger(
+    conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+) -> tuple[RunRow, bool]:
+    stored, created = create_run(conn, row, journal, audit)
     if created:
         notify(conn, "trigger", row.run_id, row.created_at)
     return stored, created
 
 
 def client_signal(
-    conn: sqlite3.Connection, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+    conn: sqlite3.Connection,
+    run_id: str,
+    event: str,
+    payload: str,
+    sent_at: float,
+    dedup_key: str | None = None,
+    by: str | None = None,
 ) -> SignalRow:
-    signal = add_signal(conn, run_id, event, payload, sent_at, dedup_key)
+    signal = add_signal(conn, run_id, event, payload, sent_at, dedup_key, by)
     if not signal.duplicate:
         notify(conn, "signal", run_id, sent_at, signal.id)
     return signal
 
 
-def client_cancel(conn: sqlite3.Connection, run_id: str, reason: str, at: float) -> RunRow:
-    row = request_cancel(conn, run_id, reason, at)
+def client_cancel(conn: sqlite3.Connection, run_id: str, reason: str, at: float, by: str | None = None) -> RunRow:
+    row = request_cancel(conn, run_id, reason, at, by)
     notify(conn, "cancel", run_id, at)
     return row
 
 
-def client_retry(conn: sqlite3.Connection, run_id: str, at: float) -> RunRow:
+def client_retry(conn: sqlite3.Connection, run_id: str, at: float, by: str | None = None) -> RunRow:
     """What ``Runtime.retry`` writes: the failed run back to ``running``, its journal cut
     where :func:`engine.journal.retry_cut` says (the failed step runs again), ``attempt`` + 1."""
     row = get_run(conn, run_id)
@@ -431,7 +488,8 @@ def client_retry(conn: sqlite3.Connection, run_id: str, at: float) -> RunRow:
     cut = retry_cut(row.error, [(e.seq, e.step_id, e.status) for e in journal(conn, run_id)])
     run = {"status": "running", "error": None, "output": None, "attempt": row.attempt + 1, "cancel_reason": None}
     run.update(recoveries=0, recovery_mark=None)
-    write(conn, Write(run_id, at, run=run, truncate_from=cut, require=frozenset({"failed"})))
+    who = [retry_audit(run_id, by, at, row.attempt + 1)] if by is not None else []
+    write(conn, Write(run_id, at, run=run, truncate_from=cut, require=frozenset({"failed"}), audit=who))
     updated = get_run(conn, run_id)
     assert updated is not None
     notify(conn, "retry", run_id, at)
@@ -445,7 +503,7 @@ def changes_after(conn: sqlite3.Connection, after: int, limit: int) -> list[Chan
     """Outbox rows with ``seq > after``, oldest first, each with its signal and run row."""
     signal_columns = ", ".join(f"s.{c.strip()}" for c in SIGNAL_COLUMNS.split(","))
     run_columns = ", ".join(f"r.{c.strip()}" for c in RUN_COLUMNS.split(",")) + (
-        ", NULL, r.parent_run_id, r.forked_from, r.recoveries, r.recovery_mark"
+        ", NULL, r.parent_run_id, r.forked_from, r.recoveries, r.recovery_mark, r.traceparent"
     )
     n_signal = len(SIGNAL_COLUMNS.split(","))
     changes = []
