@@ -7,7 +7,17 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine import HistoryEntry, RunError, RunFinished, RunInfo, RunNotFound, RunNotRetryable, RunResult, SignalInfo
+from engine import (
+    AuditInfo,
+    HistoryEntry,
+    RunError,
+    RunFinished,
+    RunInfo,
+    RunNotFound,
+    RunNotRetryable,
+    RunResult,
+    SignalInfo,
+)
 
 NOW = datetime(2026, 11, 26, 14, 0, 0, tzinfo=UTC)
 
@@ -145,11 +155,12 @@ def _runs() -> list[RunInfo]:
                 ),
                 entry(2, "publish", "step", "completed", 9.9, 0.02, "published"),
             ],
-            [SignalInfo(1, "review-decision", {"approved": True}, _t(9.95), _t(9.9), "review")],
+            [SignalInfo(1, "review-decision", {"approved": True}, _t(9.95), _t(9.9), "review", "ana@example.com")],
             _t(15),
             _t(9.9),
             1,
             None,
+            audit=[AuditInfo("trigger", "web@shop", _t(15), {})],
         ),
         RunInfo(
             "run-0006",
