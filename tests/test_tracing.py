@@ -3,8 +3,12 @@ that was current at trigger, even in a runtime reopened on the SQLite file later
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -171,3 +175,52 @@ def test_without_tracing_the_engine_never_imports_opentelemetry(tmp_path: Path) 
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def start_worker(db: Path, spans_file: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "TARRY_TEST_SPANS": str(spans_file)}
+    with open(log, "ab") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine.cli", "--db", str(db), "worker", "tests.otel_app:runtime", "--otel"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    with Client(db) as client:
+        deadline = time.monotonic() + 20
+        while not (client.engine_info().worker_pid == proc.pid and client.engine_info().worker_alive):
+            assert time.monotonic() < deadline, "the worker did not start"
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.02)
+    return proc
+
+
+@pytest.mark.subprocess
+def test_worker_otel_spans_join_the_callers_trace_across_a_killed_worker(tmp_path: Path, spans: Spans) -> None:
+    db, spans_file, log = tmp_path / "t.db", tmp_path / "spans.jsonl", tmp_path / "worker.log"
+    first = start_worker(db, spans_file, log)
+    try:
+        with Client(db) as client, spans.provider.get_tracer("t").start_as_current_span("POST /docs") as request:
+            client.trigger("approval", {"title": "T"}, run_id="o1")
+            assert client.wait("o1", 15).status == "suspended"
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=15)
+    second = start_worker(db, spans_file, log)
+    try:
+        with Client(db) as client:
+            client.signal("o1", "approve", {"approved": True})
+            assert client.wait("o1", 15).status == "completed"
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=15) == 0, log.read_text()
+    caller = request.get_span_context()
+    found = [json.loads(line) for line in spans_file.read_text().splitlines()]
+    by_worker = {pid: [s["name"] for s in found if s["pid"] == pid] for pid in (first.pid, second.pid)}
+    assert by_worker[first.pid] == ["tarry.step draft"]  # its activation span died with it
+    assert sorted(by_worker[second.pid]) == ["tarry.run approval", "tarry.step publish"]
+    assert {s["trace_id"] for s in found} == {f"{caller.trace_id:032x}"}
+    run = next(s for s in found if s["name"] == "tarry.run approval")
+    assert run["parent_id"] == f"{caller.span_id:016x}"
+    assert run["attributes"]["tarry.run_id"] == "o1"
