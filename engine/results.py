@@ -126,7 +126,8 @@ class HistoryEntry(_ToDict):
     ``status`` is ``completed`` or ``failed`` (steps, children), ``retrying`` between a
     step's attempts, ``waiting`` while a sleep, wait or child is in progress. ``detail``
     holds kind-specific facts: ``wake_at`` of a sleep; ``event`` (``events``,
-    ``received``), ``deadline``, ``signal_id`` and ``timed_out`` of an event wait;
+    ``received``), ``deadline``, ``signal_id``, ``sent_by``, ``sent_at`` and ``timed_out``
+    of an event wait;
     ``failures`` (every failed attempt: ``attempt``, ``started_at``, ``finished_at``,
     ``type``, ``message``) and ``next_at`` of a retried step; ``child_run_id``,
     ``workflow_id`` and ``wait`` of a child.
