@@ -463,7 +463,8 @@ def _detail(entry: HistoryEntry) -> str:
             return text + (f", deadline {_when(deadline, relative=False)}" if deadline else "")
         if d.get("timed_out"):
             return text + ": timed out"
-        return f"{text}: {_short(entry.output)}"
+        sender = f" (from {d['sent_by']})" if d.get("sent_by") else ""
+        return f"{text}: {_short(entry.output)}{sender}"
     return _short(entry.output)
 
 

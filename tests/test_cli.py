@@ -171,6 +171,7 @@ def test_as_names_who_asked_in_the_audit_trail(tmp_path: Path, cli_db: Path | st
     assert info["history"][1]["detail"]["sent_by"] == "bob"
     human = " ".join(tarry(db, "show", run["run_id"]).stdout.split())
     assert "trigger by alice" in human
+    assert "(from bob)" in human  # the wait's timeline entry
     assert "SENT BY" in human
     assert " bob " in human
 

@@ -151,7 +151,7 @@ def _runs() -> list[RunInfo]:
                     14.9,
                     300,
                     {"approved": True},
-                    detail={"event": "review-decision", "signal_id": 1},
+                    detail={"event": "review-decision", "signal_id": 1, "sent_by": "ana@example.com"},
                 ),
                 entry(2, "publish", "step", "completed", 9.9, 0.02, "published"),
             ],
