@@ -241,8 +241,9 @@ class Runtime:
         now = self.now()
         new = RunRow(run_id, wf.id, "running", payload_json, now, now, parent_run_id=parent.run_id)
         # The child joins the trace of its parent's activation (or of its parent's trigger).
-        traced = self.tracer is not None and parent.span is not None
-        new.traceparent = self.tracer.traceparent(parent.span) if traced else parent.run.traceparent  # type: ignore[union-attr]
+        tracer = self.tracer
+        traced = tracer is not None and parent.span is not None
+        new.traceparent = tracer.traceparent(parent.span) if tracer and traced else parent.run.traceparent
         row, created = await self.store.create_run(new)
         if created:
             log.info(

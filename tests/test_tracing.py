@@ -147,6 +147,27 @@ async def test_a_clients_trigger_carries_its_trace_to_the_worker(tmp_path: Path,
     await runtime.aclose()
 
 
+@workflow("parent")
+async def parent(ctx: RunContext[Any]) -> Any:
+    return await ctx.child("kid", traced)
+
+
+async def test_a_child_runs_spans_are_children_of_its_parents_activation(tmp_path: Path, spans: Spans) -> None:
+    TRIES["shaky"] = 1
+    runtime = create_runtime([parent, traced], SQLiteStore(tmp_path / "t.db"), tracing=spans.provider)
+    await runtime.trigger(parent, run_id="p")  # passive: the child runs inline, then the parent waits
+    await runtime.sweep()  # the parent takes its child's outcome
+    assert (await runtime.get_run("p")).output == [1, "ok"]
+    found = spans.finished()
+    runs = {s.name: s for s in found if s.name.startswith("tarry.run")}
+    assert set(runs) == {"tarry.run parent", "tarry.run traced"}
+    assert {s.context.trace_id for s in found} == {runs["tarry.run parent"].context.trace_id}
+    kid = runs["tarry.run traced"]
+    assert kid.parent is not None
+    assert kid.parent.span_id in {s.context.span_id for s in found if s.name == "tarry.run parent"}
+    await runtime.aclose()
+
+
 def test_tracing_without_opentelemetry_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "opentelemetry", None)
     with pytest.raises(InvalidArgument, match=r"pip install 'tarry\[otel\]'"):
