@@ -42,8 +42,9 @@ def _db(ctx: click.Context, db: str | None) -> str:
 @click.option(
     "--reject", "reject", metavar="JSON", default='{"approved": false}', show_default=True, help="What `r` sends."
 )
+@click.option("--as", "by", metavar="NAME", help="Who the audit trail records for every action. Default: USER@HOST.")
 @click.pass_context
-def dashboard(ctx: click.Context, db: str | None, read_only: bool, approve: str, reject: str) -> None:
+def dashboard(ctx: click.Context, db: str | None, read_only: bool, approve: str, reject: str, by: str | None) -> None:
     """Watch and act on the runs of a database that a worker is running.
 
     Sees changes within 250 ms. Keys: 1-7 filter, / search, enter details, s signal,
@@ -54,8 +55,12 @@ def dashboard(ctx: click.Context, db: str | None, read_only: bool, approve: str,
     \b
         tarry --db shop.db worker shop.workflows:runtime &
         tarry dashboard --db shop.db --read-only
+        tarry dashboard --db shop.db --as ana@example.com
     """
+    from engine import Client
+
     from .app import DashboardApp
+    from .source import Source
 
     payloads = {}
     for name, text in (("approve", approve), ("reject", reject)):
@@ -64,7 +69,10 @@ def dashboard(ctx: click.Context, db: str | None, read_only: bool, approve: str,
         except json.JSONDecodeError as exc:
             raise click.BadParameter(f"not JSON: {exc}", param_hint=f"--{name}") from None
     try:
-        app = DashboardApp(_db(ctx, db), read_only=read_only, **payloads)
+        target: Any = _db(ctx, db)
+        if by is not None:  # the dashboard's Client acts as NAME
+            target = Source(Client(target, create=False, identity=by), owns=True)
+        app = DashboardApp(target, read_only=read_only, **payloads)
     except WorkflowError as exc:
         raise click.ClickException(exc.message) from None
     app.run()
