@@ -612,11 +612,10 @@ class Runtime:
         """Everything about a run: status, payload, output or error, pending wait, the
         journal and the signals. Raises :class:`RunNotFound`."""
         await self._open()
-        row = await self.store.get_run(run_id)
-        if row is None:
+        found = await self.store.run_info(run_id)
+        if found is None:
             raise RunNotFound(run_id)
-        entries, signals = await self.store.history(run_id)
-        return RunInfo.from_rows(row, entries, signals, await self.store.audit(run_id))
+        return RunInfo.from_rows(*found)
 
     async def list_runs(
         self,

@@ -124,6 +124,15 @@ class Store(ABC):
     async def audit(self, run_id: str) -> list[AuditRow]:
         """Who asked for the run's triggers, cancels and retries, oldest first."""
 
+    async def run_info(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow], list[AuditRow]] | None:
+        """The run, its journal, every signal and its audit trail (``None``: no such run):
+        what ``Runtime.get_run`` shows. Stores override it to read them in one go."""
+        row = await self.get_run(run_id)
+        if row is None:
+            return None
+        entries, signals = await self.history(run_id)
+        return row, entries, signals, await self.audit(run_id)
+
     @abstractmethod
     async def list_runs(
         self,

@@ -538,6 +538,9 @@ class PostgresStore(SharedStore):
     async def audit(self, run_id: str) -> list[AuditRow]:
         return await self._read(_audit, run_id)  # type: ignore[no-any-return]
 
+    async def run_info(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow], list[AuditRow]] | None:
+        return await self._read(_run_info, run_id)  # type: ignore[no-any-return]
+
     def audit_trail(self, run_id: str) -> list[AuditRow]:
         return self._read_sync(_audit, run_id)  # type: ignore[no-any-return]
 
@@ -903,6 +906,14 @@ def _insert_audit(conn: Conn, rows: list[AuditRow]) -> None:
             f"INSERT INTO tarry_audit ({AUDIT_COLUMNS}) VALUES (%s, %s, %s, %s, %s)",
             [(a.run_id, a.action, a.by, a.at, a.detail) for a in rows],
         )
+
+
+def _run_info(
+    store: PostgresStore, conn: Conn, run_id: str
+) -> tuple[RunRow, list[EntryRow], list[SignalRow], list[AuditRow]] | None:
+    """The run, its journal and signals (one snapshot), then its audit trail: one read."""
+    found = _load(store, conn, run_id, True)
+    return None if found is None else (*found, _audit(store, conn, run_id))
 
 
 def _audit(store: PostgresStore, conn: Conn, run_id: str) -> list[AuditRow]:

@@ -651,6 +651,24 @@ def snapshot(conn: sqlite3.Connection, run_id: str) -> tuple[RunRow, list[EntryR
         conn.execute("COMMIT")
 
 
+def run_info(
+    conn: sqlite3.Connection, run_id: str
+) -> tuple[RunRow, list[EntryRow], list[SignalRow], list[AuditRow]] | None:
+    """A run, its journal, every signal and its audit trail, from one snapshot."""
+    conn.execute("BEGIN")
+    try:
+        run = get_run(conn, run_id)
+        if run is None:
+            return None
+        signals = [
+            SignalRow(*r)
+            for r in conn.execute(f"SELECT {SIGNAL_COLUMNS} FROM signals WHERE run_id = ? ORDER BY id", (run_id,))
+        ]
+        return run, journal(conn, run_id), signals, audit(conn, run_id)
+    finally:
+        conn.execute("COMMIT")
+
+
 def settled(conn: sqlite3.Connection, run_id: str) -> tuple[RunRow, bool]:
     """The run, and whether it is at rest: ended, or suspended with no change of a client
     still waiting for the worker (an outbox row, or a signal its wait would take)."""

@@ -273,6 +273,9 @@ class SQLiteStore(SharedStore):
     async def audit(self, run_id: str) -> list[AuditRow]:
         return await self.read(sql.audit, run_id)  # type: ignore[no-any-return]
 
+    async def run_info(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow], list[AuditRow]] | None:
+        return await self.read(sql.run_info, run_id)  # type: ignore[no-any-return]
+
     async def list_runs(
         self,
         *,
