@@ -65,6 +65,7 @@ def _db(ctx: click.Context, db: str | None) -> str:
     metavar="URL",
     help="With --web: the http(s):// address browsers reach it at, when not http://HOST:PORT (a proxy).",
 )
+@click.option("--as", "by", metavar="NAME", help="Who the audit trail records for every action. Default: USER@HOST.")
 @click.pass_context
 def dashboard(
     ctx: click.Context,
@@ -76,6 +77,7 @@ def dashboard(
     host: str,
     port: int,
     public_url: str | None,
+    by: str | None,
 ) -> None:
     """Watch and act on the runs of a database that a worker is running.
 
@@ -90,7 +92,10 @@ def dashboard(
         tarry --db shop.db worker shop.workflows:runtime &
         tarry dashboard --db shop.db --read-only
         tarry dashboard --db shop.db --web --port 8080
+        tarry dashboard --db shop.db --as ana@example.com
     """
+    from engine import Client
+
     from .app import DashboardApp
     from .source import Source
 
@@ -111,7 +116,10 @@ def dashboard(
         if web:  # check the database here, once: each browser's dashboard opens its own
             Source.open(target).close()
         else:
-            app = DashboardApp(target, read_only=read_only, **payloads)
+            source: Any = target
+            if by is not None:  # the dashboard's Client acts as NAME
+                source = Source(Client(target, create=False, identity=by), owns=True)
+            app = DashboardApp(source, read_only=read_only, **payloads)
     except WorkflowError as exc:
         raise click.ClickException(exc.message) from None
     if not web:
@@ -120,6 +128,8 @@ def dashboard(
     if os.path.exists(target):  # a file: the same one, whatever directory the server runs in
         target = os.path.abspath(target)
     flags = ["--read-only"] if read_only else []
+    if by is not None:
+        flags.append(f"--as={by}")
     for name, text in (("approve", approve), ("reject", reject)):
         if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
             flags.append(f"--{name}={text}")

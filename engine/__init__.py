@@ -53,7 +53,7 @@ from .errors import (
     WorkflowNotFound,
 )
 from .hosting import AsyncioHost, hosted
-from .results import HistoryEntry, RunError, RunInfo, RunResult, SignalInfo
+from .results import AuditInfo, HistoryEntry, RunError, RunInfo, RunResult, SignalInfo
 from .retry import Retry, RetryPolicy
 from .runtime import Runtime, create_runtime
 from .store import MemoryStore, SharedStore, SQLiteStore, Store, store_from_url
@@ -65,6 +65,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncioHost",
     "AsyncioStepCancelled",
+    "AuditInfo",
     "ChildFailed",
     "Client",
     "ConcurrentContextUse",

@@ -53,6 +53,7 @@ from .retry import Retry
 if TYPE_CHECKING:
     from .context import StepCall
     from .store.base import Store
+    from .tracing import Tracer
     from .workflow import Workflow
 
 __all__ = ["ActorHost", "Mailbox", "RunActor"]
@@ -81,6 +82,7 @@ class ActorHost(Protocol):
     max_recoveries: int | None
     max_output_bytes: int | None
     asyncio_loop: AsyncioLoop
+    tracer: Tracer | None
 
     def now(self) -> float: ...
     def to_trio(self, wall: float) -> float: ...
@@ -171,6 +173,8 @@ class RunActor:
         self._admitted = False
         #: Set by the runtime when recovery loaded this run (``running``, nobody driving it).
         self.recovering = False
+        #: This activation's OpenTelemetry span (``None``: tracing is off).
+        self.span: Any = None
 
     # -- what the context asks for ---------------------------------------------------------
 
@@ -245,7 +249,10 @@ class RunActor:
         while True:
             attempt += 1
             try:
-                result = await self._call(call, step_id)
+                if self.span is None:
+                    result = await self._call(call, step_id)
+                else:
+                    result = await self._traced_call(call, step_id, attempt)
             except Exception as exc:
                 error = _error_json(exc, step_id=step_id)
                 finished = self.host.now()
@@ -340,6 +347,11 @@ class RunActor:
         self.host.store.write_behind(resumed)
         self._mirror(resumed)
 
+    async def _traced_call(self, call: StepCall, step_id: str, attempt: int) -> Any:
+        assert self.host.tracer is not None
+        with self.host.tracer.step(self.span, self.run_id, self.workflow.id, step_id, attempt):
+            return await self._call(call, step_id)
+
     async def _call(self, call: StepCall, step_id: str) -> Any:
         kind = _step_kind(call.fn)
         if kind is _ASYNCIO:
@@ -421,16 +433,16 @@ class RunActor:
 
     async def wait_for_event(
         self, seq: int, step_id: str, recorded: EntryRow | None, events: tuple[str, ...], deadline: float | None
-    ) -> tuple[str, Any] | None:
-        """Wait for a signal named one of ``events``; its ``(event, payload)``, or ``None``
-        when ``deadline`` passed first."""
+    ) -> tuple[str, Any, str | None] | None:
+        """Wait for a signal named one of ``events``; its ``(event, payload, sent_by)``, or
+        ``None`` when ``deadline`` passed first. The sender is journaled with the wait."""
         wait_event = "\x1f".join(events)
         if recorded is not None:
             detail = codec.loads(recorded.detail)
             if recorded.status == "completed":
                 if detail.get("timed_out"):
                     return None
-                return detail.get("received", detail["event"]), codec.loads(recorded.output)
+                return detail.get("received", detail["event"]), codec.loads(recorded.output), detail.get("sent_by")
             entry = recorded
             deadline = detail.get("deadline")
         else:
@@ -465,7 +477,8 @@ class RunActor:
             signal = self._take_signal(events)
             now = self.host.now()
             if signal is not None:
-                detail = codec.dumps({**base, "received": signal.event, "signal_id": signal.id})
+                received = {"received": signal.event, "signal_id": signal.id, "sent_by": signal.sent_by}
+                detail = codec.dumps({**base, **received, "sent_at": signal.sent_at})
                 done = EntryRow(
                     self.run_id, seq, step_id, "event", "completed", entry.started_at, now, signal.payload, None, detail
                 )
@@ -476,7 +489,7 @@ class RunActor:
                     continue  # someone else took that signal first: wait for another
                 self._put_entry(done)
                 self.host.cancel_wake(self.run_id)
-                return signal.event, codec.loads(signal.payload)
+                return signal.event, codec.loads(signal.payload), signal.sent_by
             if deadline is not None and now >= deadline:
                 detail = codec.dumps({**base, "timed_out": True})
                 done = EntryRow(
@@ -650,6 +663,9 @@ class RunActor:
     async def drive(self) -> None:
         """Run the workflow until it suspends and passivates, or ends. Never raises
         (except trio's cancellation when the runtime shuts down)."""
+        tracer = self.host.tracer
+        if tracer is not None:
+            self.span = tracer.start_run(self.run_id, self.workflow.id, self.run.attempt, self.run.traceparent)
         try:
             await self._drive()
         except StoreError as exc:
@@ -657,6 +673,10 @@ class RunActor:
         except Exception:
             log.exception("run %s: the engine failed while driving it; it is left for recovery", self.run_id)
         finally:
+            if tracer is not None:
+                failed = codec.loads(self.run.error) if self.run.error else None
+                error = f"{failed.get('type')}: {failed.get('message')}" if isinstance(failed, dict) else None
+                tracer.end_run(self.span, self.run.status, error)
             self._release()
             self.accepting = False
             self.first_stop.set()

@@ -259,6 +259,15 @@ def _read_payload(text: str | None, file: IO[str] | None) -> Any:
         raise InvalidArgument(f"{source} nests arrays or objects too deeply to read") from None
 
 
+def _as_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--as",
+        "by",
+        metavar="NAME",
+        help="Who asks, for the audit trail (tarry show). Default: USER@HOST.",
+    )(fn)
+
+
 def _wait_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option(
         "--timeout", type=float, metavar="SECONDS", help="With --wait: give up after this long (exit 1)."
@@ -454,7 +463,8 @@ def _detail(entry: HistoryEntry) -> str:
             return text + (f", deadline {_when(deadline, relative=False)}" if deadline else "")
         if d.get("timed_out"):
             return text + ": timed out"
-        return f"{text}: {_short(entry.output)}"
+        sender = f" (from {d['sent_by']})" if d.get("sent_by") else ""
+        return f"{text}: {_short(entry.output)}{sender}"
     return _short(entry.output)
 
 
@@ -487,6 +497,13 @@ def _print_info(info: RunInfo) -> None:
         grid.add_row("Forked from", info.forked_from)
     if info.children:
         grid.add_row("Child runs", ", ".join(info.children))
+    if info.audit:
+        trail = "\n".join(
+            f"{a.action} by {a.by}, {_when(a.at, relative=False)}"
+            + (f" ({', '.join(f'{k}: {v}' for k, v in a.detail.items() if v is not None)})" if a.detail else "")
+            for a in info.audit
+        )
+        grid.add_row("Audit", escape(trail))
     console.print(grid)
     console.print()
     timeline = Table(title="Timeline", title_justify="left", box=None, header_style="bold", pad_edge=False)
@@ -510,13 +527,14 @@ def _print_info(info: RunInfo) -> None:
     if info.signals:
         console.print()
         signals = Table(title="Signals", title_justify="left", box=None, header_style="bold", pad_edge=False)
-        for name in ("ID", "EVENT", "SENT", "TAKEN BY", "PAYLOAD"):
+        for name in ("ID", "EVENT", "SENT", "SENT BY", "TAKEN BY", "PAYLOAD"):
             signals.add_column(name, overflow="fold")
         for s in info.signals:
             signals.add_row(
                 str(s.id),
                 escape(s.event),
                 _when(s.sent_at, relative=False),
+                escape(s.sent_by or "-"),
                 s.consumed_by or "-",
                 escape(_short(s.payload)),
             )
@@ -639,6 +657,12 @@ class _Age(click.ParamType):  # type: ignore[type-arg]
     help="Fail a run whose step or workflow output is larger than N bytes as JSON (PayloadTooLarge). "
     "0: no limit. Default: the runtime's (2 MiB).",
 )
+@click.option(
+    "--otel",
+    is_flag=True,
+    help="OpenTelemetry spans of every run activation and step attempt, through the global tracer "
+    "provider APP configures (pip install 'tarry[otel]').",
+)
 @click.pass_obj
 def worker(
     state: _State,
@@ -651,6 +675,7 @@ def worker(
     max_recoveries: int | None,
     max_payload_bytes: int | None,
     max_output_bytes: int | None,
+    otel: bool,
 ) -> None:
     """Serve APP's workflows on the database until SIGINT/SIGTERM.
 
@@ -682,6 +707,10 @@ def worker(
     for name, value in limits.items():
         if value is not None:  # not given: the runtime's own; 0: no limit
             setattr(runtime, name, value or None)
+    if otel and runtime.tracer is None:
+        from .tracing import Tracer
+
+        runtime.tracer = Tracer()
     undo = logs.configure(log_format, log_level.upper())
     try:
         trio.run(run_until_signalled, Worker(runtime, lease_ttl=lease_ttl, grace=grace, retention=retention))
@@ -717,6 +746,7 @@ def _same_target(a: str | Path, b: str | Path) -> bool:
 @click.argument("workflow", shell_complete=_complete_workflows)
 @_payload_options
 @click.option("--run-id", metavar="ID", help="Use this run id (a trigger with an existing id is idempotent).")
+@_as_option
 @_wait_options
 @_json_flag
 @click.pass_obj
@@ -726,6 +756,7 @@ def trigger(
     payload: str | None,
     payload_file: IO[str] | None,
     run_id: str | None,
+    by: str | None,
     wait: bool,
     timeout: float | None,
     as_json: bool,
@@ -744,7 +775,7 @@ def trigger(
     """
     data = _read_payload(payload, payload_file)
     with state.client() as client:
-        result = client.trigger(workflow, data, run_id=run_id)
+        result = client.trigger(workflow, data, run_id=run_id, by=by)
         if wait:
             _warn_without_worker(client)
             result = client.wait(result.run_id, timeout)
@@ -761,6 +792,7 @@ def trigger(
     metavar="KEY",
     help="Deliver at most once per run under KEY: a repeat (a retried script, say) is not sent again.",
 )
+@_as_option
 @_wait_options
 @_json_flag
 @click.pass_obj
@@ -771,6 +803,7 @@ def signal(
     payload: str | None,
     payload_file: IO[str] | None,
     dedup_key: str | None,
+    by: str | None,
     wait: bool,
     timeout: float | None,
     as_json: bool,
@@ -779,16 +812,17 @@ def signal(
 
     It is committed to the run's inbox: a run waiting for EVENT takes it, one that is not
     waiting yet keeps it for its next wait. Prints the run's state after the signal (after
-    it took it, with --wait).
+    it took it, with --wait). The sender (--as, default USER@HOST) is stored with it.
 
     Example:
 
     \b
         tarry signal 3f2a9c review-decision --payload '{"approved": true}' --dedup-key ticket-42 --wait
+        tarry signal 3f2a9c review-decision --payload '{"approved": true}' --as ana@example.com
     """
     data = _read_payload(payload, payload_file)
     with state.client() as client:
-        sent = client.signal(run_id, event, data, dedup_key=dedup_key)
+        sent = client.signal(run_id, event, data, dedup_key=dedup_key, by=by)
         if wait:
             _warn_without_worker(client)
         result = client.wait(run_id, timeout) if wait else client.get_run(run_id).result
@@ -853,7 +887,8 @@ def runs(
 @click.pass_obj
 def show(state: _State, run_id: str, as_json: bool) -> None:
     """Show everything about RUN: status, payload, output or error, what it waits for
-    (with its deadline), its journal as a timeline, and its signals.
+    (with its deadline), its journal as a timeline, its signals and who sent them, and
+    its audit trail (who triggered, cancelled and retried it, and when).
 
     Example:
 
@@ -872,10 +907,13 @@ def show(state: _State, run_id: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("run_id", metavar="RUN", shell_complete=_complete_runs)
 @click.option("--reason", help="Why (kept with the run).")
+@_as_option
 @_wait_options
 @_json_flag
 @click.pass_obj
-def cancel(state: _State, run_id: str, reason: str | None, wait: bool, timeout: float | None, as_json: bool) -> None:
+def cancel(
+    state: _State, run_id: str, reason: str | None, by: str | None, wait: bool, timeout: float | None, as_json: bool
+) -> None:
     """Cancel RUN: a suspended run ends at once, a running one when its worker interrupts it.
 
     Example:
@@ -884,7 +922,7 @@ def cancel(state: _State, run_id: str, reason: str | None, wait: bool, timeout: 
         tarry cancel 3f2a9c --reason "customer changed their mind"
     """
     with state.client() as client:
-        result = client.cancel(run_id, reason=reason)
+        result = client.cancel(run_id, reason=reason, by=by)
         if wait:
             result = client.wait(run_id, timeout)
     _print_result(result, as_json, None if as_json else f"Cancel of run [bold]{run_id}[/] committed.")
@@ -950,10 +988,13 @@ def prune(state: _State, older_than: float, status: tuple[str, ...], as_json: bo
     metavar="STEP",
     help="Fork a new run from RUN's journal up to STEP (STEP and what follows run again); RUN is left as it is.",
 )
+@_as_option
 @_wait_options
 @_json_flag
 @click.pass_obj
-def retry(state: _State, run_id: str, from_step: str | None, wait: bool, timeout: float | None, as_json: bool) -> None:
+def retry(
+    state: _State, run_id: str, from_step: str | None, by: str | None, wait: bool, timeout: float | None, as_json: bool
+) -> None:
     """Re-drive the failed RUN from its journal (completed steps are not run again).
 
     With --from-step, any ended RUN is forked instead: a new run replays RUN's journal up
@@ -965,7 +1006,7 @@ def retry(state: _State, run_id: str, from_step: str | None, wait: bool, timeout
         tarry retry 3f2a9c --from-step ship --wait
     """
     with state.client() as client:
-        result = client.retry(run_id, from_step=from_step)
+        result = client.retry(run_id, from_step=from_step, by=by)
         if wait:
             _warn_without_worker(client)
             result = client.wait(result.run_id, timeout)

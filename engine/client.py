@@ -30,12 +30,23 @@ from .errors import (
     WaitTimeout,
     WorkflowNotFound,
 )
-from .journal import PRUNE_BATCH, STATUSES, RunRow, new_run_id, prune_filter, run_filter, same_trigger
+from .identity import default_identity, resolve_identity
+from .journal import (
+    PRUNE_BATCH,
+    STATUSES,
+    RunRow,
+    new_run_id,
+    prune_filter,
+    run_filter,
+    same_trigger,
+    trigger_audit,
+)
 from .limits import DEFAULT_MAX_PAYLOAD_BYTES, check_limit, check_name
 from .registry import check_payload, describe
 from .results import RunInfo, RunResult, _dt, _ToDict
 from .store import is_url, store_from_url
 from .store.base import SharedStore
+from .tracing import current_traceparent
 from .workflow import Workflow
 
 __all__ = ["Client", "EngineInfo", "WorkflowInfo"]
@@ -107,6 +118,8 @@ class Client:
         max_payload_bytes: the largest run or signal payload as JSON, in bytes; a larger
             one raises :class:`PayloadTooLarge` and nothing is written. Default 2 MiB (the
             runtime's default); ``None``: no limit.
+        identity: who this Client's verbs are recorded as in the audit trail (each verb
+            takes ``by=`` too); default ``user@host`` of this process.
 
     Raises:
         NotATarryDatabase: the file exists and was not made by tarry.
@@ -130,7 +143,9 @@ class Client:
         create: bool = True,
         busy_timeout: float = 5.0,
         max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
+        identity: str | None = None,
     ) -> None:
+        self.identity = resolve_identity(identity, default_identity())
         self.max_payload_bytes = check_limit("max_payload_bytes", max_payload_bytes)
         self.path: Path | str = str(path) if is_url(path) else Path(path)
         self._workflows: dict[str, Workflow[Any]] | None = None
@@ -210,13 +225,17 @@ class Client:
 
     # -- the verbs ------------------------------------------------------------------------
 
-    def trigger(self, workflow: Workflow[Any] | str, payload: Any = None, *, run_id: str | None = None) -> RunResult:
+    def trigger(
+        self, workflow: Workflow[Any] | str, payload: Any = None, *, run_id: str | None = None, by: str | None = None
+    ) -> RunResult:
         """Start a run of ``workflow`` (its id, or the Workflow) with ``payload``.
 
         Returns at once with the new run (status ``running``); the worker drives it. Use
         :meth:`wait` for its first suspension or its end. With a ``run_id`` that exists for
         this workflow, nothing is written and the existing run's state comes back. Without
-        one, the run gets a new UUIDv7, as with :meth:`Runtime.trigger`.
+        one, the run gets a new UUIDv7, as with :meth:`Runtime.trigger`. ``by``: who asks,
+        for the audit trail (default: this Client's ``identity``). The OpenTelemetry span
+        current here, if any, is stored with the run (its spans join that trace).
 
         Raises:
             WorkflowNotFound: an id neither given to this Client nor published by the
@@ -233,17 +252,22 @@ class Client:
             with ``PayloadValidationError``.
         """
         check_name("run_id", run_id, optional=True)
+        who = resolve_identity(by, self.identity)
         workflow_id, payload_json = self._validated_payload(workflow, payload)
         if run_id is None:
             run_id = new_run_id()
         now = time.time()
-        row, created = self._db.client_trigger(RunRow(run_id, workflow_id, "running", payload_json, now, now))
+        new = RunRow(run_id, workflow_id, "running", payload_json, now, now, traceparent=current_traceparent())
+        row, created = self._db.client_trigger(new, None, trigger_audit(new, who))
         if not created:
             same_trigger(row, payload_json)
         return RunResult.from_row(row)
 
-    def signal(self, run_id: str, event: str, payload: Any = None, *, dedup_key: str | None = None) -> bool:
-        """Send the signal ``event`` with ``payload`` to a run; whether it was new.
+    def signal(
+        self, run_id: str, event: str, payload: Any = None, *, dedup_key: str | None = None, by: str | None = None
+    ) -> bool:
+        """Send the signal ``event`` with ``payload`` to a run; whether it was new. ``by``:
+        who sends it, stored with it (default: this Client's ``identity``).
 
         With a ``dedup_key`` the run already received a signal under (by any process, at
         any time, consumed or not), nothing is sent and this returns ``False``.
@@ -265,8 +289,9 @@ class Client:
         check_name("run_id", run_id)
         check_name("event name", event, run_id=run_id)
         check_name("dedup_key", dedup_key, optional=True, run_id=run_id)
+        who = resolve_identity(by, self.identity)
         payload_json = codec.dumps(payload, what="signal payload", run_id=run_id, limit=self.max_payload_bytes)
-        return not self._db.client_signal(run_id, event, payload_json, time.time(), dedup_key).duplicate
+        return not self._db.client_signal(run_id, event, payload_json, time.time(), dedup_key, who).duplicate
 
     def prune(self, *, older_than: Any, status: str | Iterable[str] | None = None) -> int:
         """:meth:`Runtime.prune` from this process: delete ended runs that finished more
@@ -289,8 +314,9 @@ class Client:
         """
         self._db.client_transition(run_id, lifecycle.delete(time.time()), announce="delete")
 
-    def cancel(self, run_id: str, *, reason: str | None = None) -> RunResult:
-        """Cancel a run.
+    def cancel(self, run_id: str, *, reason: str | None = None, by: str | None = None) -> RunResult:
+        """Cancel a run and every active run it started (``by``: who asks, for the audit
+        trail).
 
         A suspended run ends ``cancelled`` in this call. A ``running`` run gets the request
         (``cancel_reason`` set, status still ``running``): its worker interrupts the step
@@ -299,12 +325,14 @@ class Client:
         Raises:
             RunNotFound, RunFinished: nothing to cancel.
         """
-        plan = lifecycle.cancel(reason or "cancelled by request", time.time())
+        who = resolve_identity(by, self.identity)
+        plan = lifecycle.cancel(reason or "cancelled by request", time.time(), who)
         rows = self._db.client_transition(run_id, plan, announce="cancel", descendants=True)
         return RunResult.from_row(rows[0])
 
-    def retry(self, run_id: str, *, from_step: str | None = None) -> RunResult:
-        """Re-drive a failed run from its journal (completed steps are not run again).
+    def retry(self, run_id: str, *, from_step: str | None = None, by: str | None = None) -> RunResult:
+        """Re-drive a failed run from its journal (completed steps are not run again);
+        ``by``: who asks, for the audit trail.
 
         Returns the run back in ``running``; the worker drives it. With ``from_step``: fork
         a new run from this one's journal up to that step, as :meth:`Runtime.retry` does,
@@ -315,6 +343,7 @@ class Client:
             ended); WorkflowNotFound (its workflow is neither given to this Client nor in
             the published registry); InvalidArgument (``from_step`` is not in its journal).
         """
+        who = resolve_identity(by, self.identity)
         found = self._db.snapshot(run_id)
         if found is None:
             raise RunNotFound(run_id)
@@ -322,13 +351,15 @@ class Client:
         if from_step is not None:
             now = time.time()
             new, copied = lifecycle.fork(row, found[1], from_step, new_run_id(), now)
-            created, _ = self._db.client_trigger(new, copied)
+            new.traceparent = current_traceparent()
+            created, _ = self._db.client_trigger(new, copied, trigger_audit(new, who, from_step))
             return RunResult.from_row(created)
         if row.status == "failed":
             known = list(self._workflows) if self._workflows is not None else list(self._known())
             if known and row.workflow_id not in known:
                 raise WorkflowNotFound(row.workflow_id, known)
-        (updated,) = self._db.client_transition(run_id, lifecycle.retry(time.time()), announce="retry", journal=True)
+        plan = lifecycle.retry(time.time(), who)
+        (updated,) = self._db.client_transition(run_id, plan, announce="retry", journal=True)
         return RunResult.from_row(updated)
 
     # -- reads ----------------------------------------------------------------------------
@@ -339,7 +370,7 @@ class Client:
         if found is None:
             raise RunNotFound(run_id)
         row, entries, signals = found
-        return RunInfo.from_rows(row, entries, signals)
+        return RunInfo.from_rows(row, entries, signals, self._db.audit_trail(run_id))
 
     def list_runs(
         self,

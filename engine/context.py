@@ -145,6 +145,10 @@ class RunContext(Generic[P]):
         workflow_id: the workflow's id.
         attempt: 1, plus one per ``retry()`` of this run.
         parent_run_id: the run that started this one with ``ctx.child`` (else ``None``).
+        last_signal_sender: who sent the signal the latest ``wait_for_event`` or
+            ``wait_for_any`` took (``user@host``, a ``Client(identity=...)``, ``tarry
+            signal --as NAME``); ``None`` before any wait, after a timeout, or for a signal
+            the engine sent. Journaled with the wait, so a replay sees the same sender.
     """
 
     __slots__ = (
@@ -154,6 +158,7 @@ class RunContext(Generic[P]):
         "_cursor",
         "_seen",
         "attempt",
+        "last_signal_sender",
         "parent_run_id",
         "payload",
         "run_id",
@@ -180,6 +185,7 @@ class RunContext(Generic[P]):
         self.workflow_id = workflow_id
         self.attempt = attempt
         self.parent_run_id = parent_run_id
+        self.last_signal_sender: str | None = None
 
     # -- replay bookkeeping ------------------------------------------------------------------
 
@@ -398,7 +404,11 @@ class RunContext(Generic[P]):
             timeout: as ``sleep``'s duration; ``None`` waits for ever.
 
         Returns:
-            The signal's payload, or ``None`` if the timeout passed first.
+            The signal's payload, or ``None`` if the timeout passed first. Who sent it is
+            then :attr:`last_signal_sender`::
+
+                decision = await ctx.wait_for_event("review", "decision")
+                approver = ctx.last_signal_sender   # "ana@laptop", or --as / identity=
 
         Guarantees:
             Signals are kept in the run's inbox when sent: one sent before the run reached
@@ -440,7 +450,9 @@ class RunContext(Generic[P]):
             if recorded is None and timeout is not None:
                 now = datetime.fromtimestamp(self._actor.now(), UTC)
                 deadline = resolve_wake_at(timeout, now, step_id=step_id).timestamp()
-            return await self._actor.wait_for_event(seq, step_id, recorded, tuple(events), deadline)
+            received = await self._actor.wait_for_event(seq, step_id, recorded, tuple(events), deadline)
+            self.last_signal_sender = None if received is None else received[2]
+            return None if received is None else (received[0], received[1])
         finally:
             self._end()
 

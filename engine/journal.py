@@ -55,7 +55,11 @@ __all__ = [
     "EntryRow",
     "RunRow",
     "SignalRow",
+    "AuditRow",
     "Write",
+    "cancel_audit",
+    "retry_audit",
+    "trigger_audit",
 ]
 
 #: Statuses a run never leaves.
@@ -108,6 +112,9 @@ class RunRow:
     #: ``recovery_mark`` without it getting further; reset by progress and by retry().
     recoveries: int = 0
     recovery_mark: int | None = None
+    #: The W3C ``traceparent`` of the span current when the run was triggered (its
+    #: activations' spans join that trace, even after a restart).
+    traceparent: str | None = None
 
 
 @dataclass(slots=True)
@@ -134,8 +141,22 @@ class SignalRow:
     sent_at: float
     consumed_at: float | None = None
     consumed_by: str | None = None  # the step id of the wait that took it
+    sent_by: str | None = None  # who sent it (``user@host``, ``--as``, ``identity=``); None: the engine
     #: Not stored: True when add_signal found this signal by its dedup key instead of adding it.
     duplicate: bool = False
+
+
+@dataclass(slots=True)
+class AuditRow:
+    """Who asked for what of a run, and when: ``action`` is ``trigger``, ``cancel`` or
+    ``retry`` (a signal's sender is on its own row, :attr:`SignalRow.sent_by`); ``detail``
+    is JSON text (a cancel's ``reason``, a retry's ``attempt`` or ``from_step``...)."""
+
+    run_id: str
+    action: str
+    by: str
+    at: float
+    detail: str | None = None
 
 
 @dataclass(slots=True)
@@ -147,7 +168,8 @@ class Write:
     taken by a wait and fails the whole write when one was already taken. ``truncate_from``
     deletes journal entries from that position on (used by retry). ``signals`` are sent to
     other runs in the same transaction, as ``(run_id, event, payload JSON)`` (a child's
-    outcome to its parent). ``delete`` removes the run and everything of it.
+    outcome to its parent). ``audit`` rows are inserted with it (who asked for the change).
+    ``delete`` removes the run and everything of it.
     """
 
     run_id: str
@@ -158,6 +180,7 @@ class Write:
     truncate_from: int | None = None
     require: frozenset[str] | None = None
     signals: list[tuple[str, str, str]] = field(default_factory=list)
+    audit: list[AuditRow] = field(default_factory=list)
     #: Delete the run with its journal, signals and change rows (once ``require`` holds);
     #: nothing else of the write applies.
     delete: bool = False
@@ -204,6 +227,23 @@ def descendants_of(root_id: str, candidates: Iterable[RunRow]) -> list[RunRow]:
 def descendant_range(run_id: str) -> tuple[str, str]:
     """The half-open key range ``[low, high)`` that holds every descendant's run id."""
     return run_id + ":", run_id + ";"  # ";" is the character after ":"
+
+
+def trigger_audit(row: RunRow, by: str | None, from_step: str | None = None) -> AuditRow | None:
+    """The audit row of a run ``by`` asked for (a fork's names the run and step it copied)."""
+    if by is None:
+        return None
+    fork = {"forked_from": row.forked_from, "from_step": from_step}
+    detail = None if row.forked_from is None else orjson.dumps(fork).decode()
+    return AuditRow(row.run_id, "trigger", by, row.created_at, detail)
+
+
+def cancel_audit(run_id: str, by: str, at: float, reason: str) -> AuditRow:
+    return AuditRow(run_id, "cancel", by, at, orjson.dumps({"reason": reason}).decode())
+
+
+def retry_audit(run_id: str, by: str, at: float, attempt: int) -> AuditRow:
+    return AuditRow(run_id, "retry", by, at, orjson.dumps({"attempt": attempt}).decode())
 
 
 #: Runs a prune deletes per transaction (a big prune never holds the write lock long).

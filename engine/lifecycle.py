@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from .errors import InvalidArgument, RunFinished, RunNotRetryable, RunStillActive
-from .journal import ACTIVE, TERMINAL, EntryRow, Plan, RunRow, RunTree, Write
+from .journal import ACTIVE, TERMINAL, EntryRow, Plan, RunRow, RunTree, Write, cancel_audit, retry_audit
 
 __all__ = [
     "CHILD_EVENT",
@@ -67,7 +67,7 @@ def _ended_cancelled(row: RunRow, reason: str, at: float) -> Write:
     return write
 
 
-def cancel(reason: str, at: float) -> Plan:
+def cancel(reason: str, at: float, by: str | None = None) -> Plan:
     """Cancel a run and every active run it started (children, grandchildren...).
 
     A suspended run (sleeping, waiting, passivated, or held by a process that died) ends
@@ -76,7 +76,7 @@ def cancel(reason: str, at: float) -> Plan:
     ``running`` run gets the request (``cancel_reason``): the step in progress belongs to
     whoever executes it, which interrupts it and ends the run ``cancelled`` (with its
     outcome to its parent in that final write); a run left ``running`` by a dead process
-    ends so when it is recovered.
+    ends so when it is recovered. ``by`` (who asked) goes to the run's audit trail.
 
     Raises:
         RunFinished: the run has already ended (nothing is written).
@@ -95,15 +95,17 @@ def cancel(reason: str, at: float) -> Plan:
                 writes.append(Write(row.run_id, at, run={"cancel_reason": why}, require=frozenset({"running"})))
             else:
                 writes.append(_ended_cancelled(row, why, at))
+        if by is not None:
+            writes[0].audit.append(cancel_audit(root.run_id, by, at, reason))
         return writes
 
     return plan
 
 
-def retry(at: float) -> Plan:
+def retry(at: float, by: str | None = None) -> Plan:
     """Put a failed run back to ``running``: its journal cut where :func:`retry_cut`
     says (the failed step runs again, completed ones are replayed), ``attempt`` + 1, and a
-    fresh quarantine count.
+    fresh quarantine count. ``by`` (who asked) goes to the run's audit trail.
 
     Raises:
         RunNotRetryable: the run has not failed (nothing is written).
@@ -123,7 +125,8 @@ def retry(at: float) -> Plan:
             "recoveries": 0,
             "recovery_mark": None,
         }
-        return [Write(row.run_id, at, run=run, truncate_from=cut, require=frozenset({"failed"}))]
+        audit = [] if by is None else [retry_audit(row.run_id, by, at, row.attempt + 1)]
+        return [Write(row.run_id, at, run=run, truncate_from=cut, require=frozenset({"failed"}), audit=audit)]
 
     return plan
 

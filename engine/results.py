@@ -7,14 +7,14 @@ prints; they are stable.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
 from . import codec
-from .journal import EntryRow, RunRow, SignalRow
+from .journal import AuditRow, EntryRow, RunRow, SignalRow
 
-__all__ = ["HistoryEntry", "RunError", "RunInfo", "RunResult", "SignalInfo"]
+__all__ = ["AuditInfo", "HistoryEntry", "RunError", "RunInfo", "RunResult", "SignalInfo"]
 
 
 def _dt(epoch: float | None) -> datetime | None:
@@ -126,7 +126,8 @@ class HistoryEntry(_ToDict):
     ``status`` is ``completed`` or ``failed`` (steps, children), ``retrying`` between a
     step's attempts, ``waiting`` while a sleep, wait or child is in progress. ``detail``
     holds kind-specific facts: ``wake_at`` of a sleep; ``event`` (``events``,
-    ``received``), ``deadline``, ``signal_id`` and ``timed_out`` of an event wait;
+    ``received``), ``deadline``, ``signal_id``, ``sent_by``, ``sent_at`` and ``timed_out``
+    of an event wait;
     ``failures`` (every failed attempt: ``attempt``, ``started_at``, ``finished_at``,
     ``type``, ``message``) and ``next_at`` of a retried step; ``child_run_id``,
     ``workflow_id`` and ``wait`` of a child.
@@ -179,7 +180,8 @@ class HistoryEntry(_ToDict):
 
 @dataclass(frozen=True, slots=True)
 class SignalInfo(_ToDict):
-    """A signal in a run's inbox; ``consumed_by`` is the step id of the wait that took it."""
+    """A signal in a run's inbox; ``consumed_by`` is the step id of the wait that took it,
+    ``sent_by`` who sent it (``None``: the engine, e.g. a child's outcome)."""
 
     id: int
     event: str
@@ -187,6 +189,7 @@ class SignalInfo(_ToDict):
     sent_at: datetime
     consumed_at: datetime | None
     consumed_by: str | None
+    sent_by: str | None = None
 
     @classmethod
     def from_row(cls, row: SignalRow) -> SignalInfo:
@@ -197,7 +200,24 @@ class SignalInfo(_ToDict):
             sent_at=_dt(row.sent_at),  # type: ignore[arg-type]
             consumed_at=_dt(row.consumed_at),
             consumed_by=row.consumed_by,
+            sent_by=row.sent_by,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditInfo(_ToDict):
+    """Who asked for what of a run, and when: ``action`` is ``trigger``, ``cancel`` or
+    ``retry``; ``detail`` holds a cancel's ``reason``, a retry's ``attempt``, a fork's
+    ``forked_from`` and ``from_step``. (Who sent each signal is in :attr:`SignalInfo.sent_by`.)"""
+
+    action: str
+    by: str
+    at: datetime
+    detail: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: AuditRow) -> AuditInfo:
+        return cls(row.action, row.by, _dt(row.at), codec.loads(row.detail) or {})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,9 +239,13 @@ class RunInfo(_ToDict):
     cancel_reason: str | None
     parent_run_id: str | None = None
     forked_from: str | None = None
+    #: Who triggered, cancelled and retried the run, oldest first.
+    audit: list[AuditInfo] = field(default_factory=list)
 
     @classmethod
-    def from_rows(cls, row: RunRow, entries: list[EntryRow], signals: list[SignalRow]) -> RunInfo:
+    def from_rows(
+        cls, row: RunRow, entries: list[EntryRow], signals: list[SignalRow], audit: list[AuditRow] | None = None
+    ) -> RunInfo:
         return cls(
             run_id=row.run_id,
             workflow_id=row.workflow_id,
@@ -238,6 +262,7 @@ class RunInfo(_ToDict):
             cancel_reason=row.cancel_reason,
             parent_run_id=row.parent_run_id,
             forked_from=row.forked_from,
+            audit=[AuditInfo.from_row(a) for a in audit or ()],
         )
 
     @property

@@ -47,6 +47,7 @@ from .errors import (
     WorkflowError,
     WorkflowNotFound,
 )
+from .identity import default_identity, resolve_identity
 from .journal import (
     ACTIVE,
     PRUNE_BATCH,
@@ -57,6 +58,7 @@ from .journal import (
     prune_filter,
     run_filter,
     same_trigger,
+    trigger_audit,
 )
 from .limits import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, check_limit, check_name
 from .results import RunInfo, RunResult
@@ -65,6 +67,7 @@ from .seat import Seat
 from .store import MemoryStore
 from .store.base import SharedStore, Store
 from .timers import TimerWheel
+from .tracing import Tracer, current_traceparent
 from .workflow import Workflow
 
 __all__ = ["Runtime", "create_runtime"]
@@ -131,6 +134,15 @@ class Runtime:
         max_output_bytes: the largest step or workflow output as JSON; a step whose
             result is larger fails its run with :class:`PayloadTooLarge` (not retried:
             the same code gives the same size). Default 2 MiB; ``None``: no limit.
+        identity: who this runtime's verbs (``trigger``, ``signal``, ``cancel``, ``retry``)
+            are recorded as in the audit trail, unless a call says ``by=``; default
+            ``user@host`` of this process.
+        tracing: ``True``: OpenTelemetry spans of every run activation and step attempt,
+            through the global tracer provider; or a ``TracerProvider`` to use. Needs
+            ``pip install 'tarry[otel]'`` (see :mod:`engine.tracing`). Default off.
+
+    Raises:
+        InvalidArgument: a bad limit or identity; ``tracing`` without OpenTelemetry installed.
     """
 
     def __init__(
@@ -144,7 +156,14 @@ class Runtime:
         max_recoveries: int | None = 5,
         max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
         max_output_bytes: int | None = DEFAULT_MAX_OUTPUT_BYTES,
+        identity: str | None = None,
+        tracing: Any = False,
     ) -> None:
+        self.identity = resolve_identity(identity, default_identity())
+        #: Makes the spans of runs and steps; ``None`` when tracing is off (the hot path's one check).
+        self.tracer: Tracer | None = None
+        if tracing is not False and tracing is not None:
+            self.tracer = Tracer(None if tracing is True else tracing)
         self.max_recoveries = check_limit("max_recoveries", max_recoveries, unit="pick-ups")
         self.max_payload_bytes = check_limit("max_payload_bytes", max_payload_bytes)
         self.max_output_bytes = check_limit("max_output_bytes", max_output_bytes)
@@ -224,6 +243,10 @@ class Runtime:
         payload_json = codec.dumps(validated, what="payload", run_id=run_id, limit=self.max_payload_bytes)
         now = self.now()
         new = RunRow(run_id, wf.id, "running", payload_json, now, now, parent_run_id=parent.run_id)
+        # The child joins the trace of its parent's activation (or of its parent's trigger).
+        tracer = self.tracer
+        traced = tracer is not None and parent.span is not None
+        new.traceparent = tracer.traceparent(parent.span) if tracer and traced else parent.run.traceparent
         row, created = await self.store.create_run(new)
         if created:
             log.info(
@@ -259,7 +282,7 @@ class Runtime:
         # Passive: the next sweep() finds the parent (its signal is in its inbox).
 
     async def cancel_child(self, run_id: str, reason: str) -> None:
-        await self.cancel(run_id, reason=reason)
+        await self._cancel(run_id, reason, None)  # the engine's own doing: no audit row
 
     def schedule_wake(self, run_id: str, wake_at: float) -> None:
         if self._nursery is None or self._draining:
@@ -451,14 +474,16 @@ class Runtime:
     # -- the verbs ------------------------------------------------------------------------
 
     async def trigger(
-        self, workflow: Workflow[Any] | str, payload: Any = None, *, run_id: str | None = None
+        self, workflow: Workflow[Any] | str, payload: Any = None, *, run_id: str | None = None, by: str | None = None
     ) -> RunResult:
         """Start a run of ``workflow`` (a Workflow or its id) with ``payload``.
 
         Returns when the run first suspends or ends, with its status, output or pending
         wait. With a ``run_id`` that already exists for this workflow, nothing new starts:
         the existing run's state is returned (an idempotent trigger). Without one, the
-        run gets a new UUIDv7 (ids sort by creation time).
+        run gets a new UUIDv7 (ids sort by creation time). ``by``: who asks, for the audit
+        trail (default: the runtime's ``identity``). The W3C ``traceparent`` of the span
+        current here, if any (OpenTelemetry), is stored with the run: its spans join it.
 
         Raises:
             WorkflowNotFound: an unknown workflow id.
@@ -477,17 +502,19 @@ class Runtime:
         """
         wf = self._resolve(workflow)
         check_name("run_id", run_id, optional=True, workflow_id=wf.id)
+        who = resolve_identity(by, self.identity)
         validated = wf.validate(payload)
         payload_json = codec.dumps(validated, what="payload", run_id=run_id, limit=self.max_payload_bytes)
         if run_id is None:
             run_id = new_run_id()
         await self._open()
         now = self.now()
-        new = RunRow(run_id, wf.id, "running", payload_json, now, now)
+        new = RunRow(run_id, wf.id, "running", payload_json, now, now, traceparent=current_traceparent())
+        audit = trigger_audit(new, who)
         if (shared := self._announcing()) is not None:
-            row, created = await trio.to_thread.run_sync(shared.client_trigger, new)
+            row, created = await trio.to_thread.run_sync(shared.client_trigger, new, None, audit)
         else:
-            row, created = await self.store.create_run(new)
+            row, created = await self.store.create_run(new, audit=audit)
         if not created:
             same_trigger(row, payload_json)
             return RunResult.from_row(row)
@@ -501,7 +528,9 @@ class Runtime:
                 return RunResult.from_row(row)
             return await self._run_until_stop(self._new_actor(wf, row, [], [], validated))
 
-    async def signal(self, run_id: str, event: str, payload: Any = None, *, dedup_key: str | None = None) -> bool:
+    async def signal(
+        self, run_id: str, event: str, payload: Any = None, *, dedup_key: str | None = None, by: str | None = None
+    ) -> bool:
         """Send the signal ``event`` with ``payload`` to a run; whether it was new.
 
         With a ``dedup_key`` the run already received a signal under (consumed or not,
@@ -510,7 +539,9 @@ class Runtime:
 
         The signal is committed to the run's inbox before this returns. A run waiting for
         ``event`` takes it and goes on (inline when passive); otherwise it stays in the
-        inbox for the run's next ``wait_for_event(..., event)``.
+        inbox for the run's next ``wait_for_event(..., event)``. ``by``: who sends it, stored
+        with the signal (default: the runtime's ``identity``); the workflow reads it as
+        ``ctx.last_signal_sender``.
 
         Raises:
             RunNotFound: no such run.
@@ -524,13 +555,14 @@ class Runtime:
         check_name("run_id", run_id)
         check_name("event name", event, run_id=run_id)
         check_name("dedup_key", dedup_key, optional=True, run_id=run_id)
+        who = resolve_identity(by, self.identity)
         payload_json = codec.dumps(payload, what="signal payload", run_id=run_id, limit=self.max_payload_bytes)
         await self._open()
         if (shared := self._announcing()) is not None:
-            sent = partial(shared.client_signal, run_id, event, payload_json, self.now(), dedup_key)
+            sent = partial(shared.client_signal, run_id, event, payload_json, self.now(), dedup_key, who)
             signal = await trio.to_thread.run_sync(sent)
         else:
-            signal = await self.store.add_signal(run_id, event, payload_json, self.now(), dedup_key)
+            signal = await self.store.add_signal(run_id, event, payload_json, self.now(), dedup_key, who)
         if signal.duplicate:
             return False
         if shared is None:
@@ -695,11 +727,10 @@ class Runtime:
         """Everything about a run: status, payload, output or error, pending wait, the
         journal and the signals. Raises :class:`RunNotFound`."""
         await self._open()
-        row = await self.store.get_run(run_id)
-        if row is None:
+        found = await self.store.run_info(run_id)
+        if found is None:
             raise RunNotFound(run_id)
-        entries, signals = await self.store.history(run_id)
-        return RunInfo.from_rows(row, entries, signals)
+        return RunInfo.from_rows(*found)
 
     async def list_runs(
         self,
@@ -755,14 +786,15 @@ class Runtime:
         await self.store.transition(run_id, lifecycle.delete(self.now()))
         log.info("run %s deleted", run_id, extra={"run_id": run_id})
 
-    async def cancel(self, run_id: str, *, reason: str | None = None) -> RunResult:
+    async def cancel(self, run_id: str, *, reason: str | None = None, by: str | None = None) -> RunResult:
         """Cancel a run and every active run it started: a step in progress is
         interrupted, a sleep or wait ends, and the run ends ``cancelled``. A child run's
-        parent gets the outcome (its ``ctx.child`` raises ``ChildFailed``).
+        parent gets the outcome (its ``ctx.child`` raises ``ChildFailed``). ``by``: who
+        asks, for the audit trail (default: the runtime's ``identity``).
 
         Raises:
             RunNotFound, RunFinished: nothing to cancel.
-            InvalidArgument: a run id that is not a name.
+            InvalidArgument: a run id or ``by`` that is not a name.
 
         Guarantees:
             One transaction ends every suspended run of the tree (warm, passivated, or held
@@ -772,9 +804,11 @@ class Runtime:
             owner, or the next recovery, sees the request.
         """
         check_name("run_id", run_id)
+        return await self._cancel(run_id, reason or "cancelled by request", resolve_identity(by, self.identity))
+
+    async def _cancel(self, run_id: str, reason: str, by: str | None) -> RunResult:
         await self._open()
-        reason = reason or "cancelled by request"
-        plan = lifecycle.cancel(reason, self.now())
+        plan = lifecycle.cancel(reason, self.now(), by)
         if (shared := self._announcing()) is not None:  # a process that holds the runs stops them
             cancel = partial(shared.client_transition, run_id, plan, announce="cancel", descendants=True)
             rows = await trio.to_thread.run_sync(cancel)
@@ -813,7 +847,7 @@ class Runtime:
             else:
                 await self._resume(parent)
 
-    async def retry(self, run_id: str, *, from_step: str | None = None) -> RunResult:
+    async def retry(self, run_id: str, *, from_step: str | None = None, by: str | None = None) -> RunResult:
         """Re-drive a failed run from its journal, e.g. after fixing the code.
 
         Completed steps are not run again; the step whose failure ended the run (and any
@@ -823,7 +857,8 @@ class Runtime:
         same workflow and payload whose journal is a copy of this run's up to that step, so
         that step and everything after it run again; this run is left as it is. Any ended
         run (completed, failed, cancelled) can be forked. The copy and the new run commit
-        in one transaction.
+        in one transaction. ``by``: who asks, for the audit trail (default: the runtime's
+        ``identity``).
 
         Raises:
             RunNotFound; RunNotRetryable (the run has not failed; with ``from_step``: it
@@ -831,6 +866,7 @@ class Runtime:
             InvalidArgument (``from_step`` is not in the journal: the message lists its steps).
         """
         check_name("run_id", run_id)
+        who = resolve_identity(by, self.identity)
         await self._open()
         shared = self._announcing()
         if from_step is not None:
@@ -840,10 +876,12 @@ class Runtime:
             row, journal, _ = loaded
             wf = self._resolve(row.workflow_id)
             new, copied = lifecycle.fork(row, journal, from_step, new_run_id(), self.now())
+            new.traceparent = current_traceparent()
+            audit = trigger_audit(new, who, from_step)
             if shared is not None:
-                created, _ = await trio.to_thread.run_sync(shared.client_trigger, new, copied)
+                created, _ = await trio.to_thread.run_sync(shared.client_trigger, new, copied, audit)
             else:
-                created, _ = await self.store.create_run(new, copied)
+                created, _ = await self.store.create_run(new, copied, audit)
             log.info(
                 "run %s forked from %s at step %r",
                 new.run_id,
@@ -859,7 +897,7 @@ class Runtime:
         if found is None:
             raise RunNotFound(run_id)
         self._resolve(found.workflow_id)  # before anything is written: it must be runnable here
-        plan = lifecycle.retry(self.now())
+        plan = lifecycle.retry(self.now(), who)
         if shared is not None:
             retry = partial(shared.client_transition, run_id, plan, announce="retry", journal=True)
             (row,) = await trio.to_thread.run_sync(retry)

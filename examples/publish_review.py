@@ -3,7 +3,11 @@
 The wait is durable: the run can sit for two days across restarts. Approve it from code
 (``runtime.signal``), from another process (``engine.Client``), or from a terminal::
 
-    tarry signal RUN_ID review-decision --payload '{"approved": true}'
+    tarry signal RUN_ID review-decision --payload '{"approved": true}' --as ana@example.com
+
+The run keeps who decided (``ctx.last_signal_sender``: ``--as``, a Client's ``identity=``,
+or ``user@host`` of the sender's process), journaled with the wait, so it is the same on
+every replay.
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ async def run(ctx: RunContext[Any]) -> dict[str, Any]:
     decision = await ctx.wait_for_event("review", "review-decision", timeout={"amount": 2, "unit": "days"})
     if decision is None:
         return {"published": False, "reason": "nobody decided within two days"}
+    decided_by = ctx.last_signal_sender
     if not decision.get("approved"):
-        return {"published": False, "reason": decision.get("reason", "rejected")}
+        return {"published": False, "reason": decision.get("reason", "rejected"), "decided_by": decided_by}
     page = await ctx.step("publish", publish, article)
-    return {"published": True, **page}
+    return {"published": True, **page, "decided_by": decided_by}
 
 
 review = define_workflow(id="publish", run=run, description="Publish an article after a reviewer approves it.")

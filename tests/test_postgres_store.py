@@ -437,6 +437,26 @@ def test_a_database_of_a_newer_tarry_is_refused_and_left_untouched(postgres_url:
     assert sql(postgres_url, "SELECT run_id FROM tarry_runs") == [("r1",)]
 
 
+def test_a_schema_6_database_gains_the_audit_trail_and_keeps_its_runs(postgres_url: str, stores: Stores) -> None:
+    stores(postgres_url).client_trigger(run_row("r1"))
+    # What schema 6 had: no sent_by, no traceparent, no tarry_audit.
+    sql(postgres_url, "ALTER TABLE tarry_signals DROP COLUMN sent_by")
+    sql(postgres_url, "ALTER TABLE tarry_runs DROP COLUMN traceparent")
+    sql(postgres_url, "DROP TABLE tarry_audit")
+    sql(postgres_url, "UPDATE tarry_meta SET value = '6' WHERE key = 'schema_version'")
+    sql(postgres_url, "INSERT INTO tarry_signals (run_id, event, payload, sent_at) VALUES ('r1', 'old', '1', 1.0)")
+
+    store = stores(postgres_url)
+    assert store.engine_counts().schema_version == SCHEMA_VERSION == 7
+    store.client_signal("r1", "new", "2", 2.0, by="ana")
+    store.client_transition("r1", lifecycle.cancel("done", 3.0, "bob"), announce="cancel", descendants=True)
+    found = store.snapshot("r1")
+    assert found is not None
+    assert (found[0].status, found[0].traceparent) == ("running", None)
+    assert [(s.event, s.sent_by) for s in found[2]] == [("old", None), ("new", "ana")]
+    assert [(a.action, a.by, a.at) for a in store.audit_trail("r1")] == [("cancel", "bob", 3.0)]
+
+
 def _free_port() -> int:
     import socket
 

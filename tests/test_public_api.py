@@ -8,6 +8,7 @@ from engine import errors
 PUBLIC = [
     "AsyncioHost",
     "AsyncioStepCancelled",
+    "AuditInfo",
     "ChildFailed",
     "Client",
     "ConcurrentContextUse",

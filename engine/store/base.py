@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..journal import EntryRow, Plan, RunRow, SignalRow, Write
+from ..journal import AuditRow, EntryRow, Plan, RunRow, SignalRow, Write
 
 __all__ = ["Change", "ChangeWatch", "EngineCounts", "LeaseRow", "PublishedWorkflow", "SharedStore", "Store"]
 
@@ -39,9 +39,11 @@ class Store(ABC):
     # -- writes ---------------------------------------------------------------------------
 
     @abstractmethod
-    async def create_run(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
-        """Insert a new run, with ``journal`` (a fork's copied entries) in the same
-        transaction; return ``(row, True)``.
+    async def create_run(
+        self, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+    ) -> tuple[RunRow, bool]:
+        """Insert a new run, with ``journal`` (a fork's copied entries) and ``audit`` (who
+        asked for it) in the same transaction; return ``(row, True)``.
 
         If ``row.run_id`` exists for the same workflow, nothing is written and the stored
         row comes back with ``False`` (an idempotent trigger).
@@ -74,9 +76,15 @@ class Store(ABC):
 
     @abstractmethod
     async def add_signal(
-        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+        self,
+        run_id: str,
+        event: str,
+        payload: str,
+        sent_at: float,
+        dedup_key: str | None = None,
+        by: str | None = None,
     ) -> SignalRow:
-        """Append a signal to a run's inbox. With a ``dedup_key`` the run already has a
+        """Append a signal sent ``by`` someone to a run's inbox. With a ``dedup_key`` the run already has a
         signal under (consumed or not), nothing is added: that signal comes back with
         ``duplicate=True`` (the key holds for the run's lifetime).
 
@@ -122,6 +130,19 @@ class Store(ABC):
     @abstractmethod
     async def history(self, run_id: str) -> tuple[list[EntryRow], list[SignalRow]]:
         """The journal in order and every signal (consumed or not), oldest first."""
+
+    @abstractmethod
+    async def audit(self, run_id: str) -> list[AuditRow]:
+        """Who asked for the run's triggers, cancels and retries, oldest first."""
+
+    async def run_info(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow], list[AuditRow]] | None:
+        """The run, its journal, every signal and its audit trail (``None``: no such run):
+        what ``Runtime.get_run`` shows. Stores override it to read them in one go."""
+        row = await self.get_run(run_id)
+        if row is None:
+            return None
+        entries, signals = await self.history(run_id)
+        return row, entries, signals, await self.audit(run_id)
 
     @abstractmethod
     async def list_runs(
@@ -347,12 +368,20 @@ class SharedStore(Store):
     # -- clients' verbs: each change and its notice to the workers in one transaction ---------
 
     @abstractmethod
-    def client_trigger(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
+    def client_trigger(
+        self, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+    ) -> tuple[RunRow, bool]:
         """:meth:`Store.create_run`, announced to the workers."""
 
     @abstractmethod
     def client_signal(
-        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+        self,
+        run_id: str,
+        event: str,
+        payload: str,
+        sent_at: float,
+        dedup_key: str | None = None,
+        by: str | None = None,
     ) -> SignalRow:
         """:meth:`Store.add_signal`, announced to the run's worker."""
 
@@ -383,6 +412,10 @@ class SharedStore(Store):
         Raises:
             RunNotFound.
         """
+
+    @abstractmethod
+    def audit_trail(self, run_id: str) -> list[AuditRow]:
+        """:meth:`Store.audit` for a plain thread (a Client)."""
 
     @abstractmethod
     def query_runs(

@@ -18,6 +18,7 @@ import trio
 from ..errors import RunAlreadyExists, RunFinished, RunNotFound, RunStateError, WorkflowError
 from ..journal import (
     TERMINAL,
+    AuditRow,
     EntryRow,
     Plan,
     RunRow,
@@ -46,6 +47,7 @@ class MemoryStore(Store):
         self._signals: dict[str, list[SignalRow]] = {}
         self._signal_ids = itertools.count(1)
         self._dedup: dict[int, str] = {}  # signal id -> dedup key
+        self._audit: dict[str, list[AuditRow]] = {}
 
     def _run(self, run_id: str) -> RunRow:
         try:
@@ -53,7 +55,9 @@ class MemoryStore(Store):
         except KeyError:
             raise RunNotFound(run_id) from None
 
-    async def create_run(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
+    async def create_run(
+        self, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+    ) -> tuple[RunRow, bool]:
         await trio.lowlevel.checkpoint()
         existing = self._runs.get(row.run_id)
         if existing is not None:
@@ -63,6 +67,7 @@ class MemoryStore(Store):
         self._runs[row.run_id] = replace(row)
         self._entries[row.run_id] = sorted(journal or [], key=lambda e: e.seq)
         self._signals[row.run_id] = []
+        self._audit[row.run_id] = [] if audit is None else [replace(audit)]
         return replace(row), True
 
     async def write(self, write: Write) -> bool:
@@ -109,6 +114,7 @@ class MemoryStore(Store):
                 self._signals[target].append(
                     SignalRow(next(self._signal_ids), target, event, payload, write.updated_at)
                 )
+        self._audit[write.run_id].extend(replace(a) for a in write.audit)
         for column, value in write.run.items():
             setattr(run, column, value)
         if write.entries:
@@ -117,7 +123,13 @@ class MemoryStore(Store):
         return True
 
     async def add_signal(
-        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+        self,
+        run_id: str,
+        event: str,
+        payload: str,
+        sent_at: float,
+        dedup_key: str | None = None,
+        by: str | None = None,
     ) -> SignalRow:
         await trio.lowlevel.checkpoint()
         run = self._run(run_id)
@@ -127,7 +139,7 @@ class MemoryStore(Store):
                     return same_signal(replace(signal), event, payload, dedup_key)
         if run.status in TERMINAL:
             raise RunFinished(run_id, run.status, "signal")
-        signal = SignalRow(next(self._signal_ids), run_id, event, payload, sent_at)
+        signal = SignalRow(next(self._signal_ids), run_id, event, payload, sent_at, sent_by=by)
         self._signals[run_id].append(signal)
         if dedup_key is not None:
             self._dedup[signal.id] = dedup_key
@@ -169,6 +181,11 @@ class MemoryStore(Store):
         await trio.lowlevel.checkpoint()
         self._run(run_id)
         return [replace(e) for e in self._entries[run_id]], [replace(s) for s in self._signals[run_id]]
+
+    async def audit(self, run_id: str) -> list[AuditRow]:
+        await trio.lowlevel.checkpoint()
+        self._run(run_id)
+        return [replace(a) for a in self._audit[run_id]]
 
     async def list_runs(
         self,
@@ -237,7 +254,7 @@ class MemoryStore(Store):
 
     def _delete(self, run_ids: list[str]) -> None:
         for run_id in run_ids:
-            del self._runs[run_id], self._entries[run_id]
+            del self._runs[run_id], self._entries[run_id], self._audit[run_id]
             for signal in self._signals.pop(run_id):
                 self._dedup.pop(signal.id, None)
 

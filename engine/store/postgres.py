@@ -65,6 +65,7 @@ from ..errors import (
 )
 from ..journal import (
     TERMINAL,
+    AuditRow,
     EntryRow,
     Plan,
     RunRow,
@@ -82,7 +83,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 log = logging.getLogger("tarry.store")
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 CHANNEL = "tarry_changes"
 #: Seconds between two looks at the claimable runs when no notice came (takeover's bound).
 CLAIM_EVERY = 0.5
@@ -102,7 +103,8 @@ WRITABLE_RUN_COLUMNS = frozenset(
 RUN_FIELDS = (
     "r.run_id, r.workflow_id, r.status, r.payload, r.created_at, "
     "greatest(r.updated_at, coalesce(e.at, 0)), r.output, r.error, r.pending, r.wake_at, r.wait_event, "
-    "r.cancel_reason, r.attempt, e.step_id, r.parent_run_id, r.forked_from, r.recoveries, r.recovery_mark"
+    "r.cancel_reason, r.attempt, e.step_id, r.parent_run_id, r.forked_from, r.recoveries, r.recovery_mark, "
+    "r.traceparent"
 )
 LATEST_ENTRY = (
     "LEFT JOIN LATERAL (SELECT coalesce(x.finished_at, x.started_at) AS at, x.step_id FROM tarry_entries x "
@@ -110,7 +112,8 @@ LATEST_ENTRY = (
 )
 RUN_SELECT = f"{RUN_FIELDS} FROM tarry_runs r {LATEST_ENTRY}"
 ENTRY_COLUMNS = "run_id, seq, step_id, kind, status, started_at, finished_at, output, error, detail, attempts"
-SIGNAL_COLUMNS = "id, run_id, event, payload, sent_at, consumed_at, consumed_by"
+SIGNAL_COLUMNS = "id, run_id, event, payload, sent_at, consumed_at, consumed_by, sent_by"
+AUDIT_COLUMNS = "run_id, action, who, at, detail"
 ACTIVE_SQL = "('running', 'suspended')"
 
 _SCHEMA = [
@@ -160,6 +163,14 @@ _MIGRATIONS: dict[int, list[str]] = {
     6: [
         "ALTER TABLE tarry_runs ADD COLUMN recoveries integer NOT NULL DEFAULT 0",
         "ALTER TABLE tarry_runs ADD COLUMN recovery_mark integer",
+    ],
+    # Who sent each signal; who triggered, cancelled and retried each run; the trace a run joins.
+    7: [
+        "ALTER TABLE tarry_signals ADD COLUMN sent_by text",
+        "ALTER TABLE tarry_runs ADD COLUMN traceparent text",
+        "CREATE TABLE tarry_audit (id bigserial PRIMARY KEY, run_id text NOT NULL REFERENCES tarry_runs (run_id) "
+        "ON DELETE CASCADE, action text NOT NULL, who text NOT NULL, at float8 NOT NULL, detail text)",
+        "CREATE INDEX tarry_audit_run ON tarry_audit (run_id, id)",
     ],
 }
 
@@ -487,8 +498,10 @@ class PostgresStore(SharedStore):
 
     # -- the store protocol -------------------------------------------------------------------
 
-    async def create_run(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
-        return await self._submit(_create_run, row, self._owner, journal)  # type: ignore[no-any-return]
+    async def create_run(
+        self, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+    ) -> tuple[RunRow, bool]:
+        return await self._submit(_create_run, row, self._owner, journal, audit)  # type: ignore[no-any-return]
 
     async def write(self, write: Write) -> bool:
         return await self._submit(_write, write)  # type: ignore[no-any-return]
@@ -497,9 +510,15 @@ class PostgresStore(SharedStore):
         self._queue.put(Op(_write, (write,), trio.lowlevel.current_trio_token(), None))
 
     async def add_signal(
-        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+        self,
+        run_id: str,
+        event: str,
+        payload: str,
+        sent_at: float,
+        dedup_key: str | None = None,
+        by: str | None = None,
     ) -> SignalRow:
-        return await self._submit(_add_signal, run_id, event, payload, sent_at, True, dedup_key)  # type: ignore[no-any-return]
+        return await self._submit(_add_signal, run_id, event, payload, sent_at, True, dedup_key, by)  # type: ignore[no-any-return]
 
     async def transition(
         self, run_id: str, plan: Plan, *, journal: bool = False, descendants: bool = False
@@ -517,6 +536,15 @@ class PostgresStore(SharedStore):
         if found is None:
             raise RunNotFound(run_id)
         return found[1], found[2]
+
+    async def audit(self, run_id: str) -> list[AuditRow]:
+        return await self._read(_audit, run_id)  # type: ignore[no-any-return]
+
+    async def run_info(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow], list[AuditRow]] | None:
+        return await self._read(_run_info, run_id)  # type: ignore[no-any-return]
+
+    def audit_trail(self, run_id: str) -> list[AuditRow]:
+        return self._read_sync(_audit, run_id)  # type: ignore[no-any-return]
 
     async def list_runs(
         self,
@@ -608,13 +636,21 @@ class PostgresStore(SharedStore):
     def watch(self, poll_interval: float, *, wake_socket: bool = True) -> ChangeWatch:
         return _Listen(self)
 
-    def client_trigger(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
-        return self._submit_sync(_client_trigger, row, journal)  # type: ignore[no-any-return]
+    def client_trigger(
+        self, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+    ) -> tuple[RunRow, bool]:
+        return self._submit_sync(_client_trigger, row, journal, audit)  # type: ignore[no-any-return]
 
     def client_signal(
-        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+        self,
+        run_id: str,
+        event: str,
+        payload: str,
+        sent_at: float,
+        dedup_key: str | None = None,
+        by: str | None = None,
     ) -> SignalRow:
-        return self._submit_sync(_add_signal, run_id, event, payload, sent_at, False, dedup_key)  # type: ignore[no-any-return]
+        return self._submit_sync(_add_signal, run_id, event, payload, sent_at, False, dedup_key, by)  # type: ignore[no-any-return]
 
     def client_prune(self, before: float, statuses: list[str], limit: int) -> int:
         return self._submit_sync(_prune, before, statuses, limit)  # type: ignore[no-any-return]
@@ -739,11 +775,16 @@ def _notify(conn: Conn, kind: str, run_id: str, at: float, signal_id: int | None
 
 
 def _create_run(
-    store: PostgresStore, conn: Conn, row: RunRow, owner: str | None, journal: list[EntryRow] | None = None
+    store: PostgresStore,
+    conn: Conn,
+    row: RunRow,
+    owner: str | None,
+    journal: list[EntryRow] | None = None,
+    audit: AuditRow | None = None,
 ) -> tuple[RunRow, bool]:
     inserted = conn.execute(
-        f"INSERT INTO tarry_runs ({RUN_COLUMNS}, owner, parent_run_id, forked_from) "
-        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (run_id) DO NOTHING",
+        f"INSERT INTO tarry_runs ({RUN_COLUMNS}, owner, parent_run_id, forked_from, traceparent) "
+        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (run_id) DO NOTHING",
         (
             row.run_id,
             row.workflow_id,
@@ -761,11 +802,14 @@ def _create_run(
             owner,
             row.parent_run_id,
             row.forked_from,
+            row.traceparent,
         ),
     ).rowcount
     if inserted:
         if journal:
             _write(store, conn, Write(row.run_id, row.updated_at, entries=journal))
+        if audit is not None:
+            _insert_audit(conn, [audit])
         return row, True
     existing = _get_run(store, conn, row.run_id)
     assert existing is not None  # the conflict was on this run_id
@@ -775,9 +819,10 @@ def _create_run(
 
 
 def _client_trigger(
-    store: PostgresStore, conn: Conn, row: RunRow, journal: list[EntryRow] | None = None
+    store: PostgresStore, conn: Conn, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
 ) -> tuple[RunRow, bool]:
-    stored, created = _create_run(store, conn, row, None, journal)  # nobody's: the first worker to look claims it
+    # Nobody's: the first worker to look claims it.
+    stored, created = _create_run(store, conn, row, None, journal, audit)
     if created:
         _notify(conn, "trigger", row.run_id, row.created_at)
     return stored, created
@@ -857,7 +902,32 @@ def _write(store: PostgresStore, conn: Conn, write: Write, in_process: bool = Tr
         ).fetchone()
         if _tell_owner(store, found[1], in_process):
             _notify(conn, "signal", target, write.updated_at, int(added[0]))
+    if write.audit:
+        _insert_audit(conn, write.audit)
     return True
+
+
+def _insert_audit(conn: Conn, rows: list[AuditRow]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO tarry_audit ({AUDIT_COLUMNS}) VALUES (%s, %s, %s, %s, %s)",
+            [(a.run_id, a.action, a.by, a.at, a.detail) for a in rows],
+        )
+
+
+def _run_info(
+    store: PostgresStore, conn: Conn, run_id: str
+) -> tuple[RunRow, list[EntryRow], list[SignalRow], list[AuditRow]] | None:
+    """The run, its journal and signals (one snapshot), then its audit trail: one read."""
+    found = _load(store, conn, run_id, True)
+    return None if found is None else (*found, _audit(store, conn, run_id))
+
+
+def _audit(store: PostgresStore, conn: Conn, run_id: str) -> list[AuditRow]:
+    return [
+        AuditRow(*r)
+        for r in conn.execute(f"SELECT {AUDIT_COLUMNS} FROM tarry_audit WHERE run_id = %s ORDER BY id", (run_id,))
+    ]
 
 
 def _status(conn: Conn, run_id: str) -> tuple[str, str | None]:
@@ -886,6 +956,7 @@ def _add_signal(
     sent_at: float,
     in_process: bool,
     dedup_key: str | None = None,
+    by: str | None = None,
 ) -> SignalRow:
     status, owner = _status(conn, run_id)  # locks the run: two senders of one key queue here
     if dedup_key is not None:
@@ -897,11 +968,11 @@ def _add_signal(
     if status in TERMINAL:
         raise RunFinished(run_id, status, "signal")
     row = conn.execute(
-        "INSERT INTO tarry_signals (run_id, event, payload, sent_at, dedup_key) VALUES (%s, %s, %s, %s, %s) "
-        "RETURNING id",
-        (run_id, event, payload, sent_at, dedup_key),
+        "INSERT INTO tarry_signals (run_id, event, payload, sent_at, dedup_key, sent_by) "
+        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+        (run_id, event, payload, sent_at, dedup_key, by),
     ).fetchone()
-    signal = SignalRow(int(row[0]), run_id, event, payload, sent_at)
+    signal = SignalRow(int(row[0]), run_id, event, payload, sent_at, sent_by=by)
     if _tell_owner(store, owner, in_process):
         _notify(conn, "signal", run_id, sent_at, signal.id)
     return signal

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from engine import (
+    AuditInfo,
     HistoryEntry,
     PayloadValidationError,
     RunError,
@@ -151,15 +152,16 @@ def _runs() -> list[RunInfo]:
                     14.9,
                     300,
                     {"approved": True},
-                    detail={"event": "review-decision", "signal_id": 1},
+                    detail={"event": "review-decision", "signal_id": 1, "sent_by": "ana@example.com"},
                 ),
                 entry(2, "publish", "step", "completed", 9.9, 0.02, "published"),
             ],
-            [SignalInfo(1, "review-decision", {"approved": True}, _t(9.95), _t(9.9), "review")],
+            [SignalInfo(1, "review-decision", {"approved": True}, _t(9.95), _t(9.9), "review", "ana@example.com")],
             _t(15),
             _t(9.9),
             1,
             None,
+            audit=[AuditInfo("trigger", "web@shop", _t(15), {})],
         ),
         RunInfo(
             "run-0006",

@@ -27,6 +27,7 @@ import orjson
 from ...errors import RunAlreadyExists, RunFinished, RunNotFound, RunStateError
 from ...journal import (
     TERMINAL,
+    AuditRow,
     EntryRow,
     Plan,
     RunRow,
@@ -54,10 +55,11 @@ RUN_SELECT = (
     "run_id, workflow_id, status, payload, created_at, "
     f"max(updated_at, coalesce({_LATEST.format('coalesce(e.finished_at, e.started_at)')}, 0)), "
     "output, error, pending, wake_at, wait_event, cancel_reason, attempt, "
-    f"{_LATEST.format('e.step_id')}, parent_run_id, forked_from, recoveries, recovery_mark"
+    f"{_LATEST.format('e.step_id')}, parent_run_id, forked_from, recoveries, recovery_mark, traceparent"
 )
 ENTRY_COLUMNS = "run_id, seq, step_id, kind, status, started_at, finished_at, output, error, detail, attempts"
-SIGNAL_COLUMNS = "id, run_id, event, payload, sent_at, consumed_at, consumed_by"
+SIGNAL_COLUMNS = "id, run_id, event, payload, sent_at, consumed_at, consumed_by, sent_by"
+AUDIT_COLUMNS = "run_id, action, who, at, detail"
 #: Columns of ``runs`` that a :class:`Write` may change.
 WRITABLE_RUN_COLUMNS = frozenset(
     {"status", "output", "error", "pending", "wake_at", "wait_event", "cancel_reason", "attempt"}
@@ -68,11 +70,15 @@ WRITABLE_RUN_COLUMNS = frozenset(
 # -- runs, journals and inboxes ----------------------------------------------------------------
 
 
-def create_run(conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
-    """Insert a run (with ``journal``, a fork's copied entries, in the same transaction)."""
+def create_run(
+    conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+) -> tuple[RunRow, bool]:
+    """Insert a run (with ``journal``, a fork's copied entries, and ``audit``, who asked
+    for it, in the same transaction)."""
     # Insert first and look only on a conflict: a new run (the usual case) costs no read.
     inserted = conn.execute(
-        f"INSERT INTO runs ({RUN_COLUMNS}, parent_run_id, forked_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        f"INSERT INTO runs ({RUN_COLUMNS}, parent_run_id, forked_from, traceparent) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT (run_id) DO NOTHING",
         (
             row.run_id,
@@ -90,11 +96,14 @@ def create_run(conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | 
             row.attempt,
             row.parent_run_id,
             row.forked_from,
+            row.traceparent,
         ),
     ).rowcount
     if inserted:
         if journal:
             insert_entries(conn, entry_rows(journal), row.run_id)
+        if audit is not None:
+            insert_audit(conn, [audit])
         return row, True
     existing = get_run(conn, row.run_id)
     assert existing is not None  # the conflict was on this run_id, in this transaction
@@ -151,7 +160,24 @@ def write(conn: sqlite3.Connection, write: Write, *, announce: bool = False) -> 
         )
         if announce and cursor.rowcount:
             notify(conn, "signal", target, write.updated_at, cursor.lastrowid)
+    if write.audit:
+        insert_audit(conn, write.audit)
     return True
+
+
+def insert_audit(conn: sqlite3.Connection, rows: list[AuditRow]) -> None:
+    conn.executemany(
+        f"INSERT INTO tarry_audit ({AUDIT_COLUMNS}) VALUES (?,?,?,?,?)",
+        [(a.run_id, a.action, a.by, a.at, a.detail) for a in rows],
+    )
+
+
+def audit(conn: sqlite3.Connection, run_id: str) -> list[AuditRow]:
+    """Who asked for what of a run, oldest first."""
+    return [
+        AuditRow(*r)
+        for r in conn.execute(f"SELECT {AUDIT_COLUMNS} FROM tarry_audit WHERE run_id = ? ORDER BY id", (run_id,))
+    ]
 
 
 _TERMINAL_SQL = "('completed', 'failed', 'cancelled')"
@@ -166,6 +192,7 @@ def only_entries(write: Write) -> bool:
         or write.truncate_from is not None
         or write.signals
         or write.delete
+        or write.audit
     )
 
 
@@ -214,7 +241,13 @@ def run_status(conn: sqlite3.Connection, run_id: str) -> str:
 
 
 def add_signal(
-    conn: sqlite3.Connection, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+    conn: sqlite3.Connection,
+    run_id: str,
+    event: str,
+    payload: str,
+    sent_at: float,
+    dedup_key: str | None = None,
+    by: str | None = None,
 ) -> SignalRow:
     if dedup_key is not None:
         found = conn.execute(
@@ -226,10 +259,10 @@ def add_signal(
     if status in TERMINAL:
         raise RunFinished(run_id, status, "signal")
     cursor = conn.execute(
-        "INSERT INTO signals (run_id, event, payload, sent_at, dedup_key) VALUES (?,?,?,?,?)",
-        (run_id, event, payload, sent_at, dedup_key),
+        "INSERT INTO signals (run_id, event, payload, sent_at, dedup_key, sent_by) VALUES (?,?,?,?,?,?)",
+        (run_id, event, payload, sent_at, dedup_key, by),
     )
-    return SignalRow(int(cursor.lastrowid or 0), run_id, event, payload, sent_at)
+    return SignalRow(int(cursor.lastrowid or 0), run_id, event, payload, sent_at, sent_by=by)
 
 
 def run_tree(conn: sqlite3.Connection, run_id: str, with_journal: bool, with_descendants: bool) -> RunTree:
@@ -413,7 +446,7 @@ def prune(conn: sqlite3.Connection, before: float, statuses: list[str], limit: i
 
 def delete_runs(conn: sqlite3.Connection, run_ids: list[str]) -> None:
     """Delete runs with their journals, signals and outbox rows."""
-    for table in ("entries", "signals", "tarry_outbox", "runs"):
+    for table in ("entries", "signals", "tarry_outbox", "tarry_audit", "runs"):
         conn.executemany(f"DELETE FROM {table} WHERE run_id = ?", [(run_id,) for run_id in run_ids])
 
 
@@ -451,17 +484,25 @@ def wake_address(conn: sqlite3.Connection, now: float) -> str | None:
     return wake if isinstance(wake, str) else None
 
 
-def client_trigger(conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
-    stored, created = create_run(conn, row, journal)
+def client_trigger(
+    conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+) -> tuple[RunRow, bool]:
+    stored, created = create_run(conn, row, journal, audit)
     if created:
         notify(conn, "trigger", row.run_id, row.created_at)
     return stored, created
 
 
 def client_signal(
-    conn: sqlite3.Connection, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+    conn: sqlite3.Connection,
+    run_id: str,
+    event: str,
+    payload: str,
+    sent_at: float,
+    dedup_key: str | None = None,
+    by: str | None = None,
 ) -> SignalRow:
-    signal = add_signal(conn, run_id, event, payload, sent_at, dedup_key)
+    signal = add_signal(conn, run_id, event, payload, sent_at, dedup_key, by)
     if not signal.duplicate:
         notify(conn, "signal", run_id, sent_at, signal.id)
     return signal
@@ -474,7 +515,7 @@ def changes_after(conn: sqlite3.Connection, after: int, limit: int) -> list[Chan
     """Outbox rows with ``seq > after``, oldest first, each with its signal and run row."""
     signal_columns = ", ".join(f"s.{c.strip()}" for c in SIGNAL_COLUMNS.split(","))
     run_columns = ", ".join(f"r.{c.strip()}" for c in RUN_COLUMNS.split(",")) + (
-        ", NULL, r.parent_run_id, r.forked_from, r.recoveries, r.recovery_mark"
+        ", NULL, r.parent_run_id, r.forked_from, r.recoveries, r.recovery_mark, r.traceparent"
     )
     n_signal = len(SIGNAL_COLUMNS.split(","))
     changes = []
@@ -618,6 +659,24 @@ def snapshot(conn: sqlite3.Connection, run_id: str) -> tuple[RunRow, list[EntryR
             for r in conn.execute(f"SELECT {SIGNAL_COLUMNS} FROM signals WHERE run_id = ? ORDER BY id", (run_id,))
         ]
         return run, journal(conn, run_id), signals
+    finally:
+        conn.execute("COMMIT")
+
+
+def run_info(
+    conn: sqlite3.Connection, run_id: str
+) -> tuple[RunRow, list[EntryRow], list[SignalRow], list[AuditRow]] | None:
+    """A run, its journal, every signal and its audit trail, from one snapshot."""
+    conn.execute("BEGIN")
+    try:
+        run = get_run(conn, run_id)
+        if run is None:
+            return None
+        signals = [
+            SignalRow(*r)
+            for r in conn.execute(f"SELECT {SIGNAL_COLUMNS} FROM signals WHERE run_id = ? ORDER BY id", (run_id,))
+        ]
+        return run, journal(conn, run_id), signals, audit(conn, run_id)
     finally:
         conn.execute("COMMIT")
 

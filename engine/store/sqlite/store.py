@@ -34,7 +34,7 @@ from typing import Any, Literal
 import trio
 
 from ...errors import DatabaseReadOnly, InvalidArgument, NotATarryDatabase, StoreError, WorkflowError
-from ...journal import EntryRow, Plan, RunRow, SignalRow, Write
+from ...journal import AuditRow, EntryRow, Plan, RunRow, SignalRow, Write
 from ..base import Change, ChangeWatch, EngineCounts, LeaseRow, PublishedWorkflow, SharedStore
 from . import statements as sql
 from .committer import Committer
@@ -232,10 +232,12 @@ class SQLiteStore(SharedStore):
 
     # The hot path: straight to the committer (one coroutine frame less per write).
 
-    async def create_run(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
+    async def create_run(
+        self, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+    ) -> tuple[RunRow, bool]:
         if not self.committer.running:
             await self.open()
-        return await self.committer.submit(sql.create_run, row, journal)  # type: ignore[no-any-return]
+        return await self.committer.submit(sql.create_run, row, journal, audit)  # type: ignore[no-any-return]
 
     async def write(self, write: Write) -> bool:
         if not self.committer.running:
@@ -246,9 +248,15 @@ class SQLiteStore(SharedStore):
         self.committer.write_behind(sql.write, write)
 
     async def add_signal(
-        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+        self,
+        run_id: str,
+        event: str,
+        payload: str,
+        sent_at: float,
+        dedup_key: str | None = None,
+        by: str | None = None,
     ) -> SignalRow:
-        return await self.submit(sql.add_signal, run_id, event, payload, sent_at, dedup_key)  # type: ignore[no-any-return]
+        return await self.submit(sql.add_signal, run_id, event, payload, sent_at, dedup_key, by)  # type: ignore[no-any-return]
 
     async def transition(
         self, run_id: str, plan: Plan, *, journal: bool = False, descendants: bool = False
@@ -263,6 +271,12 @@ class SQLiteStore(SharedStore):
 
     async def history(self, run_id: str) -> tuple[list[EntryRow], list[SignalRow]]:
         return await self.read(sql.history, run_id)  # type: ignore[no-any-return]
+
+    async def audit(self, run_id: str) -> list[AuditRow]:
+        return await self.read(sql.audit, run_id)  # type: ignore[no-any-return]
+
+    async def run_info(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow], list[AuditRow]] | None:
+        return await self.read(sql.run_info, run_id)  # type: ignore[no-any-return]
 
     async def list_runs(
         self,
@@ -347,13 +361,21 @@ class SQLiteStore(SharedStore):
         self._nudge(address)
         return result
 
-    def client_trigger(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
-        return self._announce(sql.client_trigger, row, journal)  # type: ignore[no-any-return]
+    def client_trigger(
+        self, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+    ) -> tuple[RunRow, bool]:
+        return self._announce(sql.client_trigger, row, journal, audit)  # type: ignore[no-any-return]
 
     def client_signal(
-        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+        self,
+        run_id: str,
+        event: str,
+        payload: str,
+        sent_at: float,
+        dedup_key: str | None = None,
+        by: str | None = None,
     ) -> SignalRow:
-        return self._announce(sql.client_signal, run_id, event, payload, sent_at, dedup_key)  # type: ignore[no-any-return]
+        return self._announce(sql.client_signal, run_id, event, payload, sent_at, dedup_key, by)  # type: ignore[no-any-return]
 
     def client_prune(self, before: float, statuses: list[str], limit: int) -> int:
         return self.submit_sync(sql.prune, before, statuses, limit)  # type: ignore[no-any-return]
@@ -368,6 +390,9 @@ class SQLiteStore(SharedStore):
 
     def settled(self, run_id: str) -> tuple[RunRow, bool]:
         return self.read_sync(sql.settled, run_id)  # type: ignore[no-any-return]
+
+    def audit_trail(self, run_id: str) -> list[AuditRow]:
+        return self.read_sync(sql.audit, run_id)  # type: ignore[no-any-return]
 
     def query_runs(
         self,
