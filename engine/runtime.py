@@ -29,7 +29,7 @@ import math
 import time
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 import trio
 
@@ -740,6 +740,10 @@ class Runtime:
         nursery.cancel_scope.cancel()
         try:
             return bool(await manager.__aexit__(exc_type, exc, tb))
+        except BaseExceptionGroup as group:  # trio's strict groups: one error leaves as itself
+            if len(group.exceptions) != 1:
+                raise
+            reraise(group.exceptions[0])
         finally:
             self._nursery = self._nursery_manager = None
             for run_id in list(self._actors):
@@ -840,6 +844,18 @@ class Runtime:
         if self._opened:
             await self.store.close()
             self._opened = False
+
+
+def reraise(exc: BaseException) -> NoReturn:
+    """Raise ``exc``, taken out of the exception group trio wrapped it in, as itself (so
+    ``except RunNotFound:`` around ``async with runtime:`` catches it) with the traceback,
+    ``__cause__`` and ``__context__`` it had where it was raised, not the group as context."""
+    context, suppress = exc.__context__, exc.__suppress_context__
+    try:
+        raise exc
+    finally:
+        exc.__context__, exc.__suppress_context__ = context, suppress
+        del exc
 
 
 def _waits_for(row: RunRow, event: str) -> bool:
