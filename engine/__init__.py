@@ -5,6 +5,7 @@ Everything public is re-exported here; the submodules are internal.
 
 import contextlib
 
+from .aio import AsyncClient
 from .client import Client, EngineInfo, WorkflowInfo
 from .context import Parallel, RunContext, StepCall
 from .errors import (
@@ -23,7 +24,6 @@ from .errors import (
     InvalidInput,
     LeaseLost,
     NonDeterminismError,
-    NonDeterministicReplay,
     NonRetryableError,
     NotATarryDatabase,
     NotFound,
@@ -32,6 +32,7 @@ from .errors import (
     PayloadValidationError,
     RunAlreadyExists,
     RunCancelled,
+    RunFailed,
     RunFinished,
     RunNotFound,
     RunNotRetryable,
@@ -56,6 +57,7 @@ from .workflow import Workflow, define_workflow, workflow
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncClient",
     "ChildFailed",
     "Client",
     "ConcurrentContextUse",
@@ -75,7 +77,6 @@ __all__ = [
     "LeaseLost",
     "MemoryStore",
     "NonDeterminismError",
-    "NonDeterministicReplay",
     "NonRetryableError",
     "NotATarryDatabase",
     "NotFound",
@@ -87,6 +88,7 @@ __all__ = [
     "RetryPolicy",
     "RunAlreadyExists",
     "RunCancelled",
+    "RunFailed",
     "RunContext",
     "RunError",
     "RunFinished",

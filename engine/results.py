@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import codec
+from .errors import RunCancelled, RunFailed
 from .journal import EntryRow, RunRow, SignalRow
 
-__all__ = ["HistoryEntry", "RunError", "RunInfo", "RunResult", "SignalInfo"]
+__all__ = ["HistoryEntry", "RunError", "RunInfo", "RunResult", "SignalInfo", "outcome"]
 
 
 def _dt(epoch: float | None) -> datetime | None:
@@ -261,3 +262,18 @@ class RunInfo(_ToDict):
             self.parent_run_id,
             self.forked_from,
         )
+
+
+def outcome(row: RunRow) -> Any:
+    """What ``result()`` gives for an ended run: its output if it completed.
+
+    Raises:
+        RunFailed: it failed (the run's error attached).
+        RunCancelled: it was cancelled (``reason`` is the cancel's).
+    """
+    if row.status == "failed":
+        error = RunError.from_json(row.error) or RunError("Error", "the run failed without a recorded error")
+        raise RunFailed(row.run_id, row.workflow_id, error)
+    if row.status == "cancelled":
+        raise RunCancelled(row.run_id, row.cancel_reason)
+    return codec.loads(row.output)

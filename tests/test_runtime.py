@@ -18,7 +18,7 @@ from engine import (
     InvalidArgument,
     InvalidCron,
     InvalidDuration,
-    NonDeterministicReplay,
+    NonDeterminismError,
     NotSerializable,
     PayloadValidationError,
     Retry,
@@ -524,7 +524,7 @@ async def test_changed_code_is_detected_on_replay_and_retry_after_fix(mock_clock
     assert failed.status == "failed"
     assert failed.error is not None
     assert failed.error.type == "NonDeterminismError"
-    assert failed.error.code == NonDeterministicReplay.code
+    assert failed.error.code == NonDeterminismError.code
     assert "step 'charge'" in failed.error.message
     assert "step 'charge-v2'" in failed.error.message
     assert "deterministic" in failed.error.message
