@@ -1,6 +1,20 @@
-"""tarry: durable workflows for Python, on trio, with journals in SQLite.
+"""tarry: durable workflows for Python, on trio, with journals in SQLite or PostgreSQL.
 
-Everything public is re-exported here; the submodules are internal.
+Everything public is here (``engine.__all__``); the submodules are internal and may
+change without notice.
+
+- Define: ``@workflow("id", payload=Schema)`` on ``async def run(ctx)``; ``ctx`` is a
+  :class:`RunContext` (``step``, ``sleep``, ``wait_for_event``, ``gather``, ``child``...);
+  :class:`Retry` for steps.
+- Run in-process: ``create_runtime(workflows=[...], store=SQLiteStore(path))``, then on the
+  :class:`Runtime`: ``trigger``, ``signal``, ``result``, ``get_run``, ``cancel``, ``retry``;
+  ``async with runtime:`` to serve.
+- Run as a daemon: ``tarry worker APP`` (:class:`Worker`); drive it from other processes with
+  :class:`Client` (blocking) or :class:`AsyncClient` (asyncio or trio): the same verbs.
+- Results: :class:`RunResult`, :class:`RunInfo`; errors: :class:`WorkflowError` and its tree
+  (``help(engine.WorkflowError)``), each with a stable ``code``.
+- Stores: :class:`SQLiteStore`, :class:`MemoryStore`, ``PostgresStore`` (the ``postgres``
+  extra), :func:`store_from_url`.
 """
 
 import contextlib
@@ -48,11 +62,11 @@ from .errors import (
     WorkflowNotFound,
 )
 from .results import HistoryEntry, RunError, RunInfo, RunResult, SignalInfo
-from .retry import Retry, RetryPolicy
+from .retry import Retry
 from .runtime import Runtime, create_runtime
 from .store import MemoryStore, SharedStore, SQLiteStore, Store, store_from_url
 from .worker import Worker
-from .workflow import Workflow, define_workflow, workflow
+from .workflow import Workflow, workflow
 
 __version__ = "0.1.0"
 
@@ -85,7 +99,6 @@ __all__ = [
     "Parallel",
     "PayloadValidationError",
     "Retry",
-    "RetryPolicy",
     "RunAlreadyExists",
     "RunCancelled",
     "RunFailed",
@@ -118,7 +131,6 @@ __all__ = [
     "WorkflowNotFound",
     "__version__",
     "create_runtime",
-    "define_workflow",
     "workflow",
 ]
 
@@ -129,6 +141,11 @@ for _name in __all__:
         with contextlib.suppress(AttributeError, TypeError):
             _obj.__module__ = "engine"
 del _name, _obj
+
+
+def __dir__() -> list[str]:
+    # dir(engine), completion and help() show the API, not the submodules imported above.
+    return sorted(__all__)
 
 
 def __getattr__(name: str) -> object:

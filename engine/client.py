@@ -44,7 +44,7 @@ from .journal import (
 )
 from .limits import DEFAULT_MAX_PAYLOAD_BYTES, check_limit, check_name
 from .registry import check_payload, describe
-from .results import RunInfo, RunResult, _dt, _ToDict, outcome
+from .results import RunInfo, RunResult, _dt, _to_dict, outcome
 from .store import is_url, store_from_url
 from .store.base import SharedStore
 from .workflow import Workflow
@@ -56,7 +56,7 @@ REREAD_EVERY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
-class WorkflowInfo(_ToDict):
+class WorkflowInfo:
     """A workflow a Client knows: given to it (``source="local"``) or published in the
     database by the worker that serves it (``source="published"``).
 
@@ -64,6 +64,8 @@ class WorkflowInfo(_ToDict):
     dataclass), else ``None``; ``schema_kind`` says what the workflow declared
     (``pydantic``, ``msgspec``, ``dataclass``, ``callable`` or ``any``).
     """
+
+    to_dict = _to_dict
 
     id: str
     description: str | None
@@ -76,7 +78,7 @@ class WorkflowInfo(_ToDict):
 
 
 @dataclass(frozen=True, slots=True)
-class EngineInfo(_ToDict):
+class EngineInfo:
     """The state of a database and of the workers serving it (``Client.engine_info()``).
 
     ``worker`` is the owner id of the most recently heard-from worker's lease
@@ -86,6 +88,8 @@ class EngineInfo(_ToDict):
     ``pending_changes`` counts client writes not yet picked up by a worker. ``size_bytes``
     is the database file plus its write-ahead log (``None`` for a database server).
     """
+
+    to_dict = _to_dict
 
     path: str
     size_bytes: int | None

@@ -186,7 +186,7 @@ class NotSerializable(InvalidInput):
 class PayloadTooLarge(InvalidInput):
     """A payload, signal payload or output is larger than its configured limit (in bytes).
 
-    Nothing is written. Raise the limit (``Runtime(max_payload_bytes=...)``,
+    Nothing is written. Raise the limit (``create_runtime(..., max_payload_bytes=...)``,
     ``max_output_bytes``, ``Client(max_payload_bytes=...)``) or store the blob elsewhere
     and pass its key.
     """

@@ -34,18 +34,20 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-class _ToDict:
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+def _to_dict(self: Any) -> dict[str, Any]:
+    """JSON-ready: the fields by name, datetimes as ISO 8601 strings."""
+    return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass(frozen=True, slots=True)
-class RunError(_ToDict):
+class RunError:
     """Why a run or a step failed: the exception's type name, message and traceback.
 
     ``code`` is set for tarry's own errors (e.g. ``nondeterministic_replay``); ``step_id``
     names the step whose failure ended the run, if a step did.
     """
+
+    to_dict = _to_dict
 
     type: str
     message: str
@@ -73,7 +75,7 @@ def _pending(text: str | None) -> dict[str, Any] | None:
 
 
 @dataclass(frozen=True, slots=True)
-class RunResult(_ToDict):
+class RunResult:
     """Where a run stands: returned by ``trigger``, ``sweep``, ``cancel``, ``retry``.
 
     ``status`` is one of ``running``, ``suspended``, ``completed``, ``failed``,
@@ -87,6 +89,8 @@ class RunResult(_ToDict):
 
     ``parent_run_id`` names the run that started this one with ``ctx.child``.
     """
+
+    to_dict = _to_dict
 
     run_id: str
     workflow_id: str
@@ -120,7 +124,7 @@ class RunResult(_ToDict):
 
 
 @dataclass(frozen=True, slots=True)
-class HistoryEntry(_ToDict):
+class HistoryEntry:
     """One journal entry: a step, sleep, event wait, child run, patch marker, or a
     recorded ``now``/``uuid``.
 
@@ -132,6 +136,8 @@ class HistoryEntry(_ToDict):
     ``type``, ``message``) and ``next_at`` of a retried step; ``child_run_id``,
     ``workflow_id`` and ``wait`` of a child.
     """
+
+    to_dict = _to_dict
 
     seq: int
     step_id: str
@@ -179,8 +185,10 @@ class HistoryEntry(_ToDict):
 
 
 @dataclass(frozen=True, slots=True)
-class SignalInfo(_ToDict):
+class SignalInfo:
     """A signal in a run's inbox; ``consumed_by`` is the step id of the wait that took it."""
+
+    to_dict = _to_dict
 
     id: int
     event: str
@@ -202,8 +210,10 @@ class SignalInfo(_ToDict):
 
 
 @dataclass(frozen=True, slots=True)
-class RunInfo(_ToDict):
+class RunInfo:
     """Everything about one run: returned by ``get_run``."""
+
+    to_dict = _to_dict
 
     run_id: str
     workflow_id: str

@@ -186,7 +186,7 @@ class Runtime:
         """
         for wf in workflows:
             if not isinstance(wf, Workflow):
-                raise InvalidArgument(f"register() takes workflows made by @workflow or define_workflow, not {wf!r}")
+                raise InvalidArgument(f"register() takes workflows made by @workflow, not {wf!r}")
             existing = self._workflows.get(wf.id)
             if existing is not None and existing is not wf:
                 raise InvalidArgument(f"another workflow is already registered with id {wf.id!r}", workflow_id=wf.id)
