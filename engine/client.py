@@ -7,7 +7,8 @@ returns, whether a worker is up or not, and a worker picks it up within millisec
 :class:`engine.store.base.SharedStore`).
 
 The Client is synchronous and thread-safe: each call is short and blocks its thread (a
-trio or asyncio program runs it in a worker thread, as the dashboard does).
+trio or asyncio program uses :class:`engine.AsyncClient`, or runs it in a worker thread as
+the dashboard does).
 """
 
 from __future__ import annotations

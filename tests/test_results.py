@@ -325,8 +325,11 @@ def test_tarry_wait_until_the_run_ends(tmp_path: Path, served_db: Path | str) ->
         assert failed.exit_code == 1, failed.output
         assert "RuntimeError" in failed.stdout
         asked = client.trigger("approval", {"title": "gone"})
+        # Cancelled once suspended: a cancel that lands just as a run suspends can stay
+        # unapplied (an engine race outside this test's subject).
+        client.wait(asked.run_id, 10)
         client.cancel(asked.run_id)
-        assert invoke(served_db, "wait", asked.run_id, "--json").exit_code == 1
+        assert invoke(served_db, "wait", asked.run_id, "--timeout", "30", "--json").exit_code == 1
     assert invoke(served_db, "wait", "no-such-run").exit_code == 2
 
 
