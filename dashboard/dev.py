@@ -23,6 +23,7 @@ from engine import (
     SharedStore,
     Worker,
     Workflow,
+    create_runtime,
     store_from_url,
 )
 
@@ -41,7 +42,7 @@ def dev_runtime(app: Runtime | list[Workflow[Any]], db_path: str | os.PathLike[s
         InvalidArgument: APP's runtime already uses a store that processes cannot share.
     """
     if not isinstance(app, Runtime):
-        return Runtime(app, store_from_url(db_path))
+        return create_runtime(app, store_from_url(db_path))
     if isinstance(app.store, MemoryStore):
         app.store = store_from_url(db_path)
     elif not isinstance(app.store, SharedStore):

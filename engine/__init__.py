@@ -1,11 +1,26 @@
-"""tarry: durable workflows for Python, on trio, with journals in SQLite.
+"""tarry: durable workflows for Python, on trio, with journals in SQLite or PostgreSQL.
 
-Everything public is re-exported here; the submodules are internal.
+Everything public is here (``engine.__all__``); the submodules are internal and may
+change without notice.
+
+- Define: ``@workflow("id", payload=Schema)`` on ``async def run(ctx)``; ``ctx`` is a
+  :class:`RunContext` (``step``, ``sleep``, ``wait_for_event``, ``gather``, ``child``...);
+  :class:`Retry` for steps.
+- Run in-process: ``create_runtime(workflows=[...], store=SQLiteStore(path))``, then on the
+  :class:`Runtime`: ``trigger``, ``signal``, ``result``, ``get_run``, ``cancel``, ``retry``;
+  ``async with runtime:`` to serve.
+- Run as a daemon: ``tarry worker APP`` (:class:`Worker`); drive it from other processes with
+  :class:`Client` (blocking) or :class:`AsyncClient` (asyncio or trio): the same verbs.
+- Results: :class:`RunResult`, :class:`RunInfo`; errors: :class:`WorkflowError` and its tree
+  (``help(engine.WorkflowError)``), each with a stable ``code``.
+- Stores: :class:`SQLiteStore`, :class:`MemoryStore`, ``PostgresStore`` (the ``postgres``
+  extra), :func:`store_from_url`.
 """
 
 import contextlib
 
 from .aio import asyncio_step
+from .async_client import AsyncClient
 from .client import Client, EngineInfo, WorkflowInfo
 from .context import Parallel, RunContext, StepCall
 from .errors import (
@@ -28,7 +43,6 @@ from .errors import (
     NeedsAsyncio,
     NeedsTrio,
     NonDeterminismError,
-    NonDeterministicReplay,
     NonRetryableError,
     NotATarryDatabase,
     NotFound,
@@ -37,6 +51,7 @@ from .errors import (
     PayloadValidationError,
     RunAlreadyExists,
     RunCancelled,
+    RunFailed,
     RunFinished,
     RunNotFound,
     RunNotRetryable,
@@ -54,15 +69,16 @@ from .errors import (
 )
 from .hosting import AsyncioHost, hosted
 from .results import AuditInfo, HistoryEntry, RunError, RunInfo, RunResult, SignalInfo
-from .retry import Retry, RetryPolicy
+from .retry import Retry
 from .runtime import Runtime, create_runtime
 from .store import MemoryStore, SharedStore, SQLiteStore, Store, store_from_url
 from .worker import Worker
-from .workflow import Workflow, define_workflow, workflow
+from .workflow import Workflow, workflow
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncClient",
     "AsyncioHost",
     "AsyncioStepCancelled",
     "AuditInfo",
@@ -88,7 +104,6 @@ __all__ = [
     "NeedsAsyncio",
     "NeedsTrio",
     "NonDeterminismError",
-    "NonDeterministicReplay",
     "NonRetryableError",
     "NotATarryDatabase",
     "NotFound",
@@ -97,9 +112,9 @@ __all__ = [
     "Parallel",
     "PayloadValidationError",
     "Retry",
-    "RetryPolicy",
     "RunAlreadyExists",
     "RunCancelled",
+    "RunFailed",
     "RunContext",
     "RunError",
     "RunFinished",
@@ -131,7 +146,6 @@ __all__ = [
     "__version__",
     "asyncio_step",
     "create_runtime",
-    "define_workflow",
     "hosted",
     "workflow",
 ]
@@ -143,6 +157,11 @@ for _name in __all__:
         with contextlib.suppress(AttributeError, TypeError):
             _obj.__module__ = "engine"
 del _name, _obj
+
+
+def __dir__() -> list[str]:
+    # dir(engine), completion and help() show the API, not the submodules imported above.
+    return sorted(__all__)
 
 
 def __getattr__(name: str) -> object:

@@ -12,6 +12,7 @@ Exit codes:
   ``failed`` or ``cancelled``; ``RunStateError`` (``RunFinished``: signal or cancel of an
   ended run; ``RunNotRetryable``; ``RunAlreadyExists``), ``WaitTimeout``, ``StoreBusy``,
   ``LeaseLost`` and any other ``WorkflowError``.
+- ``3``: ``tarry wait`` gave up: the run had not ended within ``--timeout``.
 - ``2``: the input was wrong: usage errors, malformed JSON, ``InvalidInput``
   (``PayloadValidationError``, ``InvalidArgument``, ``NotSerializable``), ``NotFound``
   (``WorkflowNotFound``, ``RunNotFound``), and a ``--db`` that is not a tarry database
@@ -54,6 +55,7 @@ from .errors import (
     NotATarryDatabase,
     NotFound,
     SchemaTooNew,
+    WaitTimeout,
     WorkflowError,
 )
 from .journal import STATUSES
@@ -67,7 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = ["cli", "exit_code", "load_app", "main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
 _INPUT_ERRORS = (
     InvalidInput,
     NotFound,
@@ -273,7 +275,9 @@ def _wait_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         "--timeout", type=float, metavar="SECONDS", help="With --wait: give up after this long (exit 1)."
     )(fn)
     return click.option(
-        "--wait", is_flag=True, help="Wait until the run suspends or ends; exit 1 if it failed or was cancelled."
+        "--wait",
+        is_flag=True,
+        help="Wait until the run suspends or ends (tarry wait RUN: until it ends); exit 1 if it failed or was cancelled.",
     )(fn)
 
 
@@ -576,7 +580,8 @@ def cli(ctx: click.Context, db: str, app: str | None) -> None:
     Shell completion: eval "$(_TARRY_COMPLETE=bash_source tarry)" (zsh_source, fish_source).
 
     Exit codes: 0 ok; 1 the run or the operation failed; 2 bad input (usage, JSON, unknown
-    workflow or run, invalid payload, a --db that is not a usable tarry database).
+    workflow or run, invalid payload, a --db that is not a usable tarry database); 3 tarry
+    wait timed out.
 
     Example:
 
@@ -829,6 +834,36 @@ def signal(
     said = f"Sent {event!r} to run [bold]{run_id}[/]." if sent else f"Already sent under {dedup_key!r}: not sent again."
     _print_result(result, as_json, None if as_json else said)
     _finish(result, wait)
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN", shell_complete=_complete_runs)
+@click.option("--timeout", type=float, metavar="SECONDS", help="Give up after this long (exit 3); default: never.")
+@_json_flag
+@click.pass_obj
+def wait(state: _State, run_id: str, timeout: float | None, as_json: bool) -> None:
+    """Wait until RUN has ended (completed, failed or cancelled: a suspension is not an
+    end) and print it, with its output or error.
+
+    Exit code 0: it completed; 1: it failed or was cancelled; 3: it had not ended within
+    --timeout (it goes on). A worker must serve the database meanwhile.
+
+    Example:
+
+    \b
+        tarry wait 3f2a9c --timeout 600 --json | jq .output
+    """
+    with state.client(create=False) as client:
+        _warn_without_worker(client)
+        try:
+            result = client.wait(run_id, timeout, until="end")
+        except WaitTimeout as exc:
+            if as_json:
+                click.echo(json.dumps({"error": exc.to_dict()}, default=str, ensure_ascii=False))
+            click.echo(f"Error: {type(exc).__name__}: {exc.message}", err=True)
+            click.get_current_context().exit(EXIT_TIMEOUT)
+    _print_result(result, as_json)
+    _finish(result, True)
 
 
 @cli.command()

@@ -7,7 +7,8 @@ returns, whether a worker is up or not, and a worker picks it up within millisec
 :class:`engine.store.base.SharedStore`).
 
 The Client is synchronous and thread-safe: each call is short and blocks its thread (a
-trio or asyncio program runs it in a worker thread, as the dashboard does).
+trio or asyncio program uses :class:`engine.AsyncClient`, or runs it in a worker thread as
+the dashboard does).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from . import codec, lifecycle
+from .commitwatch import CommitWatch
 from .errors import (
     DatabaseMissing,
     InvalidArgument,
@@ -34,6 +36,7 @@ from .identity import default_identity, resolve_identity
 from .journal import (
     PRUNE_BATCH,
     STATUSES,
+    TERMINAL,
     RunRow,
     new_run_id,
     prune_filter,
@@ -43,7 +46,7 @@ from .journal import (
 )
 from .limits import DEFAULT_MAX_PAYLOAD_BYTES, check_limit, check_name
 from .registry import check_payload, describe
-from .results import RunInfo, RunResult, _dt, _ToDict
+from .results import RunInfo, RunResult, _dt, _to_dict, outcome
 from .store import is_url, store_from_url
 from .store.base import SharedStore
 from .tracing import current_traceparent
@@ -51,9 +54,12 @@ from .workflow import Workflow
 
 __all__ = ["Client", "EngineInfo", "WorkflowInfo"]
 
+#: wait() / result(): seconds between re-reads of a run even when no commit was noticed.
+REREAD_EVERY = 1.0
+
 
 @dataclass(frozen=True, slots=True)
-class WorkflowInfo(_ToDict):
+class WorkflowInfo:
     """A workflow a Client knows: given to it (``source="local"``) or published in the
     database by the worker that serves it (``source="published"``).
 
@@ -61,6 +67,8 @@ class WorkflowInfo(_ToDict):
     dataclass), else ``None``; ``schema_kind`` says what the workflow declared
     (``pydantic``, ``msgspec``, ``dataclass``, ``callable`` or ``any``).
     """
+
+    to_dict = _to_dict
 
     id: str
     description: str | None
@@ -73,7 +81,7 @@ class WorkflowInfo(_ToDict):
 
 
 @dataclass(frozen=True, slots=True)
-class EngineInfo(_ToDict):
+class EngineInfo:
     """The state of a database and of the workers serving it (``Client.engine_info()``).
 
     ``worker`` is the owner id of the most recently heard-from worker's lease
@@ -83,6 +91,8 @@ class EngineInfo(_ToDict):
     ``pending_changes`` counts client writes not yet picked up by a worker. ``size_bytes``
     is the database file plus its write-ahead log (``None`` for a database server).
     """
+
+    to_dict = _to_dict
 
     path: str
     size_bytes: int | None
@@ -162,6 +172,7 @@ class Client:
         self._store.open_sync()
         self._lock = threading.Lock()
         self._closed = False
+        self._commits: CommitWatch | None = None  # started by the first wait()/result()
 
     def __repr__(self) -> str:
         return f"<Client {self._store.name!r}{' closed' if self._closed else ''}>"
@@ -179,6 +190,9 @@ class Client:
             if self._closed:
                 return
             self._closed = True
+            commits = self._commits
+        if commits is not None:
+            commits.close()  # a wait() in another thread wakes and finds the Client closed
         self._store.close_sync()
 
     def __enter__(self) -> Client:
@@ -434,40 +448,90 @@ class Client:
         counts = self._db.engine_counts().runs
         return {s: int(counts.get(s, 0)) for s in STATUSES}
 
-    def wait(self, run_id: str, timeout: float | None = None) -> RunResult:
-        """Block until the run is at rest: ended, or suspended with nothing of a client still
-        waiting for the worker (a trigger, retry or signal it has not picked up yet).
+    def wait(self, run_id: str, timeout: float | None = None, *, until: str = "rest") -> RunResult:
+        """Block until the run is at rest (``until="rest"``: ended, or suspended with
+        nothing of a client still waiting for the worker: a trigger, retry or signal it has
+        not picked up yet) or has ended (``until="end"``), and return where it stands.
 
         So ``signal`` then ``wait`` returns the state after the run took the signal, not
         the suspension it was in. Without a worker serving the file, only an already
-        ended or suspended run returns.
+        ended or suspended run returns. A failed run is returned, not raised: see
+        :meth:`result` for that.
+
+        Args:
+            timeout: seconds; ``None`` waits for ever.
+            until: ``"rest"`` (the default) or ``"end"``.
+
+        Raises:
+            RunNotFound: no such run.
+            WaitTimeout: the run was not at rest (had not ended) in time (a
+                ``TimeoutError`` too); the run itself goes on.
+            InvalidArgument: a negative or NaN timeout, an unknown ``until``.
+
+        Guarantees:
+            No busy polling: the run is read again only when something was committed to
+            the database (a check of its change counter every 5 ms, in one thread for all
+            of this Client's waits), and at least every second.
+        """
+        return RunResult.from_row(self._wait_row(run_id, timeout, until))
+
+    def _wait_row(self, run_id: str, timeout: float | None, until: str) -> RunRow:
+        self._check_wait(run_id, timeout, until)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        commits = self._commit_watch()
+        with commits.waiting():
+            while True:
+                generation = commits.generation
+                row, done = self._look(run_id, until)
+                if done:
+                    return row
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    assert timeout is not None
+                    raise WaitTimeout(run_id, timeout, row.status, until=until)
+                commits.wait_past(generation, REREAD_EVERY if left is None else min(left, REREAD_EVERY))
+
+    def result(self, run_id: str, *, timeout: float | None = None) -> Any:
+        """Block until the run has ended (``completed``, ``failed`` or ``cancelled``; a
+        suspension is not an end) and return its output. A worker (``tarry worker``)
+        serving the database drives the run meanwhile.
 
         Args:
             timeout: seconds; ``None`` waits for ever.
 
         Raises:
+            RunFailed: the run ended ``failed``; ``.error`` is its :class:`RunError`
+                (type, message, traceback, the ``step_id`` that failed).
+            RunCancelled: the run was cancelled; ``.reason`` says why.
+            WaitTimeout: it had not ended within ``timeout`` (a ``TimeoutError`` too);
+                the run goes on.
             RunNotFound: no such run.
-            WaitTimeout: the run was not at rest in time (a ``TimeoutError`` too); the
-                run itself goes on.
+            InvalidArgument: a negative or NaN timeout.
+
+        Guarantees:
+            As :meth:`wait`: no busy polling. The output is the run's committed output, as
+            ``get_run(run_id).output`` gives it.
         """
+        return outcome(self._wait_row(run_id, timeout, "end"))
+
+    def _check_wait(self, run_id: str, timeout: float | None, until: str) -> None:
+        check_name("run_id", run_id)
         if timeout is not None and not timeout >= 0:
-            raise InvalidArgument(f"timeout must be a number of seconds >= 0, not {timeout!r}")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        seen: int | None = None
-        row: RunRow | None = None
-        while True:
-            version = self.data_version()
-            if version != seen:  # something committed since the last look
-                seen = version
-                row, at_rest = self._db.settled(run_id)
-                if at_rest:
-                    return RunResult.from_row(row)
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                assert row is not None
-                assert timeout is not None
-                raise WaitTimeout(run_id, timeout, row.status)
-            time.sleep(0.005 if left is None else min(0.005, left))
+            raise InvalidArgument(f"timeout must be a number of seconds >= 0, not {timeout!r}", field="timeout")
+        if until not in ("rest", "end"):
+            raise InvalidArgument(f"until must be 'rest' or 'end', not {until!r}", field="until")
+
+    def _commit_watch(self) -> CommitWatch:
+        db = self._db
+        with self._lock:
+            if self._commits is None:
+                self._commits = CommitWatch(db.data_version)
+            return self._commits
+
+    def _look(self, run_id: str, until: str) -> tuple[RunRow, bool]:
+        """The run, and whether a wait ``until`` ``"rest"`` or ``"end"`` is over."""
+        row, at_rest = self._db.settled(run_id)
+        return row, (row.status in TERMINAL) if until == "end" else at_rest
 
     def workflows(self) -> list[WorkflowInfo]:
         """The workflows this Client knows: those given as ``workflows=``, else those the

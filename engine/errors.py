@@ -30,8 +30,9 @@ problem and, where there is one, the fix. Grouped by whose fault it is::
     │   └── ChildFailed              a child run ended failed or cancelled (catchable)
     ├── AsyncioStepCancelled         an asyncio_step's task was cancelled on the asyncio side
     ├── DeadlineExceeded             the run passed its workflow's ``deadline``
-    ├── RunCancelled                 raised inside a workflow being cancelled
-    ├── WaitTimeout                  Client.wait gave up (also a TimeoutError)
+    ├── RunFailed                    result(): the run ended failed (its error attached)
+    ├── RunCancelled                 result(): the run was cancelled (also raised inside it)
+    ├── WaitTimeout                  result() / Client.wait gave up (also a TimeoutError)
     ├── HostNotServing               a call through an AsyncioHost that is not serving
     ├── NeedsTrio                    a Runtime's verb awaited outside trio (under asyncio)
     └── StoreError                   the database cannot be used as it is
@@ -52,7 +53,10 @@ Nothing above ``engine.store`` ever sees ``sqlite3`` exceptions: the store maps 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .results import RunError
 
 __all__ = [
     "AsyncioStepCancelled",
@@ -74,17 +78,19 @@ __all__ = [
     "NeedsAsyncio",
     "NeedsTrio",
     "NonDeterminismError",
-    "NonDeterministicReplay",
     "NonRetryableError",
     "NotATarryDatabase",
     "NotFound",
     "NotSerializable",
+    "PayloadTooLarge",
     "PayloadValidationError",
     "RunAlreadyExists",
     "RunCancelled",
+    "RunFailed",
     "RunFinished",
     "RunNotFound",
     "RunNotRetryable",
+    "RunQuarantined",
     "RunStillActive",
     "RunStateError",
     "SchemaTooNew",
@@ -190,7 +196,7 @@ class NotSerializable(InvalidInput):
 class PayloadTooLarge(InvalidInput):
     """A payload, signal payload or output is larger than its configured limit (in bytes).
 
-    Nothing is written. Raise the limit (``Runtime(max_payload_bytes=...)``,
+    Nothing is written. Raise the limit (``create_runtime(..., max_payload_bytes=...)``,
     ``max_output_bytes``, ``Client(max_payload_bytes=...)``) or store the blob elsewhere
     and pass its key.
     """
@@ -348,10 +354,6 @@ class NonDeterminismError(WorkflowCodeError):
         )
 
 
-#: The name of the first release; the same class.
-NonDeterministicReplay = NonDeterminismError
-
-
 class ConcurrentContextUse(WorkflowCodeError):
     code = "concurrent_ctx"
 
@@ -499,6 +501,10 @@ class AsyncioStepCancelled(WorkflowError):
 
 
 class RunCancelled(WorkflowError):
+    """The run was cancelled: raised inside its workflow where it stood (as the step's
+    or the wait's error, for ``finally`` blocks), and by ``result()`` of a cancelled run.
+    ``reason`` is what the cancel said."""
+
     code = "run_cancelled"
 
     def __init__(self, run_id: str, reason: str | None) -> None:
@@ -507,19 +513,51 @@ class RunCancelled(WorkflowError):
         )
 
 
+class RunFailed(WorkflowError):
+    """``result()`` of a run that ended ``failed``.
+
+    ``error`` is the run's :class:`RunError` (``type``, ``message``, ``traceback``,
+    ``code`` for tarry's own errors, ``step_id`` of the step whose failure ended it);
+    ``error_type``, ``error_message`` and ``step_id`` repeat it for ``to_dict()``. Fix the
+    cause, then ``retry(run_id)`` re-drives the run from its journal.
+    """
+
+    code = "run_failed"
+    run_id: str
+    workflow_id: str
+    error_type: str
+    error_message: str
+    step_id: str | None
+
+    def __init__(self, run_id: str, workflow_id: str, error: RunError) -> None:
+        where = f" in step {error.step_id!r}" if error.step_id else ""
+        super().__init__(
+            f"run {run_id!r} ({workflow_id}) failed{where}: {error.type}: {error.message}",
+            run_id=run_id,
+            workflow_id=workflow_id,
+            error_type=error.type,
+            error_message=error.message,
+            step_id=error.step_id,
+        )
+        self.error = error
+
+
 class WaitTimeout(WorkflowError, TimeoutError):
-    """``Client.wait`` (or ``tarry ... --wait --timeout``) gave up before the run suspended or
-    ended. ``status`` is the run's status when it gave up; the run itself goes on."""
+    """``result()`` or ``Client.wait`` (``tarry wait``, ``tarry ... --wait --timeout``) gave
+    up before the run ended (``until="end"``) or suspended or ended (``until="rest"``).
+    ``status`` is the run's status when it gave up; the run itself goes on."""
 
     code = "wait_timeout"
 
-    def __init__(self, run_id: str, timeout: float, status: str) -> None:
+    def __init__(self, run_id: str, timeout: float, status: str, *, until: str = "rest") -> None:
+        awaited = "end" if until == "end" else "suspend or end"
         super().__init__(
-            f"run {run_id!r} did not suspend or end within {timeout:g}s (it is {status}, and goes on); "
+            f"run {run_id!r} did not {awaited} within {timeout:g}s (it is {status}, and goes on); "
             "wait longer, or check that a worker serves this database (tarry worker APP)",
             run_id=run_id,
             timeout=timeout,
             status=status,
+            until=until,
         )
 
 

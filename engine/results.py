@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import codec
+from .errors import RunCancelled, RunFailed
 from .journal import AuditRow, EntryRow, RunRow, SignalRow
 
-__all__ = ["AuditInfo", "HistoryEntry", "RunError", "RunInfo", "RunResult", "SignalInfo"]
+__all__ = ["AuditInfo", "HistoryEntry", "RunError", "RunInfo", "RunResult", "SignalInfo", "outcome"]
 
 
 def _dt(epoch: float | None) -> datetime | None:
@@ -33,18 +34,20 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-class _ToDict:
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+def _to_dict(self: Any) -> dict[str, Any]:
+    """JSON-ready: the fields by name, datetimes as ISO 8601 strings."""
+    return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass(frozen=True, slots=True)
-class RunError(_ToDict):
+class RunError:
     """Why a run or a step failed: the exception's type name, message and traceback.
 
     ``code`` is set for tarry's own errors (e.g. ``nondeterministic_replay``); ``step_id``
     names the step whose failure ended the run, if a step did.
     """
+
+    to_dict = _to_dict
 
     type: str
     message: str
@@ -72,7 +75,7 @@ def _pending(text: str | None) -> dict[str, Any] | None:
 
 
 @dataclass(frozen=True, slots=True)
-class RunResult(_ToDict):
+class RunResult:
     """Where a run stands: returned by ``trigger``, ``sweep``, ``cancel``, ``retry``.
 
     ``status`` is one of ``running``, ``suspended``, ``completed``, ``failed``,
@@ -86,6 +89,8 @@ class RunResult(_ToDict):
 
     ``parent_run_id`` names the run that started this one with ``ctx.child``.
     """
+
+    to_dict = _to_dict
 
     run_id: str
     workflow_id: str
@@ -119,7 +124,7 @@ class RunResult(_ToDict):
 
 
 @dataclass(frozen=True, slots=True)
-class HistoryEntry(_ToDict):
+class HistoryEntry:
     """One journal entry: a step, sleep, event wait, child run, patch marker, or a
     recorded ``now``/``uuid``.
 
@@ -132,6 +137,8 @@ class HistoryEntry(_ToDict):
     ``type``, ``message``) and ``next_at`` of a retried step; ``child_run_id``,
     ``workflow_id`` and ``wait`` of a child.
     """
+
+    to_dict = _to_dict
 
     seq: int
     step_id: str
@@ -179,9 +186,11 @@ class HistoryEntry(_ToDict):
 
 
 @dataclass(frozen=True, slots=True)
-class SignalInfo(_ToDict):
+class SignalInfo:
     """A signal in a run's inbox; ``consumed_by`` is the step id of the wait that took it,
     ``sent_by`` who sent it (``None``: the engine, e.g. a child's outcome)."""
+
+    to_dict = _to_dict
 
     id: int
     event: str
@@ -205,7 +214,7 @@ class SignalInfo(_ToDict):
 
 
 @dataclass(frozen=True, slots=True)
-class AuditInfo(_ToDict):
+class AuditInfo:
     """Who asked for what of a run, and when: ``action`` is ``trigger``, ``cancel`` or
     ``retry``; ``detail`` holds a cancel's ``reason``, a retry's ``attempt``, a fork's
     ``forked_from`` and ``from_step``. (Who sent each signal is in :attr:`SignalInfo.sent_by`.)"""
@@ -215,14 +224,18 @@ class AuditInfo(_ToDict):
     at: datetime
     detail: dict[str, Any]
 
+    to_dict = _to_dict
+
     @classmethod
     def from_row(cls, row: AuditRow) -> AuditInfo:
         return cls(row.action, row.by, _dt(row.at), codec.loads(row.detail) or {})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
-class RunInfo(_ToDict):
+class RunInfo:
     """Everything about one run: returned by ``get_run``."""
+
+    to_dict = _to_dict
 
     run_id: str
     workflow_id: str
@@ -286,3 +299,18 @@ class RunInfo(_ToDict):
             self.parent_run_id,
             self.forked_from,
         )
+
+
+def outcome(row: RunRow) -> Any:
+    """What ``result()`` gives for an ended run: its output if it completed.
+
+    Raises:
+        RunFailed: it failed (the run's error attached).
+        RunCancelled: it was cancelled (``reason`` is the cancel's).
+    """
+    if row.status == "failed":
+        error = RunError.from_json(row.error) or RunError("Error", "the run failed without a recorded error")
+        raise RunFailed(row.run_id, row.workflow_id, error)
+    if row.status == "cancelled":
+        raise RunCancelled(row.run_id, row.cancel_reason)
+    return codec.loads(row.output)

@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 import trio
 
@@ -44,6 +44,7 @@ from .errors import (
     NeedsTrio,
     RunNotFound,
     StoreError,
+    WaitTimeout,
     WorkflowError,
     WorkflowNotFound,
 )
@@ -61,7 +62,7 @@ from .journal import (
     trigger_audit,
 )
 from .limits import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, check_limit, check_name
-from .results import RunInfo, RunResult
+from .results import RunInfo, RunResult, outcome
 from .schedules import run_schedule
 from .seat import Seat
 from .store import MemoryStore
@@ -73,6 +74,11 @@ from .workflow import Workflow
 __all__ = ["Runtime", "create_runtime"]
 
 log = logging.getLogger("tarry.runtime")
+
+#: result(): seconds between re-reads of a run (for an end committed by another process
+#: that told this one nothing), doubling up to the max while nothing happens.
+_RESULT_REREAD = 1.0
+_RESULT_REREAD_MAX = 30.0
 
 
 class Clock:
@@ -190,6 +196,7 @@ class Runtime:
         self._seat = Seat(self.store)
         #: Where its ``asyncio_step`` steps run (a loop of its own is started on first use).
         self.asyncio_loop = AsyncioLoop()
+        self._result_waiters: dict[str, list[trio.Event]] = {}  # result(): woken when a run may have ended
         self.register(*workflows)
 
     # -- registry -------------------------------------------------------------------------
@@ -202,7 +209,7 @@ class Runtime:
         """
         for wf in workflows:
             if not isinstance(wf, Workflow):
-                raise InvalidArgument(f"register() takes workflows made by @workflow or define_workflow, not {wf!r}")
+                raise InvalidArgument(f"register() takes workflows made by @workflow, not {wf!r}")
             existing = self._workflows.get(wf.id)
             if existing is not None and existing is not wf:
                 raise InvalidArgument(f"another workflow is already registered with id {wf.id!r}", workflow_id=wf.id)
@@ -307,6 +314,7 @@ class Runtime:
         self._wheel.cancel(run_id)
 
     def actor_stopped(self, actor: RunActor) -> None:
+        self._wake_result_waiters(actor.run_id)
         if self._actors.get(actor.run_id) is actor:
             del self._actors[actor.run_id]
         if actor.store_fault is not None:
@@ -609,6 +617,8 @@ class Runtime:
         its timer and its warm actor. A no-op when not serving or draining. Signals go
         through :meth:`deliver_signal` instead.
         """
+        if row.status in TERMINAL:
+            self._wake_result_waiters(row.run_id)
         if self._nursery is None or self._draining:
             return
         run_id = row.run_id
@@ -723,6 +733,61 @@ class Runtime:
                         break
             return results
 
+    async def result(self, run_id: str, *, timeout: float | None = None) -> Any:
+        """Wait until the run has ended (``completed``, ``failed`` or ``cancelled``; a
+        suspension is not an end) and return its output.
+
+        Woken by the run's actor in this runtime when it stops, or by a Client's change
+        this worker takes in, with no polling. A run that only another process drives
+        (another PostgreSQL worker's, or any run while this runtime does not serve and a
+        worker elsewhere does) is read again after 1 s, then at doubling intervals up to
+        30 s: from another process, use :meth:`Client.result`, which watches the database.
+        Passive, nothing moves a suspended run but ``sweep()`` or ``signal()`` from another
+        task: wait with a ``timeout`` then.
+
+        Args:
+            timeout: seconds (trio's clock); ``None`` waits for ever.
+
+        Raises:
+            RunFailed: the run ended ``failed``; ``.error`` is its :class:`RunError`.
+            RunCancelled: the run was cancelled; ``.reason`` says why.
+            WaitTimeout: it had not ended within ``timeout`` (a ``TimeoutError`` too); the
+                run goes on.
+            RunNotFound: no such run.
+            InvalidArgument: a run id that is not a name, or a negative or NaN timeout.
+        """
+        check_name("run_id", run_id)
+        if timeout is not None and not timeout >= 0:
+            raise InvalidArgument(f"timeout must be a number of seconds >= 0, not {timeout!r}", field="timeout")
+        await self._open()
+        deadline = math.inf if timeout is None else trio.current_time() + timeout
+        reread = _RESULT_REREAD
+        while True:
+            ended = trio.Event()  # registered before the read: an end after it wakes us
+            waiters = self._result_waiters.setdefault(run_id, [])
+            waiters.append(ended)
+            try:
+                row = await self.store.get_run(run_id)
+                if row is None:
+                    raise RunNotFound(run_id)
+                if row.status in TERMINAL:
+                    return outcome(row)
+                if trio.current_time() >= deadline:
+                    assert timeout is not None
+                    raise WaitTimeout(run_id, timeout, row.status, until="end")
+                with trio.move_on_at(min(deadline, trio.current_time() + reread)):
+                    await ended.wait()
+                reread = _RESULT_REREAD if ended.is_set() else min(reread * 2, _RESULT_REREAD_MAX)
+            finally:
+                if ended in waiters:
+                    waiters.remove(ended)
+                if not waiters and self._result_waiters.get(run_id) is waiters:
+                    del self._result_waiters[run_id]
+
+    def _wake_result_waiters(self, run_id: str) -> None:
+        for ended in self._result_waiters.pop(run_id, ()):
+            ended.set()
+
     async def get_run(self, run_id: str) -> RunInfo:
         """Everything about a run: status, payload, output or error, pending wait, the
         journal and the signals. Raises :class:`RunNotFound`."""
@@ -814,6 +879,8 @@ class Runtime:
             rows = await trio.to_thread.run_sync(cancel)
         else:
             rows = await self.store.transition(run_id, plan, descendants=True)
+        for row in rows:
+            self._wake_result_waiters(row.run_id)
         async with self._driving() as seated:
             if not seated:
                 return RunResult.from_row(rows[0])
@@ -951,6 +1018,10 @@ class Runtime:
         nursery.cancel_scope.cancel()
         try:
             return bool(await manager.__aexit__(exc_type, exc, tb))
+        except BaseExceptionGroup as group:  # trio's strict groups: one error leaves as itself
+            if len(group.exceptions) != 1:
+                raise
+            reraise(group.exceptions[0])
         finally:
             self._nursery = self._nursery_manager = None
             for run_id in list(self._actors):
@@ -1054,6 +1125,18 @@ class Runtime:
         if self._opened:
             await self.store.close()
             self._opened = False
+
+
+def reraise(exc: BaseException) -> NoReturn:
+    """Raise ``exc``, taken out of the exception group trio wrapped it in, as itself (so
+    ``except RunNotFound:`` around ``async with runtime:`` catches it) with the traceback,
+    ``__cause__`` and ``__context__`` it had where it was raised, not the group as context."""
+    context, suppress = exc.__context__, exc.__suppress_context__
+    try:
+        raise exc
+    finally:
+        exc.__context__, exc.__suppress_context__ = context, suppress
+        del exc
 
 
 def _waits_for(row: RunRow, event: str) -> bool:

@@ -36,7 +36,7 @@ from .errors import DiskFull, InvalidArgument, LeaseLost, WorkflowError
 from .journal import prune_filter
 from .lease import Lease
 from .registry import describe
-from .runtime import Runtime
+from .runtime import Runtime, reraise
 from .store.base import LeaseRow, SharedStore
 
 __all__ = ["Worker", "run_until_signalled"]
@@ -166,7 +166,10 @@ class Worker:
                 self.state = "starting"
                 await self._serve(previous, task_status)
         except BaseExceptionGroup as group:  # one engine error from inside the nurseries: raise it as is
-            raise _only_error(group) from None
+            only = _only_error(group)
+            if only is group:
+                raise
+            reraise(only)
         finally:
             self._scope = None
             self.store.set_owner(None)

@@ -17,7 +17,7 @@ from .schema import PayloadSchema
 if TYPE_CHECKING:
     from .context import RunContext
 
-__all__ = ["Workflow", "define_workflow", "workflow"]
+__all__ = ["Workflow", "workflow"]
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -26,8 +26,8 @@ RunFunction = Callable[["RunContext[Any]"], Awaitable[Any]]
 
 
 class Workflow(Generic[P]):
-    """A registered unit of durable work. Build one with :func:`workflow` or
-    :func:`define_workflow`; hand it to ``create_runtime(workflows=[...])``.
+    """A registered unit of durable work. Build one with :func:`workflow` (as a decorator,
+    or called: ``workflow("id")(run)``); hand it to ``create_runtime(workflows=[...])``.
 
     Attributes:
         id: the stable name runs are stored under. Renaming it orphans existing runs.
@@ -142,31 +142,3 @@ def workflow(
         )
 
     return decorate
-
-
-def define_workflow(
-    *,
-    id: str,
-    run: RunFunction,
-    payload: object | None = None,
-    retry: Retry | int | None = None,
-    description: str | None = None,
-    deadline: float | timedelta | None = None,
-    max_concurrent: int | None = None,
-    schedule: str | None = None,
-    tz: str = "UTC",
-    catch_up: float | timedelta = 3600.0,
-) -> Workflow[Any]:
-    """The ``defineWorkflow({id, payload, run})`` of @visulima/workflow, with keywords."""
-    return Workflow(
-        id,
-        run,
-        payload=payload,
-        retry=retry,
-        description=description,
-        deadline=deadline,
-        max_concurrent=max_concurrent,
-        schedule=schedule,
-        tz=tz,
-        catch_up=catch_up,
-    )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine import RunContext, define_workflow
+from engine import RunContext, workflow
 
 published: list[str] = []
 
@@ -36,4 +36,4 @@ async def run(ctx: RunContext[Any]) -> dict[str, Any]:
     return {"published": True, **page, "decided_by": decided_by}
 
 
-review = define_workflow(id="publish", run=run, description="Publish an article after a reviewer approves it.")
+review = workflow("publish", description="Publish an article after a reviewer approves it.")(run)
