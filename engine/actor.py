@@ -170,6 +170,8 @@ class RunActor:
         self._admitted = False
         #: Set by the runtime when recovery loaded this run (``running``, nobody driving it).
         self.recovering = False
+        #: The ids of the steps whose functions run right now (several in a ``gather``).
+        self.steps_in_flight: list[str] = []
 
     # -- what the context asks for ---------------------------------------------------------
 
@@ -340,14 +342,18 @@ class RunActor:
         self._mirror(resumed)
 
     async def _call(self, call: StepCall, step_id: str) -> Any:
-        # A sync step's thread cannot be interrupted: with a timeout or a deadline it is
-        # abandoned when its time is up (it finishes in the background, result ignored).
-        abandon = call.timeout is not None or self.deadline_at is not None
-        if call.timeout is None:  # the common case pays for no cancel scope
-            return await _invoke(call.fn, call.args, call.kwargs, abandon)
-        with trio.move_on_after(call.timeout):
-            return await _invoke(call.fn, call.args, call.kwargs, abandon)
-        raise TimeoutError(f"step {step_id!r} of run {self.run_id!r} took longer than {call.timeout}s")
+        # A sync step's thread cannot be interrupted: when the step is cancelled (its
+        # timeout, the deadline, a cancel of the run, the runtime shutting down) the thread
+        # is abandoned. It finishes in the background and its result is dropped unjournaled.
+        self.steps_in_flight.append(step_id)
+        try:
+            if call.timeout is None:  # the common case pays for no cancel scope
+                return await _invoke(call.fn, call.args, call.kwargs)
+            with trio.move_on_after(call.timeout):
+                return await _invoke(call.fn, call.args, call.kwargs)
+            raise TimeoutError(f"step {step_id!r} of run {self.run_id!r} took longer than {call.timeout}s")
+        finally:
+            self.steps_in_flight.remove(step_id)
 
     def record_patch(self, seq: int, marker: str) -> None:
         """Journal a ``ctx.patched`` marker. Not awaited: if it is lost in a crash, the replay
@@ -800,9 +806,11 @@ _UNSET: Any = object()
 _coroutine_functions: dict[Any, bool] = {}
 
 
-async def _invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], abandon: bool = False) -> Any:
+async def _invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Await an async step function; run a sync one in a worker thread (so it cannot block
-    other runs) and await what it returns if that is awaitable."""
+    other runs) and await what it returns if that is awaitable. Cancelling this returns at
+    once: a sync function's thread is abandoned (a daemon thread: it cannot keep the process
+    alive) and whatever it returns later is dropped."""
     try:
         is_async = _coroutine_functions[fn]
     except (KeyError, TypeError):  # TypeError: an unhashable callable
@@ -812,7 +820,7 @@ async def _invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[st
                 _coroutine_functions[fn] = is_async
     if is_async:
         return await fn(*args, **kwargs)
-    result = await trio.to_thread.run_sync(partial(fn, *args, **kwargs), abandon_on_cancel=abandon)
+    result = await trio.to_thread.run_sync(partial(fn, *args, **kwargs), abandon_on_cancel=True)
     if inspect.isawaitable(result):
         result = await result
     return result
