@@ -147,3 +147,60 @@ def test_cancel_of_a_blocked_def_step_in_a_worker(tmp_path: Path, procs: list[An
         assert _effects(db)["r1 receipt"] == 0
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=20) == 0  # nothing was left mid-step: a clean drain
+
+
+@pytest.mark.subprocess
+def test_sigterm_with_a_blocked_step_exits_after_the_grace_and_the_next_worker_resumes(
+    tmp_path: Path, procs: list[Any]
+) -> None:
+    db, gate = tmp_path / "tarry.db", tmp_path / "gate"
+    first = _worker(db, tmp_path / "first.log", "--grace", "1")
+    procs.append(first)
+    with Client(db) as client:
+        _serving(client, first)
+        _charging(client, db, "r1", gate)
+        first.send_signal(signal.SIGTERM)
+        # Generous: the 1 s grace, not the step's 30 s, and never the thread's.
+        assert first.wait(timeout=25) == 128 + signal.SIGTERM
+        log = (tmp_path / "first.log").read_text()
+        assert "grace period over after 1.0s: 1 left mid-step (r1 in 'charge')" in log
+        assert "for the next worker to resume" in log
+        assert "cancelling" not in log
+        info = client.get_run("r1")
+        assert info.status == "running"  # not cancelled, not completed: left for the next worker
+        assert info.history == []
+        assert client.engine_info().worker_alive is False  # the lease was released
+
+        gate.touch()
+        second = _worker(db, tmp_path / "second.log")
+        procs.append(second)
+        _until(lambda: client.get_run("r1").status == "completed", "the next worker to finish the run")
+        assert client.get_run("r1").output == "charged"
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=20) == 0
+    assert "drained in" in (tmp_path / "second.log").read_text()
+    seen = _effects(db)
+    assert seen["r1 charge-start"] == 2  # at-least-once: the interrupted step ran again
+    assert seen["r1 charge-end"] == 1  # the first process's thread died with it
+    assert seen["r1 receipt"] == 1
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_second_signal_exits_at_once(tmp_path: Path, procs: list[Any], signum: signal.Signals) -> None:
+    db, gate = tmp_path / "tarry.db", tmp_path / "gate"
+    worker = _worker(db, tmp_path / "worker.log", "--grace", "60")
+    procs.append(worker)
+    with Client(db) as client:
+        _serving(client, worker)
+        _charging(client, db, "r1", gate)
+        worker.send_signal(signum)
+        _until(lambda: "draining" in (tmp_path / "worker.log").read_text(), "the drain to begin")
+        worker.send_signal(signum)
+        # Generous: neither the 60 s grace nor the step's 30 s.
+        assert worker.wait(timeout=25) == 128 + signum
+        log = (tmp_path / "worker.log").read_text()
+        assert "drain cut short" in log
+        assert "1 left mid-step (r1 in 'charge')" in log
+        assert client.get_run("r1").status == "running"
+        assert client.engine_info().worker_alive is False
