@@ -615,7 +615,7 @@ class _Age(click.ParamType):  # type: ignore[type-arg]
     type=click.FloatRange(min=0.5),
     default=None,
     help="Seconds without a heartbeat after which a standby worker takes over (SQLite) or the other "
-    "workers take this one's runs (PostgreSQL). Default: 4 on SQLite, 2 on PostgreSQL.",
+    "workers take this one's runs (PostgreSQL). Default: 2.5 on SQLite, 2 on PostgreSQL.",
 )
 @click.option(
     "--retention",

@@ -8,7 +8,8 @@ A worker's life:
 2. **Serve**: publish its workflows (:mod:`engine.registry`), enter the runtime (which
    recovers every unfinished run it owns), then feed it what clients commit and, on
    PostgreSQL, the runs it claims (:class:`engine.changes.ChangeFeed`), renewing the lease
-   every ``ttl / 4`` seconds.
+   every ``ttl / store.lease_renewals`` seconds (SQLite: ``ttl / 2.5``, once a second by
+   default; PostgreSQL: ``ttl / 4``).
 3. **Drain** when :meth:`Worker.stop` is called (``tarry worker`` does on SIGINT/SIGTERM):
    no new work is taken, steps in progress get ``grace`` seconds to finish and commit
    (:meth:`Runtime.drain`), then whatever still runs is interrupted where it stands (a sync
@@ -54,7 +55,7 @@ class Worker:
             (:class:`SQLiteStore`, :class:`PostgresStore`).
         lease_ttl: seconds without a heartbeat after which a standby takes over (SQLite),
             or the other workers take this one's runs (PostgreSQL); default: the store's
-            ``lease_ttl`` (4 s on SQLite, 2 s on PostgreSQL).
+            ``lease_ttl`` (2.5 s on SQLite, 2 s on PostgreSQL).
         grace: seconds steps in progress get to finish when stopping (see :meth:`stop`).
         poll_interval: seconds between checks for other processes' commits when no
             datagram arrives (the fallback of the wake socket).
@@ -88,7 +89,7 @@ class Worker:
             raise InvalidArgument(f"grace must be a number of seconds >= 0, not {grace!r}")
         self.runtime = runtime
         self.store: SharedStore = runtime.store
-        self.lease = Lease(self.store, ttl=self.store.lease_ttl if lease_ttl is None else lease_ttl)
+        self.lease = Lease(self.store, ttl=lease_ttl)
         self.grace = float(grace)
         self.retention = None if retention is None else prune_filter(retention, None)[0]
         if prune_every is None:

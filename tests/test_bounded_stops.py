@@ -4,8 +4,10 @@ exits after its grace (at once on a second signal), leaving the step for the nex
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,7 +20,8 @@ from typing import Any
 import pytest
 import trio
 
-from engine import Client, Store, create_runtime, workflow
+from engine import Client, SQLiteStore, Store, create_runtime, workflow
+from engine.lease import Lease
 
 from .conftest import wait_for
 
@@ -70,6 +73,40 @@ async def test_cancel_of_a_blocked_step_ends_the_run_cancelled_at_once(
             nursery.cancel_scope.cancel()
     finally:
         release.set()
+
+
+async def test_a_standby_reads_the_lease_and_takes_no_write_lock(
+    mock_clock: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="tarry.worker")
+    db = tmp_path / "tarry.db"
+    active, waiting = SQLiteStore(db), SQLiteStore(db, busy_timeout=30)
+    assert active.lease_ttl == 2.5
+    holder = Lease(active, owner="active")
+    assert holder.interval == 1.0  # as often as the 4 s lease renewed at ttl / 4
+    await holder.acquire({})
+    standby = Lease(waiting, owner="standby")
+    client = sqlite3.connect(db, isolation_level=None)
+    client.execute("BEGIN IMMEDIATE")  # a client holds the write lock for a while
+    try:
+        async with trio.open_nursery() as nursery:
+            taken: list[Any] = []
+
+            async def stand_by() -> None:
+                taken.append(await standby.acquire({}))
+
+            nursery.start_soon(stand_by)
+            await wait_for(lambda: "standing by" in caplog.text, "the standby to read the lease", timeout=10)
+            await trio.sleep(5)  # polls, reading only: nothing waits for the lock
+            client.execute("ROLLBACK")
+            await holder.release()
+            await wait_for(lambda: taken, "the standby to take the released lease")
+        assert taken[0].owner == "active"
+        assert standby.holder() == "standby"
+    finally:
+        client.close()
+        await active.close()
+        await waiting.close()
 
 
 # -- real worker processes --------------------------------------------------------------------
