@@ -175,6 +175,8 @@ class RunActor:
         self.recovering = False
         #: This activation's OpenTelemetry span (``None``: tracing is off).
         self.span: Any = None
+        #: The ids of the steps whose functions run right now (several in a ``gather``).
+        self.steps_in_flight: list[str] = []
 
     # -- what the context asks for ---------------------------------------------------------
 
@@ -358,10 +360,11 @@ class RunActor:
             where = f"{step_id!r} of run {self.run_id!r}"
             running = self.host.asyncio_loop.run(call.fn, call.args, call.kwargs, where)
         else:
-            # A sync step's thread cannot be interrupted: with a timeout or a deadline it is
-            # abandoned when its time is up (it finishes in the background, result ignored).
-            abandon = call.timeout is not None or self.deadline_at is not None
-            running = _invoke(call.fn, call.args, call.kwargs, kind is _ASYNC, abandon)
+            # A sync step's thread cannot be interrupted: when the step is cancelled (its
+            # timeout, the deadline, a cancel of the run, the runtime shutting down) the
+            # thread is abandoned. It finishes in the background; its result is dropped.
+            running = _invoke(call.fn, call.args, call.kwargs, kind is _ASYNC)
+        self.steps_in_flight.append(step_id)
         try:
             if call.timeout is None:  # the common case pays for no cancel scope
                 return await running
@@ -372,6 +375,8 @@ class RunActor:
             if kind is not _ASYNCIO and (needs := needs_asyncio(exc, self.run_id, step_id)) is not None:
                 raise self.fatal(needs) from exc
             raise
+        finally:
+            self.steps_in_flight.remove(step_id)
         raise TimeoutError(f"step {step_id!r} of run {self.run_id!r} took longer than {call.timeout}s")
 
     def record_patch(self, seq: int, marker: str) -> None:
@@ -846,14 +851,14 @@ def _step_kind(fn: Callable[..., Any]) -> str:
         return kind
 
 
-async def _invoke(
-    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], is_async: bool, abandon: bool = False
-) -> Any:
+async def _invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], is_async: bool) -> Any:
     """Await an async step function; run a sync one in a worker thread (so it cannot block
-    other runs) and await what it returns if that is awaitable."""
+    other runs) and await what it returns if that is awaitable. Cancelling this returns at
+    once: a sync function's thread is abandoned (a daemon thread: it cannot keep the process
+    alive) and whatever it returns later is dropped."""
     if is_async:
         return await fn(*args, **kwargs)
-    result = await trio.to_thread.run_sync(partial(fn, *args, **kwargs), abandon_on_cancel=abandon)
+    result = await trio.to_thread.run_sync(partial(fn, *args, **kwargs), abandon_on_cancel=True)
     if inspect.isawaitable(result):
         result = await result
     return result

@@ -19,6 +19,9 @@ Exit codes:
   (``NotATarryDatabase``), is from a newer tarry (``SchemaTooNew``), is damaged
   (``DatabaseCorrupt``), cannot be written (``DatabaseReadOnly``) or does not exist for a
   read (``DatabaseMissing``). A full disk (``DiskFull``) is 1: the operation failed.
+- ``130`` / ``143`` (``128 +`` SIGINT / SIGTERM): ``tarry worker`` stopped on that signal
+  leaving runs mid-step (its grace ran out, or a second signal); they stay ``running`` for
+  the next worker. After a clean drain it exits 0.
 
 Expected errors print one line, ``Error: <TypeName>: <message>``, on stderr (and
 ``{"error": {"code", "type", "message", ...}}`` on stdout with ``--json``); anything else is
@@ -581,7 +584,8 @@ def cli(ctx: click.Context, db: str, app: str | None) -> None:
 
     Exit codes: 0 ok; 1 the run or the operation failed; 2 bad input (usage, JSON, unknown
     workflow or run, invalid payload, a --db that is not a usable tarry database); 3 tarry
-    wait timed out.
+    wait timed out; 130/143 a worker stopped by SIGINT/SIGTERM that left runs mid-step (see
+    worker --help).
 
     Example:
 
@@ -622,7 +626,8 @@ class _Age(click.ParamType):  # type: ignore[type-arg]
     type=click.FloatRange(min=0),
     default=10.0,
     show_default=True,
-    help="On SIGINT/SIGTERM: seconds steps in progress get to finish before they are cancelled (and replayed later).",
+    help="On SIGINT/SIGTERM: seconds steps in progress get to finish; then the worker exits, leaving the "
+    "rest mid-step for the next worker to resume.",
 )
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option(
@@ -633,7 +638,7 @@ class _Age(click.ParamType):  # type: ignore[type-arg]
     type=click.FloatRange(min=0.5),
     default=None,
     help="Seconds without a heartbeat after which a standby worker takes over (SQLite) or the other "
-    "workers take this one's runs (PostgreSQL). Default: 4 on SQLite, 2 on PostgreSQL.",
+    "workers take this one's runs (PostgreSQL). Default: 2.5 on SQLite, 2 on PostgreSQL.",
 )
 @click.option(
     "--retention",
@@ -689,9 +694,15 @@ def worker(
     SQLite file: a second one stands by and takes over when the first dies. Any number
     serve a PostgreSQL database, each driving the runs it claimed; when one dies, the
     others take its runs over within --lease-ttl plus half a second. On SIGINT or
-    SIGTERM it drains: no new work, steps in progress get --grace seconds, the rest is
-    cancelled and replayed by the next worker. A second signal stops at once. Logs: one
-    line per run state change on stderr.
+    SIGTERM it drains: no new work, steps in progress get --grace seconds to commit;
+    then it exits, never waiting for a blocked step: runs still mid-step are left
+    running (not cancelled) and the next worker runs their steps again. A second signal
+    exits at once. Logs: one line per run state change on stderr, and what became of
+    each run at the drain.
+
+    Exit status: 0 after a clean drain (every run stopped at a durable point); 143
+    (SIGTERM) or 130 (SIGINT) when it left runs mid-step (grace over, or a second
+    signal); 1 when another worker took the database over (LeaseLost) or it failed.
 
     Example:
 
@@ -718,9 +729,11 @@ def worker(
         runtime.tracer = Tracer()
     undo = logs.configure(log_format, log_level.upper())
     try:
-        trio.run(run_until_signalled, Worker(runtime, lease_ttl=lease_ttl, grace=grace, retention=retention))
+        status = trio.run(run_until_signalled, Worker(runtime, lease_ttl=lease_ttl, grace=grace, retention=retention))
     finally:
         undo()
+    if status:
+        click.get_current_context().exit(status)
 
 
 def _worker_runtime(app: Runtime | list[Workflow[Any]], db: str | Path) -> Runtime:

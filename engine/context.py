@@ -244,7 +244,11 @@ class RunContext(Generic[P]):
 
         ``fn`` may be async or sync; a sync function runs in a worker thread so that it
         cannot block other runs (if it returns an awaitable, that is awaited too). An
-        ``async def`` runs on trio; one marked :func:`asyncio_step` runs on an asyncio loop.
+        ``async def`` runs on trio; one marked :func:`asyncio_step` runs on an asyncio loop. A
+        sync function's thread cannot be stopped: when the step is cancelled (its ``timeout``,
+        the workflow's deadline, a cancel of the run, a worker stopping) the thread is
+        abandoned at once. It finishes in the background and its result is dropped, never
+        journaled; its side effect may still happen (at-least-once, as always).
 
         Args:
             step_id: unique within the run; the journal key of the result.
@@ -253,8 +257,8 @@ class RunContext(Generic[P]):
                 the wait before the next one is durable.
             timeout: seconds one attempt may take; a slower attempt is cancelled and fails
                 with ``TimeoutError`` (and is retried per ``retry``). A sync function's
-                thread cannot be stopped: it is abandoned and finishes in the background,
-                its result ignored, so give such functions their own timeouts too.
+                thread is abandoned (see above), so give such functions their own
+                timeouts too.
 
         Returns:
             (awaited) The JSON form of ``fn``'s result, on the first execution as on replay.
@@ -267,9 +271,10 @@ class RunContext(Generic[P]):
 
         Guarantees:
             The result is committed before this returns. A step that was interrupted
-            before its result was committed (crash, kill) runs again on recovery: steps
-            are at-least-once. Make external effects idempotent with
-            ``ctx.idempotency_key(step_id)``.
+            before its result was committed (crash, kill, a worker's stop past its grace)
+            runs again on recovery: steps are at-least-once. A cancelled run's step is
+            not run again, but an abandoned sync function may still finish its effect.
+            Make external effects idempotent with ``ctx.idempotency_key(step_id)``.
         """
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0

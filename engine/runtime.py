@@ -1050,8 +1050,10 @@ class Runtime:
         step and stops before the next one (it stays ``running`` and is replayed from its
         journal later); a suspended run lets its actor go at once. Returns ``True`` when
         every actor stopped within ``grace``, ``False`` when some were still busy; leaving
-        ``async with runtime:`` then cancels those where they stand (their steps run again
-        on recovery: at-least-once). Nothing committed is lost either way.
+        ``async with runtime:`` then interrupts those where they stand (a sync step's thread
+        is abandoned, its result dropped): they stay ``running`` in the store, and their
+        steps run again on recovery (at-least-once). Nothing committed is lost either way.
+        When it ends (or is cancelled) it logs what became of each active run.
 
         Serving mode only (a no-op otherwise); not reversible: leave and enter again.
 
@@ -1069,17 +1071,16 @@ class Runtime:
         for actor in busy:
             actor.accepting = actor.warm = False
             actor.mailbox.put(TIMER)  # wakes a warm suspended actor, which now lets its run go
-        with trio.move_on_after(grace):
-            for actor in busy:
-                await actor.stopped.wait()
-            return True
-        left = sum(not actor.stopped.is_set() for actor in busy)
-        log.warning(
-            "grace period over: cancelling %d run(s) mid-step; they resume from their journal on the next start",
-            left,
-            extra={"active": left},
-        )
-        return False
+        started = trio.current_time()
+        try:
+            with trio.move_on_after(grace):
+                for actor in busy:
+                    await actor.stopped.wait()
+        finally:  # cut short (a second signal) too
+            took = trio.current_time() - started
+            done = all(actor.stopped.is_set() for actor in busy)
+            _log_drained(busy, took, "drained" if done else "grace period over" if took >= grace else "drain cut short")
+        return done
 
     async def _supervise(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Recover, then move the wheel's window along: sleep until the earliest wake-up
@@ -1137,6 +1138,30 @@ def reraise(exc: BaseException) -> NoReturn:
     finally:
         exc.__context__, exc.__suppress_context__ = context, suppress
         del exc
+
+
+def _log_drained(actors: list[RunActor], took: float, outcome: str) -> None:
+    """Say what became of each run that was active when the drain began: it ended, it was
+    let go suspended, it stopped between two steps (``running``, replayed later), or it is
+    left mid-step, to be interrupted when the runtime is left and resumed by the next one."""
+    counts: dict[str, int] = {}
+    left: list[str] = []
+    for actor in actors:
+        if not actor.stopped.is_set():
+            where = ", ".join(repr(s) for s in actor.steps_in_flight) or "its workflow code"
+            left.append(f"{actor.run_id} in {where}")
+            continue
+        status = "stopped between steps" if actor.run.status == "running" else actor.run.status
+        counts[status] = counts.get(status, 0) + 1
+    parts = [f"{n} {status}" for status, n in sorted(counts.items())]
+    if left:
+        shown = "; ".join(left[:10]) + ("; ..." if len(left) > 10 else "")
+        parts.append(f"{len(left)} left mid-step ({shown}) for the next worker to resume from its journal")
+    what = ", ".join(parts) or "no active runs"
+    if left:
+        log.warning("%s after %.1fs: %s", outcome, took, what, extra={"active": len(left)})
+    else:
+        log.info("%s in %.1fs: %s", outcome, took, what, extra={"active": 0})
 
 
 def _waits_for(row: RunRow, event: str) -> bool:

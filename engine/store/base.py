@@ -291,6 +291,9 @@ class SharedStore(Store):
     #: A worker's default lease: seconds without a heartbeat before others take over.
     lease_ttl: float = 4.0
 
+    #: Heartbeats per ``ttl``: a worker renews its lease every ``ttl / lease_renewals``.
+    lease_renewals: float = 4.0
+
     # -- the worker's lease -----------------------------------------------------------------
 
     def lease_name(self, owner: str) -> str:

@@ -76,6 +76,10 @@ class SQLiteStore(SharedStore):
     """
 
     exclusive = True
+    # A standby takes over within 2.5 s (plus its start) of a kill -9; renewed once a second,
+    # as the 4 s lease was at ttl / 4. Only a waiting standby ever acts on an expired lease.
+    lease_ttl = 2.5
+    lease_renewals = 2.5
 
     def __init__(
         self,
