@@ -175,6 +175,8 @@ class ChangeFeed:
             return
         if change.kind == "trigger":
             log.info("run %s started (%s)", run.run_id, run.workflow_id, extra=fields)
+            if self.runtime.metrics is not None:
+                self.runtime.metrics.run_started(run.workflow_id)
         elif change.kind == "retry":
             log.info("run %s retried (attempt %d)", run.run_id, run.attempt, extra={**fields, "attempt": run.attempt})
         elif change.kind == "cancel":

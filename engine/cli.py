@@ -65,6 +65,9 @@ from .workflow import Workflow
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .metrics import MetricsServer
+    from .worker import Worker
+
 __all__ = ["cli", "exit_code", "load_app", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -639,6 +642,18 @@ class _Age(click.ParamType):  # type: ignore[type-arg]
     help="Fail a run whose step or workflow output is larger than N bytes as JSON (PayloadTooLarge). "
     "0: no limit. Default: the runtime's (2 MiB).",
 )
+@click.option(
+    "--quiet-app-logs",
+    is_flag=True,
+    help="Show only warnings and errors of the application's own loggers (tarry's follow --log-level).",
+)
+@click.option(
+    "--metrics",
+    metavar="HOST:PORT",
+    default=None,
+    help="Serve Prometheus metrics at /metrics and a health check at /healthz (200 while serving, "
+    "503 otherwise) on HOST:PORT. Needs pip install 'tarry[metrics]'.",
+)
 @click.pass_obj
 def worker(
     state: _State,
@@ -651,6 +666,8 @@ def worker(
     max_recoveries: int | None,
     max_payload_bytes: int | None,
     max_output_bytes: int | None,
+    quiet_app_logs: bool,
+    metrics: str | None,
 ) -> None:
     """Serve APP's workflows on the database until SIGINT/SIGTERM.
 
@@ -660,13 +677,15 @@ def worker(
     serve a PostgreSQL database, each driving the runs it claimed; when one dies, the
     others take its runs over within --lease-ttl plus half a second. On SIGINT or
     SIGTERM it drains: no new work, steps in progress get --grace seconds, the rest is
-    cancelled and replayed by the next worker. A second signal stops at once. Logs: one
-    line per run state change on stderr.
+    cancelled and replayed by the next worker. A second signal stops at once. Logs, on
+    stderr: one line per run state change and per step attempt (its start at debug), and
+    the application's own log lines (--quiet-app-logs: only their warnings).
 
     Example:
 
     \b
         tarry --db orders.db worker examples.order_fulfilment:runtime --log-format json --retention 30d
+        tarry --db orders.db worker examples.order_fulfilment:runtime --metrics 127.0.0.1:9464
     """
     import trio
 
@@ -682,11 +701,25 @@ def worker(
     for name, value in limits.items():
         if value is not None:  # not given: the runtime's own; 0: no limit
             setattr(runtime, name, value or None)
-    undo = logs.configure(log_format, log_level.upper())
+    serving = Worker(runtime, lease_ttl=lease_ttl, grace=grace, retention=retention)
+    undo = logs.configure(log_format, log_level.upper(), quiet_app=quiet_app_logs)
+    server = None
     try:
-        trio.run(run_until_signalled, Worker(runtime, lease_ttl=lease_ttl, grace=grace, retention=retention))
+        if metrics is not None:
+            server = _metrics_server(metrics, serving)
+        trio.run(run_until_signalled, serving)
     finally:
+        if server is not None:
+            server.close()
         undo()
+
+
+def _metrics_server(address: str, worker: Worker) -> MetricsServer:
+    try:  # prometheus-client is an optional extra: imported only when --metrics asks for it
+        from .metrics import serve_metrics
+    except ImportError as exc:
+        raise click.ClickException(str(exc)) from None
+    return serve_metrics(address, worker)
 
 
 def _worker_runtime(app: Runtime | list[Workflow[Any]], db: str | Path) -> Runtime:

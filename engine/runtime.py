@@ -34,7 +34,7 @@ from typing import Any
 import trio
 
 from . import codec
-from .actor import RELOAD, TIMER, RunActor
+from .actor import RELOAD, TIMER, RunActor, RunMetrics
 from .errors import (
     InvalidArgument,
     LeaseLost,
@@ -167,6 +167,9 @@ class Runtime:
         self._cancels: dict[str, str] = {}
         self._early_signals: dict[str, list[SignalRow]] = {}
         self._limiters: dict[str, trio.CapacityLimiter] = {}
+        #: Where runs report what they do (``None``: nowhere, at no cost); ``tarry worker
+        #: --metrics`` sets an :class:`engine.metrics.Metrics`.
+        self.metrics: RunMetrics | None = None
         self.register(*workflows)
 
     # -- registry -------------------------------------------------------------------------
@@ -229,6 +232,8 @@ class Runtime:
                 parent.run_id,
                 extra={"run_id": run_id, "workflow_id": wf.id, "status": "running", "parent_run_id": parent.run_id},
             )
+            if self.metrics is not None:
+                self.metrics.run_started(wf.id)
             actor = self._new_actor(wf, row, [], [], validated)
             if self._nursery is not None:
                 self._nursery.start_soon(actor.drive)
@@ -244,6 +249,10 @@ class Runtime:
         if limiter is None:
             limiter = self._limiters[workflow.id] = trio.CapacityLimiter(workflow.max_concurrent)
         return limiter
+
+    def queued(self) -> dict[str, int]:
+        """Runs in line for a place, by workflow (those with ``max_concurrent``)."""
+        return {wf_id: limiter.statistics().tasks_waiting for wf_id, limiter in self._limiters.items()}
 
     def child_ended(self, parent_run_id: str) -> None:
         """A child's outcome was committed to its parent's inbox: wake the parent."""
@@ -445,6 +454,8 @@ class Runtime:
         log.info(
             "run %s started (%s)", run_id, wf.id, extra={"run_id": run_id, "workflow_id": wf.id, "status": "running"}
         )
+        if self.metrics is not None:
+            self.metrics.run_started(wf.id)
         return await self._run_until_stop(self._new_actor(wf, row, [], [], validated))
 
     async def signal(self, run_id: str, event: str, payload: Any = None, *, dedup_key: str | None = None) -> bool:
@@ -682,6 +693,8 @@ class Runtime:
                 from_step,
                 extra={"run_id": new.run_id, "workflow_id": wf.id, "status": "running", "forked_from": run_id},
             )
+            if self.metrics is not None:
+                self.metrics.run_started(wf.id)
             return await self._run_until_stop(self._new_actor(wf, created, copied, []))
         if row.status != "failed":
             raise RunNotRetryable(run_id, row.status)
