@@ -228,7 +228,7 @@ async def _done(runtime: Any, run_id: str) -> bool:
     return bool((await runtime.get_run(run_id)).status == "completed")
 
 
-def test_log_level_warning_builds_no_step_records() -> None:
+def test_log_level_applies_to_the_app_loggers_too() -> None:
     stream, undo = _capture("text", "WARNING")
     try:
         assert not logging.getLogger("tarry.runs").isEnabledFor(logging.INFO)
