@@ -198,7 +198,7 @@ class _StateCollector(Collector):
         queued = GaugeMetricFamily(
             "tarry_runs_queued", "Runs of this worker waiting for a max_concurrent place.", labels=["workflow"]
         )
-        for workflow_id, waiting in runtime.queued().items():
+        for workflow_id, waiting in runtime.queued().items():  # read across threads: a snapshot
             queued.add_metric([workflow_id], waiting)
         yield queued
         yield from self._counts(worker)
@@ -235,25 +235,15 @@ def parse_address(address: str) -> tuple[str, int]:
 
 
 class _Quiet(WSGIRequestHandler):
+    timeout = 5  # a client that connects and sends nothing does not hold the server up
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # a scrape every few seconds is not worth a log line
 
 
 class _Server(WSGIServer):
-    daemon_threads = True
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        # One thread per request (socketserver.ThreadingMixIn's way, kept small): a slow
-        # scraper never holds up /healthz.
-        threading.Thread(target=self._handle, args=(request, client_address), daemon=True).start()
-
-    def _handle(self, request: Any, client_address: Any) -> None:
-        try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
-        finally:
-            self.shutdown_request(request)
+    """One request at a time, on the server's one thread: a scrape is quick, and the
+    gauges' reads then use one database connection (a thread each would open one each)."""
 
 
 class _Server6(_Server):

@@ -252,7 +252,7 @@ class Runtime:
 
     def queued(self) -> dict[str, int]:
         """Runs in line for a place, by workflow (those with ``max_concurrent``)."""
-        return {wf_id: limiter.statistics().tasks_waiting for wf_id, limiter in self._limiters.items()}
+        return {wf_id: limiter.statistics().tasks_waiting for wf_id, limiter in list(self._limiters.items())}
 
     def child_ended(self, parent_run_id: str) -> None:
         """A child's outcome was committed to its parent's inbox: wake the parent."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -336,6 +337,32 @@ async def test_healthz_says_503_while_draining(tmp_path: Path) -> None:
         await trio.to_thread.run_sync(server.close)
     assert runtime.metrics is None  # detached
     assert runtime.store.commit_hook is None
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files in /proc")
+async def test_scrapes_open_no_database_connection_each(tmp_path: Path) -> None:
+    from engine.metrics import Metrics, MetricsServer
+
+    runtime = create_runtime([], SQLiteStore(tmp_path / "tarry.db"))
+    worker = Worker(runtime, wake_socket=False)
+    server = MetricsServer(Metrics(runtime, worker), "127.0.0.1", 0)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(worker.run)
+
+            async def scrape(times: int) -> int:
+                for _ in range(times):
+                    status, text = await trio.to_thread.run_sync(_get, server.port, "/metrics")
+                    assert status == 200
+                    assert "tarry_runs_suspended 0.0" in text
+                return len(os.listdir("/proc/self/fd"))
+
+            before = await scrape(3)
+            # 20 more scrapes; the worker's own threads may open a connection or two meanwhile.
+            assert await scrape(20) - before < 10
+            worker.stop()
+    finally:
+        await trio.to_thread.run_sync(server.close)
 
 
 def test_step_ids_past_the_cap_share_one_series() -> None:
