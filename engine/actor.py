@@ -394,6 +394,11 @@ class RunActor:
         self._drain_mailbox()
         if self.host.metrics is not None:
             self.host.metrics.woke(self.host.now() - next_at)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "run %s resumed: step %r backoff ended", self.run_id, step_id,
+                extra={"run_id": self.run_id, "workflow_id": self.workflow.id, "status": "running", "step_id": step_id},
+            )  # fmt: skip
         run = {"status": "running", "pending": None, "wake_at": None, "wait_event": None}
         # Not awaited, as a sleep's end: the attempt's own result commits after it.
         resumed = Write(self.run_id, self.host.now(), run=run, require=ACTIVE)
@@ -485,6 +490,7 @@ class RunActor:
         """Wait for a signal named one of ``events``; its ``(event, payload)``, or ``None``
         when ``deadline`` passed first."""
         wait_event = "\x1f".join(events)
+        suspended = recorded is not None  # (a resumption is logged only after a suspension)
         if recorded is not None:
             detail = codec.loads(recorded.detail)
             if recorded.status == "completed":
@@ -516,6 +522,7 @@ class RunActor:
                 }
                 await self._commit(Write(self.run_id, now, run=run, entries=[entry]))
                 self._put_entry(entry)
+                suspended = True
                 log.info(
                     "run %s suspended: waiting for event %r (%r)", self.run_id, wait_event, step_id,
                     extra={"workflow_id": self.workflow.id},
@@ -539,6 +546,14 @@ class RunActor:
                     continue  # someone else took that signal first: wait for another
                 self._put_entry(done)
                 self.host.cancel_wake(self.run_id)
+                if suspended and log.isEnabledFor(logging.DEBUG):
+                    log.debug(
+                        "run %s resumed: event %r received (%r)", self.run_id, signal.event, step_id,
+                        extra={
+                            "run_id": self.run_id, "workflow_id": self.workflow.id, "status": "running",
+                            "step_id": step_id, "event": signal.event,
+                        },
+                    )  # fmt: skip
                 return signal.event, codec.loads(signal.payload)
             if deadline is not None and now >= deadline:
                 detail = codec.dumps({**base, "timed_out": True})

@@ -183,6 +183,8 @@ class ChangeFeed:
             fields["reason"] = run.cancel_reason
             if run.status == "cancelled":
                 log.info("run %s cancelled: %s", run.run_id, run.cancel_reason, extra=fields)
+                if self.runtime.metrics is not None:
+                    self.runtime.metrics.run_ended(run.workflow_id, "cancelled")
             else:
                 log.info("run %s cancel requested: %s", run.run_id, run.cancel_reason, extra=fields)
         self.runtime.run_changed(run)

@@ -658,6 +658,8 @@ class Runtime:
             await actor.stopped.wait()
             row = await self.store.get_run(run_id) or row
         log.info("run %s cancel requested: %s", run_id, reason, extra={"run_id": run_id, "reason": reason})
+        if actor is None and row.status == "cancelled" and self.metrics is not None:
+            self.metrics.run_ended(row.workflow_id, "cancelled")  # it was not running: the store ended it
         return RunResult.from_row(row)
 
     async def retry(self, run_id: str, *, from_step: str | None = None) -> RunResult:

@@ -229,6 +229,42 @@ async def _done(runtime: Any, run_id: str) -> bool:
     return bool((await runtime.get_run(run_id)).status == "completed")
 
 
+async def test_resumptions_log_at_debug_and_cancels_without_an_actor_count_as_ended(
+    mock_clock: Any, tmp_path: Path
+) -> None:
+    from engine.metrics import Metrics
+
+    @workflow("waits")
+    async def waits(ctx: Any) -> Any:
+        return await ctx.wait_for_event("w", "go")
+
+    runtime = create_runtime([waits], SQLiteStore(tmp_path / "tarry.db"), passivate_after=0)
+    metrics = Metrics(runtime)
+    detach = metrics.attach()
+    stream, undo = _capture("json", "DEBUG")
+    try:
+        async with runtime:
+            await runtime.trigger(waits, None, run_id="signalled")
+            await runtime.trigger(waits, None, run_id="cancelled")
+            await runtime.signal("signalled", "go", 1)
+            await wait_for(lambda: _done(runtime, "signalled"), "the signalled run to end")
+            await runtime.cancel("cancelled")  # suspended, passivated: the store ends it
+    finally:
+        undo()
+        detach()
+    lines = [json.loads(x) for x in stream.getvalue().splitlines()]
+    resumed = [
+        (x["run_id"], x["status"], x["event"]) for x in lines if x["message"].startswith("run signalled resumed")
+    ]
+    assert resumed == [("signalled", "running", "go")]
+    ended = {
+        status: metrics.registry.get_sample_value("tarry_runs_ended_total", {"workflow": "waits", "status": status})
+        for status in ("completed", "cancelled")
+    }
+    assert ended == {"completed": 1, "cancelled": 1}
+    assert metrics.registry.get_sample_value("tarry_runs_started_total", {"workflow": "waits"}) == 2
+
+
 def test_log_level_applies_to_the_app_loggers_too() -> None:
     stream, undo = _capture("text", "WARNING")
     try:
