@@ -74,7 +74,8 @@ _IMPLIED = {"run %s suspended: sleep %r": "suspended", "run %s suspended: waitin
 
 def fields_of(record: logging.LogRecord) -> dict[str, Any]:
     """The structured fields of a record: its ``extra=`` ones, or those of a known template."""
-    found = {name: getattr(record, name) for name in FIELDS if getattr(record, name, None) is not None}
+    given = record.__dict__  # where extra= puts them (read directly: this runs for every line)
+    found = {name: given[name] for name in FIELDS if given.get(name) is not None}
     names = _TEMPLATES.get(str(record.msg))
     if names and isinstance(record.args, tuple) and len(record.args) == len(names):
         for name, value in zip(names, record.args, strict=True):
