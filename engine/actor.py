@@ -48,6 +48,7 @@ from .errors import (
 )
 from .journal import ACTIVE, EntryRow, RunRow, SignalRow, Write
 from .lifecycle import CHILD_EVENT, child_outcome
+from .logs import step_context
 from .retry import Retry
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
     from .tracing import Tracer
     from .workflow import Workflow
 
-__all__ = ["ActorHost", "Mailbox", "RunActor"]
+__all__ = ["ActorHost", "Mailbox", "RunActor", "RunMetrics"]
 
 log = logging.getLogger("tarry.runs")
 
@@ -74,6 +75,16 @@ class Passivate(BaseException):
     """
 
 
+class RunMetrics(Protocol):
+    """What runs report to a runtime's :attr:`~engine.Runtime.metrics` (``tarry worker
+    --metrics`` gives it one: :class:`engine.metrics.Metrics`). Called on the event loop."""
+
+    def run_started(self, workflow_id: str) -> None: ...
+    def run_ended(self, workflow_id: str, status: str) -> None: ...
+    def step_attempted(self, workflow_id: str, step_id: str, seconds: float, failed: bool) -> None: ...
+    def woke(self, late: float) -> None: ...
+
+
 class ActorHost(Protocol):
     """What an actor needs from the runtime that hosts it."""
 
@@ -83,6 +94,7 @@ class ActorHost(Protocol):
     max_output_bytes: int | None
     asyncio_loop: AsyncioLoop
     tracer: Tracer | None
+    metrics: RunMetrics | None
 
     def now(self) -> float: ...
     def to_trio(self, wall: float) -> float: ...
@@ -250,6 +262,10 @@ class RunActor:
         attempt_started = started if recorded is None else self.host.now()
         while True:
             attempt += 1
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "step %r attempt %d started", step_id, attempt, extra=self._step_fields(step_id, "started", attempt)
+                )
             try:
                 if self.span is None:
                     result = await self._call(call, step_id)
@@ -258,6 +274,8 @@ class RunActor:
             except Exception as exc:
                 error = _error_json(exc, step_id=step_id)
                 finished = self.host.now()
+                if self.host.metrics is not None:
+                    self.host.metrics.step_attempted(self.workflow.id, step_id, finished - attempt_started, True)
                 failures.append(
                     {
                         "attempt": attempt,
@@ -270,6 +288,16 @@ class RunActor:
                 if policy.retries(exc, attempt):
                     next_at = finished + policy.delay(attempt)
                     await self._commit_retry(seq, step_id, started, attempt, error, failures, next_at, in_place)
+                    if log.isEnabledFor(logging.INFO):
+                        log.info(
+                            "step %r attempt %d failed after %.1f ms: %s: %s; next attempt in %.3gs",
+                            step_id, attempt, (finished - attempt_started) * 1000, error["type"], error["message"],
+                            next_at - finished,
+                            extra={
+                                **self._step_fields(step_id, "retrying", attempt, finished - attempt_started, error),
+                                "retry_in_s": round(next_at - finished, 3),
+                            },
+                        )  # fmt: skip
                     await self._backoff(step_id, next_at, in_place)
                     attempt_started = self.host.now()
                     continue
@@ -280,6 +308,12 @@ class RunActor:
                 )  # fmt: skip
                 await self._commit(Write(self.run_id, finished, entries=[entry]))
                 self._put_entry(entry)
+                if log.isEnabledFor(logging.INFO):
+                    log.info(
+                        "step %r attempt %d failed after %.1f ms: %s: %s; no more attempts",
+                        step_id, attempt, (finished - attempt_started) * 1000, error["type"], error["message"],
+                        extra=self._step_fields(step_id, "failed", attempt, finished - attempt_started, error),
+                    )  # fmt: skip
                 raise StepFailed(
                     self.run_id, step_id, error["type"], error["message"], attempt, error["traceback"]
                 ) from exc
@@ -290,13 +324,42 @@ class RunActor:
             except WorkflowError as exc:
                 raise self.fatal(exc) from None
             finished = self.host.now()
+            if self.host.metrics is not None:
+                self.host.metrics.step_attempted(self.workflow.id, step_id, finished - attempt_started, False)
             detail = codec.dumps({"failures": failures}) if failures else None
             entry = EntryRow(
                 self.run_id, seq, step_id, "step", "completed", started, finished, output, None, detail, attempt
             )
             await self._commit(Write(self.run_id, finished, entries=[entry]))
             self._put_entry(entry)
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "step %r completed in %.1f ms (attempt %d)", step_id, (finished - attempt_started) * 1000, attempt,
+                    extra=self._step_fields(step_id, "completed", attempt, finished - attempt_started),
+                )  # fmt: skip
             return codec.loads(output)
+
+    def _step_fields(
+        self,
+        step_id: str,
+        status: str,
+        attempt: int,
+        seconds: float | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The fields of a step's log line (``extra=``)."""
+        fields: dict[str, Any] = {
+            "run_id": self.run_id,
+            "workflow_id": self.workflow.id,
+            "step_id": step_id,
+            "step_status": status,
+            "attempt": attempt,
+        }
+        if seconds is not None:
+            fields["duration_ms"] = round(seconds * 1000, 3)
+        if error is not None:
+            fields["error_type"], fields["error_message"] = error["type"], error["message"]
+        return fields
 
     async def _commit_retry(
         self,
@@ -323,10 +386,6 @@ class RunActor:
             run = {"status": "suspended", "pending": pending, "wake_at": self._due(next_at), "wait_event": None}
         await self._commit(Write(self.run_id, now, run=run, entries=[entry]))
         self._put_entry(entry)
-        log.info(
-            "run %s step %r failed attempt %d (%s: %s); next attempt in %.3gs",
-            self.run_id, step_id, attempt, error["type"], error["message"], next_at - now,
-        )  # fmt: skip
 
     async def _backoff(self, step_id: str, next_at: float, in_place: bool) -> None:
         if in_place:
@@ -343,6 +402,13 @@ class RunActor:
             self.host.schedule_wake(self.run_id, due)
             await self._next_message()
         self._drain_mailbox()
+        if self.host.metrics is not None:
+            self.host.metrics.woke(self.host.now() - next_at)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "run %s resumed: step %r backoff ended", self.run_id, step_id,
+                extra={"run_id": self.run_id, "workflow_id": self.workflow.id, "status": "running", "step_id": step_id},
+            )  # fmt: skip
         run = {"status": "running", "pending": None, "wake_at": None, "wait_event": None}
         # Not awaited, as a sleep's end: the attempt's own result commits after it.
         resumed = Write(self.run_id, self.host.now(), run=run, require=ACTIVE)
@@ -365,6 +431,8 @@ class RunActor:
             # thread is abandoned. It finishes in the background; its result is dropped.
             running = _invoke(call.fn, call.args, call.kwargs, kind is _ASYNC)
         self.steps_in_flight.append(step_id)
+        # What the step logs itself carries its ids (logs.step_context; copied into a thread).
+        token = step_context.set((self.run_id, self.workflow.id, step_id))
         try:
             if call.timeout is None:  # the common case pays for no cancel scope
                 return await running
@@ -376,6 +444,7 @@ class RunActor:
                 raise self.fatal(needs) from exc
             raise
         finally:
+            step_context.reset(token)
             self.steps_in_flight.remove(step_id)
         raise TimeoutError(f"step {step_id!r} of run {self.run_id!r} took longer than {call.timeout}s")
 
@@ -417,7 +486,7 @@ class RunActor:
             run = {"status": "suspended", "pending": pending, "wake_at": self._due(wake_at), "wait_event": None}
             await self._commit(Write(self.run_id, now, run=run, entries=[entry]))
             self._put_entry(entry)
-            log.info("run %s suspended: sleep %r", self.run_id, step_id)
+            log.info("run %s suspended: sleep %r", self.run_id, step_id, extra={"workflow_id": self.workflow.id})
         assert wake_at is not None
         while self.host.now() < wake_at:
             self._drain_mailbox()
@@ -425,6 +494,13 @@ class RunActor:
             await self._next_message()
         self._drain_mailbox()  # the timer message that ended the sleep is spent
         now = self.host.now()
+        if self.host.metrics is not None:
+            self.host.metrics.woke(now - wake_at)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "run %s resumed: sleep %r ended", self.run_id, step_id,
+                extra={"run_id": self.run_id, "workflow_id": self.workflow.id, "status": "running", "step_id": step_id},
+            )  # fmt: skip
         done = EntryRow(
             self.run_id, seq, step_id, "sleep", "completed", entry.started_at, now, None, None, entry.detail
         )
@@ -442,6 +518,7 @@ class RunActor:
         """Wait for a signal named one of ``events``; its ``(event, payload, sent_by)``, or
         ``None`` when ``deadline`` passed first. The sender is journaled with the wait."""
         wait_event = "\x1f".join(events)
+        suspended = recorded is not None  # (a resumption is logged only after a suspension)
         if recorded is not None:
             detail = codec.loads(recorded.detail)
             if recorded.status == "completed":
@@ -473,7 +550,11 @@ class RunActor:
                 }
                 await self._commit(Write(self.run_id, now, run=run, entries=[entry]))
                 self._put_entry(entry)
-                log.info("run %s suspended: waiting for event %r (%r)", self.run_id, wait_event, step_id)
+                suspended = True
+                log.info(
+                    "run %s suspended: waiting for event %r (%r)", self.run_id, wait_event, step_id,
+                    extra={"workflow_id": self.workflow.id},
+                )  # fmt: skip
         base = codec.loads(entry.detail)
         while True:
             self._drain_mailbox()
@@ -494,6 +575,14 @@ class RunActor:
                     continue  # someone else took that signal first: wait for another
                 self._put_entry(done)
                 self.host.cancel_wake(self.run_id)
+                if suspended and log.isEnabledFor(logging.DEBUG):
+                    log.debug(
+                        "run %s resumed: event %r received (%r)", self.run_id, signal.event, step_id,
+                        extra={
+                            "run_id": self.run_id, "workflow_id": self.workflow.id, "status": "running",
+                            "step_id": step_id, "event": signal.event,
+                        },
+                    )  # fmt: skip
                 return signal.event, codec.loads(signal.payload), signal.sent_by
             if deadline is not None and now >= deadline:
                 detail = codec.dumps({**base, "timed_out": True})
@@ -545,7 +634,10 @@ class RunActor:
             }
             await self._commit(Write(self.run_id, now, run=run, entries=[entry]))
             self._put_entry(entry)
-            log.info("run %s suspended: waiting for child run %s (%r)", self.run_id, child_id, step_id)
+            log.info(
+                "run %s suspended: waiting for child run %s (%r)", self.run_id, child_id, step_id,
+                extra={"run_id": self.run_id, "workflow_id": self.workflow.id, "status": "suspended", "step_id": step_id},
+            )  # fmt: skip
         self._reload = True  # the child may have ended before this run suspended
         event = (CHILD_EVENT + child_id,)
         while True:
@@ -816,9 +908,42 @@ class RunActor:
         # it waits, and a run whose outcome did not commit is recovered and replayed.
         applied = await self._commit(write)
         if applied:
-            log.info("run %s %s", self.run_id, status)
+            self._log_end(status, error)
+            if self.host.metrics is not None:
+                self.host.metrics.run_ended(self.workflow.id, status)
             if parent is not None:
                 self.host.child_ended(parent)
+
+    def _log_end(self, status: str, error: str | None) -> None:
+        """``run X completed`` (``cancelled``; ``failed``, a warning, with the step, the
+        error's type and message), with the run's workflow and how long it took."""
+        level = logging.WARNING if status == "failed" else logging.INFO
+        if not log.isEnabledFor(level):
+            return
+        fields: dict[str, Any] = {
+            "run_id": self.run_id,
+            "workflow_id": self.workflow.id,
+            "status": status,
+            "duration_ms": round((self.host.now() - self.run.created_at) * 1000, 3),
+        }
+        if status == "cancelled":
+            fields["reason"] = self._cancel_reason
+        if error is None:
+            log.log(level, "run %s %s", self.run_id, status, extra=fields)
+            return
+        failure = codec.loads(error)
+        step_id = failure.get("step_id")
+        fields.update(error_type=failure.get("type"), error_message=failure.get("message"))
+        if step_id is not None:
+            fields["step_id"] = step_id
+            entry = next((e for e in self.entries.values() if e.step_id == step_id), None)
+            if entry is not None and entry.kind == "step":
+                fields["attempt"] = entry.attempts
+        where = f" at step {step_id!r}" if step_id is not None else ""
+        log.log(
+            level, "run %s %s%s: %s: %s", self.run_id, status, where, failure.get("type"), failure.get("message"),
+            extra=fields,
+        )  # fmt: skip
 
     async def _cancel_children(self) -> None:
         """A cancelled run cancels the child runs it started that are still active (each

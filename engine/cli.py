@@ -70,6 +70,9 @@ from .workflow import Workflow
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .metrics import MetricsServer
+    from .worker import Worker
+
 __all__ = ["cli", "exit_code", "load_app", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
@@ -673,6 +676,18 @@ class _Age(click.ParamType):  # type: ignore[type-arg]
     help="OpenTelemetry spans of every run activation and step attempt, through the global tracer "
     "provider APP configures (pip install 'tarry[otel]').",
 )
+@click.option(
+    "--quiet-app-logs",
+    is_flag=True,
+    help="Show only warnings and errors of the application's own loggers (tarry's follow --log-level).",
+)
+@click.option(
+    "--metrics",
+    metavar="HOST:PORT",
+    default=None,
+    help="Serve Prometheus metrics at /metrics and a health check at /healthz (200 while serving, "
+    "503 otherwise) on HOST:PORT. Needs pip install 'tarry[metrics]'.",
+)
 @click.pass_obj
 def worker(
     state: _State,
@@ -686,6 +701,8 @@ def worker(
     max_payload_bytes: int | None,
     max_output_bytes: int | None,
     otel: bool,
+    quiet_app_logs: bool,
+    metrics: str | None,
 ) -> None:
     """Serve APP's workflows on the database until SIGINT/SIGTERM.
 
@@ -697,8 +714,9 @@ def worker(
     SIGTERM it drains: no new work, steps in progress get --grace seconds to commit;
     then it exits, never waiting for a blocked step: runs still mid-step are left
     running (not cancelled) and the next worker runs their steps again. A second signal
-    exits at once. Logs: one line per run state change on stderr, and what became of
-    each run at the drain.
+    exits at once. Logs, on stderr: one line per run state change and per step attempt
+    (its start at debug), what became of each run at the drain, and the application's own
+    log lines (--quiet-app-logs: only their warnings).
 
     Exit status: 0 after a clean drain (every run stopped at a durable point); 143
     (SIGTERM) or 130 (SIGINT) when it left runs mid-step (grace over, or a second
@@ -708,6 +726,7 @@ def worker(
 
     \b
         tarry --db orders.db worker examples.order_fulfilment:runtime --log-format json --retention 30d
+        tarry --db orders.db worker examples.order_fulfilment:runtime --metrics 127.0.0.1:9464
     """
     import trio
 
@@ -727,13 +746,27 @@ def worker(
         from .tracing import Tracer
 
         runtime.tracer = Tracer()
-    undo = logs.configure(log_format, log_level.upper())
+    serving = Worker(runtime, lease_ttl=lease_ttl, grace=grace, retention=retention)
+    undo = logs.configure(log_format, log_level.upper(), quiet_app=quiet_app_logs)
+    server = None
     try:
-        status = trio.run(run_until_signalled, Worker(runtime, lease_ttl=lease_ttl, grace=grace, retention=retention))
+        if metrics is not None:
+            server = _metrics_server(metrics, serving)
+        status = trio.run(run_until_signalled, serving)
     finally:
+        if server is not None:
+            server.close()
         undo()
     if status:
         click.get_current_context().exit(status)
+
+
+def _metrics_server(address: str, worker: Worker) -> MetricsServer:
+    try:  # prometheus-client is an optional extra: imported only when --metrics asks for it
+        from .metrics import serve_metrics
+    except ImportError as exc:
+        raise click.ClickException(str(exc)) from None
+    return serve_metrics(address, worker)
 
 
 def _worker_runtime(app: Runtime | list[Workflow[Any]], db: str | Path) -> Runtime:

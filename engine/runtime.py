@@ -36,7 +36,7 @@ from typing import Any, NoReturn
 import trio
 
 from . import codec, lifecycle
-from .actor import RELOAD, TIMER, RunActor
+from .actor import RELOAD, TIMER, RunActor, RunMetrics
 from .aio import AsyncioLoop
 from .errors import (
     InvalidArgument,
@@ -197,6 +197,9 @@ class Runtime:
         #: Where its ``asyncio_step`` steps run (a loop of its own is started on first use).
         self.asyncio_loop = AsyncioLoop()
         self._result_waiters: dict[str, list[trio.Event]] = {}  # result(): woken when a run may have ended
+        #: Where runs report what they do (``None``: nowhere, at no cost); ``tarry worker
+        #: --metrics`` sets an :class:`engine.metrics.Metrics`.
+        self.metrics: RunMetrics | None = None
         self.register(*workflows)
 
     # -- registry -------------------------------------------------------------------------
@@ -263,6 +266,8 @@ class Runtime:
                 parent.run_id,
                 extra={"run_id": run_id, "workflow_id": wf.id, "status": "running", "parent_run_id": parent.run_id},
             )
+            if self.metrics is not None:
+                self.metrics.run_started(wf.id)
             actor = self._new_actor(wf, row, [], [], validated)
             if self._nursery is not None:
                 self._nursery.start_soon(actor.drive)
@@ -278,6 +283,10 @@ class Runtime:
         if limiter is None:
             limiter = self._limiters[workflow.id] = trio.CapacityLimiter(workflow.max_concurrent)
         return limiter
+
+    def queued(self) -> dict[str, int]:
+        """Runs in line for a place, by workflow (those with ``max_concurrent``)."""
+        return {wf_id: limiter.statistics().tasks_waiting for wf_id, limiter in list(self._limiters.items())}
 
     def child_ended(self, parent_run_id: str) -> None:
         """A child's outcome was committed to its parent's inbox: wake the parent."""
@@ -529,6 +538,8 @@ class Runtime:
         log.info(
             "run %s started (%s)", run_id, wf.id, extra={"run_id": run_id, "workflow_id": wf.id, "status": "running"}
         )
+        if self.metrics is not None:
+            self.metrics.run_started(wf.id)
         if shared is None:  # the hot path: serving, or nobody else can open the store
             return await self._run_until_stop(self._new_actor(wf, row, [], [], validated))
         async with self._driving() as seated:
@@ -906,6 +917,8 @@ class Runtime:
                     actor.cancel(row.cancel_reason)
                 elif row.run_id in self._loading:
                     self._cancels[row.run_id] = row.cancel_reason
+                if actor is None and row.status == "cancelled" and self.metrics is not None:
+                    self.metrics.run_ended(row.workflow_id, "cancelled")  # the transition ended it, not an actor
             if row.status in TERMINAL and row.parent_run_id is not None and row.parent_run_id not in written:
                 parents.append(row.parent_run_id)
         for parent in parents:
@@ -956,6 +969,8 @@ class Runtime:
                 from_step,
                 extra={"run_id": new.run_id, "workflow_id": wf.id, "status": "running", "forked_from": run_id},
             )
+            if self.metrics is not None:
+                self.metrics.run_started(wf.id)
             async with self._driving() as seated:
                 if not seated:  # the process that holds the database drives the copy
                     return RunResult.from_row(created)

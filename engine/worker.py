@@ -118,6 +118,17 @@ class Worker:
         return self.lease.owner
 
     @property
+    def lease_lost(self) -> bool:
+        """True once another worker took this one's lease over."""
+        return self._lost is not None
+
+    @property
+    def holds_lease(self) -> bool:
+        """True while this worker holds its lease: from the start of serving until it is
+        released after draining (or lost)."""
+        return self.state in ("starting", "serving", "draining") and self._lost is None
+
+    @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 

@@ -150,7 +150,9 @@ def test_approval_from_other_processes(tmp_path: Path, cli_db: Path | str, worke
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=15) == 0
     lines = [json.loads(line) for line in (tmp_path / "worker.log").read_text().splitlines()]
-    about = [(line.get("status"), line["message"]) for line in lines if line.get("run_id") == run["run_id"]]
+    about = [
+        (line["status"], line["message"]) for line in lines if line.get("run_id") == run["run_id"] and "status" in line
+    ]
     assert [status for status, _ in about] == ["running", "suspended", "suspended", "completed"], about
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
 
@@ -433,7 +435,7 @@ def test_log_lines_carry_the_run_fields(name: str) -> None:
         assert json.loads(second)["run_id"] == "r2"
     else:
         assert "tarry.runs" in first
-        assert first.endswith("run r1 suspended: sleep 'nap'")
+        assert first.endswith("run r1 suspended: sleep 'nap'  run_id=r1 status=suspended step_id=nap")
 
 
 @pytest.mark.subprocess

@@ -30,6 +30,18 @@ class Store(ABC):
     #: A short description for logs and errors ("memory", "sqlite:/path/to.db").
     name: str = "store"
 
+    #: Told of each transaction that committed writes: ``(writes in it, seconds it took)``.
+    #: Called on the thread that committed (the event loop or a writer thread), so it must
+    #: be quick and thread-safe; ``None`` (the default) costs nothing (``tarry worker
+    #: --metrics`` sets it).
+    commit_hook: Callable[[int, float], None] | None = None
+
+    def committed(self, writes: int, seconds: float) -> None:
+        """Report a committed transaction to :attr:`commit_hook` (the stores' one way to)."""
+        hook = self.commit_hook
+        if hook is not None:
+            hook(writes, seconds)
+
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Prepare the store (create or migrate the schema, start threads). Idempotent."""
 

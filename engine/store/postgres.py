@@ -351,9 +351,12 @@ class PostgresStore(SharedStore):
     def _commit(self, conn: psycopg.Connection[Any], batch: list[Op]) -> psycopg.Connection[Any]:
         """Commit ``batch``: optimistic first, then a savepoint per write if one failed.
         Returns the connection to go on with (a new one if the old one broke)."""
+        started, commits = time.perf_counter(), self.commits
         try:
             if not self._run_batch(conn, batch, savepoints=False):
                 self._run_batch(conn, batch, savepoints=True)
+            if self.commits != commits:
+                self.committed(len(batch), time.perf_counter() - started)
         except psycopg.OperationalError as exc:  # the connection broke: fail the batch, reconnect
             error = self._map(exc)
             for op in batch:

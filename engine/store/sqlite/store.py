@@ -109,6 +109,7 @@ class SQLiteStore(SharedStore):
             max_batch=max_batch,
             admit_per_batch=admit_per_batch,
             checkpoint_every=checkpoint_every,
+            report=self.committed,
         )
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
