@@ -30,7 +30,16 @@ from .errors import (
     WaitTimeout,
     WorkflowNotFound,
 )
-from .journal import PRUNE_BATCH, STATUSES, RunRow, new_run_id, prune_filter, run_filter, same_trigger
+from .journal import (
+    PRUNE_BATCH,
+    STATUSES,
+    RunRow,
+    encode_tags,
+    new_run_id,
+    prune_filter,
+    run_filter,
+    same_trigger,
+)
 from .limits import DEFAULT_MAX_PAYLOAD_BYTES, check_limit, check_name
 from .registry import check_payload, describe
 from .results import RunInfo, RunResult, _dt, _ToDict
@@ -237,7 +246,11 @@ class Client:
         if run_id is None:
             run_id = new_run_id()
         now = time.time()
-        row, created = self._db.client_trigger(RunRow(run_id, workflow_id, "running", payload_json, now, now))
+        wf = workflow if isinstance(workflow, Workflow) else (self._workflows or {}).get(workflow_id)
+        tags = encode_tags(wf.tags) if wf is not None else None  # without the code: none (not published yet)
+        row, created = self._db.client_trigger(
+            RunRow(run_id, workflow_id, "running", payload_json, now, now, tags=tags)
+        )
         if not created:
             same_trigger(row, payload_json)
         return RunResult.from_row(row)
@@ -351,22 +364,28 @@ class Client:
         search: str | None = None,
         waiting: str | None = None,
         oldest_first: bool = False,
+        tag: str | None = None,
     ) -> list[RunResult]:
         """Runs, newest first, filtered by status (one or several), workflow id and
         ``search``: a case-insensitive substring of the run id, the workflow id or the
         payload's JSON text.
 
         Args:
+            tag: only runs whose workflow carried this tag when they were created.
             waiting: ``"event"``: only runs suspended on ``wait_for_event`` (the ones a
                 person may need to answer); ``"sleep"``: only sleeping runs.
             oldest_first: order by the last change, oldest first (the longest waits first)
                 instead of by creation, newest first.
 
         Raises:
-            InvalidArgument: an unknown status or ``waiting``, or a negative limit/offset.
+            InvalidArgument: an unknown status or ``waiting``, a negative limit/offset, or
+                a tag that is not a name.
         """
         statuses = run_filter(status, limit=limit, offset=offset, waiting=waiting)
-        rows = self._db.query_runs(statuses, workflow_id, limit, offset, search or None, waiting, oldest_first)
+        check_name("tag", tag, optional=True)
+        rows = self._db.query_runs(
+            statuses, workflow_id, limit, offset, search or None, waiting, oldest_first, tag=tag or None
+        )
         return [RunResult.from_row(r) for r in rows]
 
     def count(
@@ -376,10 +395,12 @@ class Client:
         workflow_id: str | None = None,
         search: str | None = None,
         waiting: str | None = None,
+        tag: str | None = None,
     ) -> int:
         """How many runs :meth:`list_runs` would list with these filters and no limit."""
         statuses = run_filter(status, waiting=waiting)
-        return self._db.count_runs(statuses, workflow_id, search or None, waiting)
+        check_name("tag", tag, optional=True)
+        return self._db.count_runs(statuses, workflow_id, search or None, waiting, tag=tag or None)
 
     def count_by_status(self) -> dict[str, int]:
         """How many runs there are in each status (every status, zeros included)."""

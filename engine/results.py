@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import codec
-from .journal import EntryRow, RunRow, SignalRow
+from .journal import EntryRow, RunRow, SignalRow, decode_tags
 
 __all__ = ["HistoryEntry", "RunError", "RunInfo", "RunResult", "SignalInfo"]
 
@@ -100,6 +100,8 @@ class RunResult(_ToDict):
     parent_run_id: str | None = None
     #: The run a ``retry(..., from_step=...)`` copied this one from.
     forked_from: str | None = None
+    #: Its workflow's tags when it was created, sorted.
+    tags: tuple[str, ...] = ()
 
     @classmethod
     def from_row(cls, row: RunRow) -> RunResult:
@@ -115,6 +117,7 @@ class RunResult(_ToDict):
             last_step=row.last_step,
             parent_run_id=row.parent_run_id,
             forked_from=row.forked_from,
+            tags=decode_tags(row.tags),
         )
 
 
@@ -219,6 +222,7 @@ class RunInfo(_ToDict):
     cancel_reason: str | None
     parent_run_id: str | None = None
     forked_from: str | None = None
+    tags: tuple[str, ...] = ()
 
     @classmethod
     def from_rows(cls, row: RunRow, entries: list[EntryRow], signals: list[SignalRow]) -> RunInfo:
@@ -238,6 +242,7 @@ class RunInfo(_ToDict):
             cancel_reason=row.cancel_reason,
             parent_run_id=row.parent_run_id,
             forked_from=row.forked_from,
+            tags=decode_tags(row.tags),
         )
 
     @property
@@ -260,4 +265,5 @@ class RunInfo(_ToDict):
             last,
             self.parent_run_id,
             self.forked_from,
+            self.tags,
         )

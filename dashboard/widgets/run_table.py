@@ -188,7 +188,7 @@ class RunTable(DataTable[Text | str]):
             waiting += f" ({countdown(run.pending['deadline'], now)})"
         return (
             Text(run.run_id),
-            Text(run.workflow_id),
+            Text.assemble(run.workflow_id, *((" #" + t, "dim") for t in run.tags)),  # its tags, dimmed
             status,
             Text(current_step(run)),
             Text(waiting),

@@ -74,6 +74,7 @@ from ..journal import (
     descendant_range,
     descendants_of,
     same_signal,
+    tag_pattern,
 )
 from .base import Change, ChangeWatch, EngineCounts, LeaseRow, PublishedWorkflow, SharedStore
 from .queued import Op, deliver
@@ -82,7 +83,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 log = logging.getLogger("tarry.store")
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 8
 CHANNEL = "tarry_changes"
 #: Seconds between two looks at the claimable runs when no notice came (takeover's bound).
 CLAIM_EVERY = 0.5
@@ -102,7 +103,7 @@ WRITABLE_RUN_COLUMNS = frozenset(
 RUN_FIELDS = (
     "r.run_id, r.workflow_id, r.status, r.payload, r.created_at, "
     "greatest(r.updated_at, coalesce(e.at, 0)), r.output, r.error, r.pending, r.wake_at, r.wait_event, "
-    "r.cancel_reason, r.attempt, e.step_id, r.parent_run_id, r.forked_from, r.recoveries, r.recovery_mark"
+    "r.cancel_reason, r.attempt, e.step_id, r.parent_run_id, r.forked_from, r.recoveries, r.recovery_mark, r.tags"
 )
 LATEST_ENTRY = (
     "LEFT JOIN LATERAL (SELECT coalesce(x.finished_at, x.started_at) AS at, x.step_id FROM tarry_entries x "
@@ -161,6 +162,10 @@ _MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE tarry_runs ADD COLUMN recoveries integer NOT NULL DEFAULT 0",
         "ALTER TABLE tarry_runs ADD COLUMN recovery_mark integer",
     ],
+    # Reserved: another branch's audit trail takes this number; nothing until it lands here.
+    7: [],
+    # The workflow's tags when the run was created, ",a,b," (see journal.encode_tags).
+    8: ["ALTER TABLE tarry_runs ADD COLUMN tags text"],
 }
 
 _STOP = object()
@@ -525,9 +530,12 @@ class PostgresStore(SharedStore):
         workflow_id: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        tag: str | None = None,
     ) -> list[RunRow]:
         statuses = [status] if isinstance(status, str) else (list(status) if status is not None else None)
-        return await self._read(_list_runs, statuses, workflow_id, limit, offset)  # type: ignore[no-any-return]
+        return await self._read(  # type: ignore[no-any-return]
+            _list_runs, statuses, workflow_id, limit, offset, None, None, False, tag
+        )
 
     async def count_by_status(self) -> dict[str, int]:
         return await self._read(_count_by_status)  # type: ignore[no-any-return]
@@ -639,9 +647,11 @@ class PostgresStore(SharedStore):
         search: str | None = None,
         waiting: str | None = None,
         oldest_first: bool = False,
+        *,
+        tag: str | None = None,
     ) -> list[RunRow]:
         return self._read_sync(  # type: ignore[no-any-return]
-            _list_runs, statuses, workflow_id, limit, offset, search, waiting, oldest_first
+            _list_runs, statuses, workflow_id, limit, offset, search, waiting, oldest_first, tag
         )
 
     def count_runs(
@@ -650,8 +660,10 @@ class PostgresStore(SharedStore):
         workflow_id: str | None,
         search: str | None = None,
         waiting: str | None = None,
+        *,
+        tag: str | None = None,
     ) -> int:
-        return self._read_sync(_count_runs, statuses, workflow_id, search, waiting)  # type: ignore[no-any-return]
+        return self._read_sync(_count_runs, statuses, workflow_id, search, waiting, tag)  # type: ignore[no-any-return]
 
     def engine_counts(self) -> EngineCounts:
         return self._read_sync(_engine_counts)  # type: ignore[no-any-return]
@@ -742,8 +754,8 @@ def _create_run(
     store: PostgresStore, conn: Conn, row: RunRow, owner: str | None, journal: list[EntryRow] | None = None
 ) -> tuple[RunRow, bool]:
     inserted = conn.execute(
-        f"INSERT INTO tarry_runs ({RUN_COLUMNS}, owner, parent_run_id, forked_from) "
-        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (run_id) DO NOTHING",
+        f"INSERT INTO tarry_runs ({RUN_COLUMNS}, owner, parent_run_id, forked_from, tags) "
+        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (run_id) DO NOTHING",
         (
             row.run_id,
             row.workflow_id,
@@ -761,6 +773,7 @@ def _create_run(
             owner,
             row.parent_run_id,
             row.forked_from,
+            row.tags,
         ),
     ).rowcount
     if inserted:
@@ -995,10 +1008,17 @@ def _load(
 
 
 def _run_filter(
-    statuses: list[str] | None, workflow_id: str | None, search: str | None, waiting: str | None
+    statuses: list[str] | None,
+    workflow_id: str | None,
+    search: str | None,
+    waiting: str | None,
+    tag: str | None = None,
 ) -> tuple[str, list[Any]]:
     where: list[str] = []
     values: list[Any] = []
+    if tag is not None:  # r.tags is ",a,b,": see journal.encode_tags (LIKE's escape is "\\")
+        where.append("r.tags LIKE %s")
+        values.append(tag_pattern(tag))
     if statuses is not None:
         where.append("r.status = ANY(%s)")
         values.append(statuses)
@@ -1026,8 +1046,9 @@ def _list_runs(
     search: str | None = None,
     waiting: str | None = None,
     oldest_first: bool = False,
+    tag: str | None = None,
 ) -> list[RunRow]:
-    where, values = _run_filter(statuses, workflow_id, search, waiting)
+    where, values = _run_filter(statuses, workflow_id, search, waiting, tag)
     order = "r.updated_at ASC, r.run_id ASC" if oldest_first else "r.created_at DESC, r.run_id DESC"
     sql = f"SELECT {RUN_SELECT}{where} ORDER BY {order} LIMIT %s OFFSET %s"
     values.extend([limit, offset])
@@ -1041,8 +1062,9 @@ def _count_runs(
     workflow_id: str | None,
     search: str | None = None,
     waiting: str | None = None,
+    tag: str | None = None,
 ) -> int:
-    where, values = _run_filter(statuses, workflow_id, search, waiting)
+    where, values = _run_filter(statuses, workflow_id, search, waiting, tag)
     return int(conn.execute(f"SELECT count(*) FROM tarry_runs r{where}", values).fetchone()[0])
 
 

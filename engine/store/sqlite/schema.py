@@ -162,6 +162,17 @@ def _m0008_recoveries(db: sqlite_utils.Database) -> None:
     _table(db, "runs").add_column("recovery_mark", int)
 
 
+def _m0009_reserved(db: sqlite_utils.Database) -> None:
+    """Nothing: the number is taken by another branch's migration (an audit trail); this
+    placeholder keeps the list contiguous until it lands in its place."""
+
+
+def _m0010_run_tags(db: sqlite_utils.Database) -> None:
+    """``runs.tags``: the workflow's tags when the run was created, ``",a,b,"`` (see
+    ``journal.encode_tags``); NULL for none and for every run created before."""
+    _table(db, "runs").add_column("tags", str)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _m0001_initial),
     ("0002_cross_process", _m0002_cross_process),
@@ -171,6 +182,8 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0006_forks", _m0006_forks),
     ("0007_published_schedules", _m0007_published_schedules),
     ("0008_recoveries", _m0008_recoveries),
+    ("0009_reserved", _m0009_reserved),
+    ("0010_run_tags", _m0010_run_tags),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

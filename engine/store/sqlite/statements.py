@@ -36,6 +36,7 @@ from ...journal import (
     descendant_range,
     descendants_of,
     same_signal,
+    tag_pattern,
 )
 from ..base import Change, EngineCounts, LeaseRow, PublishedWorkflow
 
@@ -54,7 +55,7 @@ RUN_SELECT = (
     "run_id, workflow_id, status, payload, created_at, "
     f"max(updated_at, coalesce({_LATEST.format('coalesce(e.finished_at, e.started_at)')}, 0)), "
     "output, error, pending, wake_at, wait_event, cancel_reason, attempt, "
-    f"{_LATEST.format('e.step_id')}, parent_run_id, forked_from, recoveries, recovery_mark"
+    f"{_LATEST.format('e.step_id')}, parent_run_id, forked_from, recoveries, recovery_mark, tags"
 )
 ENTRY_COLUMNS = "run_id, seq, step_id, kind, status, started_at, finished_at, output, error, detail, attempts"
 SIGNAL_COLUMNS = "id, run_id, event, payload, sent_at, consumed_at, consumed_by"
@@ -72,7 +73,7 @@ def create_run(conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | 
     """Insert a run (with ``journal``, a fork's copied entries, in the same transaction)."""
     # Insert first and look only on a conflict: a new run (the usual case) costs no read.
     inserted = conn.execute(
-        f"INSERT INTO runs ({RUN_COLUMNS}, parent_run_id, forked_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        f"INSERT INTO runs ({RUN_COLUMNS}, parent_run_id, forked_from, tags) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT (run_id) DO NOTHING",
         (
             row.run_id,
@@ -90,6 +91,7 @@ def create_run(conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | 
             row.attempt,
             row.parent_run_id,
             row.forked_from,
+            row.tags,
         ),
     ).rowcount
     if inserted:
@@ -314,11 +316,18 @@ def history(conn: sqlite3.Connection, run_id: str) -> tuple[list[EntryRow], list
 
 
 def run_filter(
-    statuses: list[str] | None, workflow_id: str | None, search: str | None, waiting: str | None
+    statuses: list[str] | None,
+    workflow_id: str | None,
+    search: str | None,
+    waiting: str | None,
+    tag: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The WHERE clause shared by listing and counting runs."""
     where: list[str] = []
     values: list[Any] = []
+    if tag is not None:  # runs.tags is ",a,b,": see journal.encode_tags
+        where.append("tags LIKE ? ESCAPE '\\'")
+        values.append(tag_pattern(tag))
     if statuses is not None:
         where.append(f"status IN ({','.join('?' * len(statuses))})")
         values.extend(statuses)
@@ -345,11 +354,12 @@ def list_runs(
     search: str | None = None,
     waiting: str | None = None,
     oldest_first: bool = False,
+    tag: str | None = None,
 ) -> list[RunRow]:
     """Runs newest first (``oldest_first``: the longest unchanged first, as for a queue of
     waits), filtered by status, workflow, kind of wait and a search substring of the run id,
     workflow id or payload text."""
-    where, values = run_filter(statuses, workflow_id, search, waiting)
+    where, values = run_filter(statuses, workflow_id, search, waiting, tag)
     order = "updated_at ASC, run_id ASC" if oldest_first else "created_at DESC, run_id DESC"
     sql = f"SELECT {RUN_SELECT} FROM runs{where} ORDER BY {order} LIMIT ? OFFSET ?"
     values.extend([-1 if limit is None else limit, offset])
@@ -362,8 +372,9 @@ def count_runs(
     workflow_id: str | None,
     search: str | None = None,
     waiting: str | None = None,
+    tag: str | None = None,
 ) -> int:
-    where, values = run_filter(statuses, workflow_id, search, waiting)
+    where, values = run_filter(statuses, workflow_id, search, waiting, tag)
     return int(conn.execute(f"SELECT count(*) FROM runs{where}", values).fetchone()[0])
 
 
@@ -474,7 +485,7 @@ def changes_after(conn: sqlite3.Connection, after: int, limit: int) -> list[Chan
     """Outbox rows with ``seq > after``, oldest first, each with its signal and run row."""
     signal_columns = ", ".join(f"s.{c.strip()}" for c in SIGNAL_COLUMNS.split(","))
     run_columns = ", ".join(f"r.{c.strip()}" for c in RUN_COLUMNS.split(",")) + (
-        ", NULL, r.parent_run_id, r.forked_from, r.recoveries, r.recovery_mark"
+        ", NULL, r.parent_run_id, r.forked_from, r.recoveries, r.recovery_mark, r.tags"
     )
     n_signal = len(SIGNAL_COLUMNS.split(","))
     changes = []
