@@ -68,6 +68,8 @@ class WorkflowInfo(_ToDict):
     published_at: datetime | None = None
     #: ``{"cron", "tz", "catch_up"}`` of a scheduled workflow.
     schedule: dict[str, Any] | None = None
+    #: The tags its runs carry.
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,10 +196,12 @@ class Client:
     def _known(self) -> dict[str, WorkflowInfo]:
         return {w.id: w for w in self.workflows()}
 
-    def _validated_payload(self, workflow: Workflow[Any] | str, payload: Any) -> tuple[str, str]:
-        """The workflow id and the payload's JSON, validated as ``Runtime.trigger`` would."""
+    def _validated_payload(self, workflow: Workflow[Any] | str, payload: Any) -> tuple[str, str, tuple[str, ...]]:
+        """The workflow id, the payload's JSON, validated as ``Runtime.trigger`` would, and
+        the tags the run carries (the published registry's when this Client has no code)."""
         if isinstance(workflow, Workflow):
-            return workflow.id, codec.dumps(workflow.validate(payload), what="payload", limit=self.max_payload_bytes)
+            payload_json = codec.dumps(workflow.validate(payload), what="payload", limit=self.max_payload_bytes)
+            return workflow.id, payload_json, workflow.tags
         if not isinstance(workflow, str) or not workflow:
             raise InvalidArgument(f"expected a Workflow or a workflow id, not {workflow!r}")
         check_name("workflow id", workflow)
@@ -205,17 +209,16 @@ class Client:
             wf = self._workflows.get(workflow)
             if wf is None:
                 raise WorkflowNotFound(workflow, list(self._workflows))
-            return wf.id, codec.dumps(wf.validate(payload), what="payload", limit=self.max_payload_bytes)
+            return wf.id, codec.dumps(wf.validate(payload), what="payload", limit=self.max_payload_bytes), wf.tags
         plain = codec.to_plain(payload, what="payload")
         known = self._known()
         if not known:  # no worker ever published: accepted, the worker validates when it starts the run
-            return workflow, codec.dumps(plain, what="payload", limit=self.max_payload_bytes)
+            return workflow, codec.dumps(plain, what="payload", limit=self.max_payload_bytes), ()
         info = known.get(workflow)
         if info is None:
             raise WorkflowNotFound(workflow, list(known))
-        return workflow, codec.dumps(
-            check_payload(workflow, info.schema, plain), what="payload", limit=self.max_payload_bytes
-        )
+        checked = check_payload(workflow, info.schema, plain)
+        return workflow, codec.dumps(checked, what="payload", limit=self.max_payload_bytes), info.tags
 
     # -- the verbs ------------------------------------------------------------------------
 
@@ -242,14 +245,12 @@ class Client:
             with ``PayloadValidationError``.
         """
         check_name("run_id", run_id, optional=True)
-        workflow_id, payload_json = self._validated_payload(workflow, payload)
+        workflow_id, payload_json, tags = self._validated_payload(workflow, payload)
         if run_id is None:
             run_id = new_run_id()
         now = time.time()
-        wf = workflow if isinstance(workflow, Workflow) else (self._workflows or {}).get(workflow_id)
-        tags = encode_tags(wf.tags) if wf is not None else None  # without the code: none (not published yet)
         row, created = self._db.client_trigger(
-            RunRow(run_id, workflow_id, "running", payload_json, now, now, tags=tags)
+            RunRow(run_id, workflow_id, "running", payload_json, now, now, tags=encode_tags(tags))
         )
         if not created:
             same_trigger(row, payload_json)
@@ -449,13 +450,27 @@ class Client:
             described = (describe(wf) for wf in self._workflows.values())
             return [
                 WorkflowInfo(
-                    d["id"], d["description"], d["schema_kind"], d["payload_schema"], "local", None, d["schedule"]
+                    d["id"],
+                    d["description"],
+                    d["schema_kind"],
+                    d["payload_schema"],
+                    "local",
+                    None,
+                    d["schedule"],
+                    tuple(d["tags"]),
                 )
                 for d in described
             ]
         return [
             WorkflowInfo(
-                w.id, w.description, w.schema_kind, w.payload_schema, "published", _dt(w.published_at), w.schedule
+                w.id,
+                w.description,
+                w.schema_kind,
+                w.payload_schema,
+                "published",
+                _dt(w.published_at),
+                w.schedule,
+                w.tags,
             )
             for w in self._db.published_workflows()
         ]

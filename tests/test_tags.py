@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 from click.testing import CliRunner
 
-from engine import Client, InvalidArgument, Store, create_runtime, define_workflow, workflow
+from engine import Client, InvalidArgument, SQLiteStore, Store, create_runtime, define_workflow, workflow
 from engine.cli import cli
+from engine.registry import describe
+from engine.store.postgres import PostgresStore
 from engine.store.sqlite import schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,6 +114,17 @@ async def test_a_client_without_the_code_lists_and_counts_by_tag(
         with Client(target, workflows=[invoice, ledger, plain]) as coded:
             coded.trigger(invoice, None, run_id="from-client")
         assert client.get_run("from-client").tags == ("approval", "billing")
+    # A client without the code tags its triggers from the registry a worker published.
+    fresh: Store = PostgresStore(target) if store_kind == "postgres" else SQLiteStore(db_path)
+    await fresh.open()
+    published = [describe(invoice), describe(plain)]
+    await trio.to_thread.run_sync(fresh.publish_workflows, published, "a-worker", 1.0)  # type: ignore[attr-defined]
+    await fresh.close()
+    with Client(target) as client:
+        assert {w.id: w.tags for w in client.workflows()} == {"invoice": ("approval", "billing"), "plain": ()}
+        client.trigger("invoice", None, run_id="by-id")
+        assert client.get_run("by-id").tags == ("approval", "billing")
+        assert client.count(tag="approval") == 3
         with pytest.raises(InvalidArgument, match="tag"):
             client.list_runs(tag="a\nb")
 

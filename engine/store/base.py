@@ -205,6 +205,7 @@ class PublishedWorkflow:
     published_at: float
     published_by: str | None
     schedule: dict[str, Any] | None = None  # {"cron", "tz", "catch_up"} of a scheduled workflow
+    tags: tuple[str, ...] = ()  # what its runs carry: a Client without the code tags its triggers
 
 
 @dataclass(slots=True)

@@ -71,8 +71,10 @@ from ..journal import (
     RunTree,
     SignalRow,
     Write,
+    decode_tags,
     descendant_range,
     descendants_of,
+    encode_tags,
     same_signal,
     tag_pattern,
 )
@@ -165,7 +167,8 @@ _MIGRATIONS: dict[int, list[str]] = {
     # Reserved: another branch's audit trail takes this number; nothing until it lands here.
     7: [],
     # The workflow's tags when the run was created, ",a,b," (see journal.encode_tags).
-    8: ["ALTER TABLE tarry_runs ADD COLUMN tags text"],
+    # ... and the published registry's, for clients without the code.
+    8: ["ALTER TABLE tarry_runs ADD COLUMN tags text", "ALTER TABLE tarry_workflows ADD COLUMN tags text"],
 }
 
 _STOP = object()
@@ -1330,7 +1333,7 @@ def _publish_workflows(
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO tarry_workflows (id, published_by, description, schema_kind, payload_schema, published_at, "
-            "schedule) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            "schedule, tags) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 (
                     w["id"],
@@ -1340,6 +1343,7 @@ def _publish_workflows(
                     None if w.get("payload_schema") is None else orjson.dumps(w["payload_schema"]).decode(),
                     now,
                     None if w.get("schedule") is None else orjson.dumps(w["schedule"]).decode(),
+                    encode_tags(tuple(w.get("tags") or ())),
                 )
                 for w in workflows
             ],
@@ -1349,10 +1353,17 @@ def _publish_workflows(
 def _published_workflows(store: PostgresStore, conn: Conn) -> list[PublishedWorkflow]:
     return [
         PublishedWorkflow(
-            r[0], r[1], r[2], orjson.loads(r[3]) if r[3] else None, r[4], r[5], orjson.loads(r[6]) if r[6] else None
+            r[0],
+            r[1],
+            r[2],
+            orjson.loads(r[3]) if r[3] else None,
+            r[4],
+            r[5],
+            orjson.loads(r[6]) if r[6] else None,
+            decode_tags(r[7]),
         )
         for r in conn.execute(
             "SELECT DISTINCT ON (id) id, description, schema_kind, payload_schema, published_at, published_by, "
-            "schedule FROM tarry_workflows ORDER BY id, published_at DESC"
+            "schedule, tags FROM tarry_workflows ORDER BY id, published_at DESC"
         )
     ]

@@ -169,8 +169,10 @@ def _m0009_reserved(db: sqlite_utils.Database) -> None:
 
 def _m0010_run_tags(db: sqlite_utils.Database) -> None:
     """``runs.tags``: the workflow's tags when the run was created, ``",a,b,"`` (see
-    ``journal.encode_tags``); NULL for none and for every run created before."""
+    ``journal.encode_tags``); NULL for none and for every run created before. And
+    ``tarry_workflows.tags``: the published registry's, for clients without the code."""
     _table(db, "runs").add_column("tags", str)
+    _table(db, "tarry_workflows").add_column("tags", str)
 
 
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [

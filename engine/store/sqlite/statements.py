@@ -33,8 +33,10 @@ from ...journal import (
     RunTree,
     SignalRow,
     Write,
+    decode_tags,
     descendant_range,
     descendants_of,
+    encode_tags,
     same_signal,
     tag_pattern,
 )
@@ -586,7 +588,7 @@ def publish_workflows(conn: sqlite3.Connection, workflows: list[dict[str, Any]],
     conn.execute("DELETE FROM tarry_workflows")
     conn.executemany(
         "INSERT INTO tarry_workflows (id, description, schema_kind, payload_schema, published_at, published_by, "
-        "schedule) VALUES (?,?,?,?,?,?,?)",
+        "schedule, tags) VALUES (?,?,?,?,?,?,?,?)",
         [
             (
                 w["id"],
@@ -596,6 +598,7 @@ def publish_workflows(conn: sqlite3.Connection, workflows: list[dict[str, Any]],
                 now,
                 owner,
                 None if w.get("schedule") is None else orjson.dumps(w["schedule"]).decode(),
+                encode_tags(tuple(w.get("tags") or ())),
             )
             for w in workflows
         ],
@@ -605,10 +608,17 @@ def publish_workflows(conn: sqlite3.Connection, workflows: list[dict[str, Any]],
 def published_workflows(conn: sqlite3.Connection) -> list[PublishedWorkflow]:
     return [
         PublishedWorkflow(
-            r[0], r[1], r[2], orjson.loads(r[3]) if r[3] else None, r[4], r[5], orjson.loads(r[6]) if r[6] else None
+            r[0],
+            r[1],
+            r[2],
+            orjson.loads(r[3]) if r[3] else None,
+            r[4],
+            r[5],
+            orjson.loads(r[6]) if r[6] else None,
+            decode_tags(r[7]),
         )
         for r in conn.execute(
-            "SELECT id, description, schema_kind, payload_schema, published_at, published_by, schedule "
+            "SELECT id, description, schema_kind, payload_schema, published_at, published_by, schedule, tags "
             "FROM tarry_workflows ORDER BY id"
         )
     ]
