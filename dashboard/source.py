@@ -14,7 +14,7 @@ from typing import Any
 
 from engine import Client, RunInfo, RunResult
 
-__all__ = ["FILTERS", "PAGE_SIZE", "Filter", "Page", "Source"]
+__all__ = ["FILTERS", "PAGE_SIZE", "Filter", "Page", "Source", "split_search"]
 
 #: Rows the runs table holds at once; older runs are one page key away.
 PAGE_SIZE = 200
@@ -100,18 +100,27 @@ class Source:
         return dict(self.client.count_by_status())
 
     def page(self, flt: Filter, *, offset: int = 0, search: str | None = None, limit: int = PAGE_SIZE) -> Page:
-        """The runs of one page of ``flt`` (newest first; the longest waits first for approvals)."""
+        """The runs of one page of ``flt`` (newest first; the longest waits first for approvals).
+        A ``tag:NAME`` word in ``search`` keeps the runs carrying tag NAME (see
+        :func:`split_search`)."""
         counts = self.counts()
-        search = search or None
+        tag, search = split_search(search)
+        tagged: dict[str, Any] = {"tag": tag} if tag else {}
         approvals = self.client.count(waiting="event")
         if flt.approval:
             found = self.client.list_runs_with_payload(
-                waiting="event", oldest_first=True, limit=limit, offset=offset, search=search
+                waiting="event", oldest_first=True, limit=limit, offset=offset, search=search, **tagged
             )
-            total = approvals if search is None else self.client.count(waiting="event", search=search)
+            total = (
+                approvals if search is None and not tag else self.client.count(waiting="event", search=search, **tagged)
+            )
         else:
-            found = self.client.list_runs_with_payload(status=flt.status, limit=limit, offset=offset, search=search)
-            if search:
+            found = self.client.list_runs_with_payload(
+                status=flt.status, limit=limit, offset=offset, search=search, **tagged
+            )
+            if tag and not search:
+                total = self.client.count(status=flt.status, tag=tag)
+            elif search:
                 total = None
             elif flt.status is None:
                 total = sum(counts.values())
@@ -159,3 +168,19 @@ def _as_dict(value: Any) -> dict[str, Any]:
     if to_dict is not None:
         return to_dict()
     return dict(vars(value))
+
+
+def split_search(text: str | None) -> tuple[str | None, str | None]:
+    """The search box's text as ``(tag, search)``: a word ``tag:NAME`` filters on a tag
+    (the last one, if several), the other words are the substring search.
+
+    ``"tag:billing o_42"`` -> ``("billing", "o_42")``; ``"o_42"`` -> ``(None, "o_42")``.
+    """
+    tag = None
+    rest = []
+    for word in (text or "").split():
+        if word.startswith("tag:") and len(word) > 4:
+            tag = word[4:]
+        else:
+            rest.append(word)
+    return tag, " ".join(rest) or None

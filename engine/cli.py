@@ -397,7 +397,9 @@ def _runs_table(runs: list[RunResult]) -> Any:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("RUN", "WORKFLOW", "STATUS", "LAST STEP", "WAITING FOR", "CREATED", "UPDATED"):
+    from rich.markup import escape
+
+    for name in ("RUN", "WORKFLOW", "TAGS", "STATUS", "LAST STEP", "WAITING FOR", "CREATED", "UPDATED"):
         table.add_column(name, no_wrap=name in ("RUN", "STATUS"), overflow="fold")
     now = datetime.now(UTC)
     for r in runs:
@@ -405,6 +407,7 @@ def _runs_table(runs: list[RunResult]) -> Any:
         table.add_row(
             r.run_id,
             r.workflow_id,
+            escape(",".join(r.tags)),
             _status(r.status),
             r.last_step or "",
             _pending(r.pending),
@@ -488,6 +491,8 @@ def _print_info(info: RunInfo) -> None:
     grid.add_column(overflow="fold")
     grid.add_row("Run", info.run_id)
     grid.add_row("Workflow", info.workflow_id)
+    if info.tags:
+        grid.add_row("Tags", escape(", ".join(info.tags)))
     grid.add_row("Status", _status(info.status) + (f" (attempt {info.attempt})" if info.attempt > 1 else ""))
     grid.add_row("Created", _when(info.created_at))
     grid.add_row("Updated", _when(info.updated_at))
@@ -916,6 +921,7 @@ def wait(state: _State, run_id: str, timeout: float | None, as_json: bool) -> No
 @click.option("--status", "-s", type=click.Choice(STATUSES), multiple=True, help="Only these statuses (repeatable).")
 @click.option("--workflow", "-w", "workflow_id", metavar="ID", help="Only runs of this workflow.")
 @click.option("--search", metavar="TEXT", help="Substring of the run id, workflow id or payload.")
+@click.option("--tag", "-t", metavar="TAG", help="Only runs whose workflow carried this tag when they started.")
 @click.option(
     "--waiting",
     type=click.Choice(["event", "sleep"]),
@@ -930,6 +936,7 @@ def runs(
     status: tuple[str, ...],
     workflow_id: str | None,
     search: str | None,
+    tag: str | None,
     waiting: str | None,
     limit: int,
     offset: int,
@@ -943,6 +950,7 @@ def runs(
         tarry runs --status suspended --workflow publish --limit 20
         tarry runs --waiting event            # what waits for a person
         tarry runs --search o_42 --json
+        tarry runs --tag billing
     """
     with state.client(create=False) as client:
         found = client.list_runs(
@@ -953,6 +961,7 @@ def runs(
             search=search,
             waiting=waiting,
             oldest_first=waiting is not None,
+            tag=tag,
         )
     if as_json:
         _echo_json([r.to_dict() for r in found])

@@ -38,6 +38,7 @@ from .journal import (
     STATUSES,
     TERMINAL,
     RunRow,
+    encode_tags,
     new_run_id,
     prune_filter,
     run_filter,
@@ -78,6 +79,8 @@ class WorkflowInfo:
     published_at: datetime | None = None
     #: ``{"cron", "tz", "catch_up"}`` of a scheduled workflow.
     schedule: dict[str, Any] | None = None
+    #: The tags its runs carry.
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,10 +217,12 @@ class Client:
     def _known(self) -> dict[str, WorkflowInfo]:
         return {w.id: w for w in self.workflows()}
 
-    def _validated_payload(self, workflow: Workflow[Any] | str, payload: Any) -> tuple[str, str]:
-        """The workflow id and the payload's JSON, validated as ``Runtime.trigger`` would."""
+    def _validated_payload(self, workflow: Workflow[Any] | str, payload: Any) -> tuple[str, str, tuple[str, ...]]:
+        """The workflow id, the payload's JSON, validated as ``Runtime.trigger`` would, and
+        the tags the run carries (the published registry's when this Client has no code)."""
         if isinstance(workflow, Workflow):
-            return workflow.id, codec.dumps(workflow.validate(payload), what="payload", limit=self.max_payload_bytes)
+            payload_json = codec.dumps(workflow.validate(payload), what="payload", limit=self.max_payload_bytes)
+            return workflow.id, payload_json, workflow.tags
         if not isinstance(workflow, str) or not workflow:
             raise InvalidArgument(f"expected a Workflow or a workflow id, not {workflow!r}")
         check_name("workflow id", workflow)
@@ -225,17 +230,16 @@ class Client:
             wf = self._workflows.get(workflow)
             if wf is None:
                 raise WorkflowNotFound(workflow, list(self._workflows))
-            return wf.id, codec.dumps(wf.validate(payload), what="payload", limit=self.max_payload_bytes)
+            return wf.id, codec.dumps(wf.validate(payload), what="payload", limit=self.max_payload_bytes), wf.tags
         plain = codec.to_plain(payload, what="payload")
         known = self._known()
         if not known:  # no worker ever published: accepted, the worker validates when it starts the run
-            return workflow, codec.dumps(plain, what="payload", limit=self.max_payload_bytes)
+            return workflow, codec.dumps(plain, what="payload", limit=self.max_payload_bytes), ()
         info = known.get(workflow)
         if info is None:
             raise WorkflowNotFound(workflow, list(known))
-        return workflow, codec.dumps(
-            check_payload(workflow, info.schema, plain), what="payload", limit=self.max_payload_bytes
-        )
+        checked = check_payload(workflow, info.schema, plain)
+        return workflow, codec.dumps(checked, what="payload", limit=self.max_payload_bytes), info.tags
 
     # -- the verbs ------------------------------------------------------------------------
 
@@ -267,11 +271,20 @@ class Client:
         """
         check_name("run_id", run_id, optional=True)
         who = resolve_identity(by, self.identity)
-        workflow_id, payload_json = self._validated_payload(workflow, payload)
+        workflow_id, payload_json, tags = self._validated_payload(workflow, payload)
         if run_id is None:
             run_id = new_run_id()
         now = time.time()
-        new = RunRow(run_id, workflow_id, "running", payload_json, now, now, traceparent=current_traceparent())
+        new = RunRow(
+            run_id,
+            workflow_id,
+            "running",
+            payload_json,
+            now,
+            now,
+            traceparent=current_traceparent(),
+            tags=encode_tags(tags),
+        )
         row, created = self._db.client_trigger(new, None, trigger_audit(new, who))
         if not created:
             same_trigger(row, payload_json)
@@ -396,22 +409,28 @@ class Client:
         search: str | None = None,
         waiting: str | None = None,
         oldest_first: bool = False,
+        tag: str | None = None,
     ) -> list[RunResult]:
         """Runs, newest first, filtered by status (one or several), workflow id and
         ``search``: a case-insensitive substring of the run id, the workflow id or the
         payload's JSON text.
 
         Args:
+            tag: only runs whose workflow carried this tag when they were created.
             waiting: ``"event"``: only runs suspended on ``wait_for_event`` (the ones a
                 person may need to answer); ``"sleep"``: only sleeping runs.
             oldest_first: order by the last change, oldest first (the longest waits first)
                 instead of by creation, newest first.
 
         Raises:
-            InvalidArgument: an unknown status or ``waiting``, or a negative limit/offset.
+            InvalidArgument: an unknown status or ``waiting``, a negative limit/offset, or
+                a tag that is not a name.
         """
         statuses = run_filter(status, limit=limit, offset=offset, waiting=waiting)
-        rows = self._db.query_runs(statuses, workflow_id, limit, offset, search or None, waiting, oldest_first)
+        check_name("tag", tag, optional=True)
+        rows = self._db.query_runs(
+            statuses, workflow_id, limit, offset, search or None, waiting, oldest_first, tag=tag or None
+        )
         return [RunResult.from_row(r) for r in rows]
 
     def list_runs_with_payload(
@@ -424,11 +443,15 @@ class Client:
         search: str | None = None,
         waiting: str | None = None,
         oldest_first: bool = False,
+        tag: str | None = None,
     ) -> list[tuple[RunResult, Any]]:
         """:meth:`list_runs` (same arguments, same errors), each run paired with its payload
         as JSON decodes it: what a list of runs shows to tell the runs of one workflow apart."""
         statuses = run_filter(status, limit=limit, offset=offset, waiting=waiting)
-        rows = self._db.query_runs(statuses, workflow_id, limit, offset, search or None, waiting, oldest_first)
+        check_name("tag", tag, optional=True)
+        rows = self._db.query_runs(
+            statuses, workflow_id, limit, offset, search or None, waiting, oldest_first, tag=tag or None
+        )
         return [(RunResult.from_row(r), codec.loads(r.payload)) for r in rows]
 
     def count(
@@ -438,10 +461,12 @@ class Client:
         workflow_id: str | None = None,
         search: str | None = None,
         waiting: str | None = None,
+        tag: str | None = None,
     ) -> int:
         """How many runs :meth:`list_runs` would list with these filters and no limit."""
         statuses = run_filter(status, waiting=waiting)
-        return self._db.count_runs(statuses, workflow_id, search or None, waiting)
+        check_name("tag", tag, optional=True)
+        return self._db.count_runs(statuses, workflow_id, search or None, waiting, tag=tag or None)
 
     def count_by_status(self) -> dict[str, int]:
         """How many runs there are in each status (every status, zeros included)."""
@@ -540,13 +565,27 @@ class Client:
             described = (describe(wf) for wf in self._workflows.values())
             return [
                 WorkflowInfo(
-                    d["id"], d["description"], d["schema_kind"], d["payload_schema"], "local", None, d["schedule"]
+                    d["id"],
+                    d["description"],
+                    d["schema_kind"],
+                    d["payload_schema"],
+                    "local",
+                    None,
+                    d["schedule"],
+                    tuple(d["tags"]),
                 )
                 for d in described
             ]
         return [
             WorkflowInfo(
-                w.id, w.description, w.schema_kind, w.payload_schema, "published", _dt(w.published_at), w.schedule
+                w.id,
+                w.description,
+                w.schema_kind,
+                w.payload_schema,
+                "published",
+                _dt(w.published_at),
+                w.schedule,
+                w.tags,
             )
             for w in self._db.published_workflows()
         ]

@@ -47,10 +47,13 @@ __all__ = [
     "Plan",
     "RunTree",
     "descendant_range",
+    "decode_tags",
     "descendants_of",
+    "encode_tags",
     "prune_filter",
     "same_signal",
     "same_trigger",
+    "tag_pattern",
     "run_filter",
     "EntryRow",
     "RunRow",
@@ -115,6 +118,26 @@ class RunRow:
     #: The W3C ``traceparent`` of the span current when the run was triggered (its
     #: activations' spans join that trace, even after a restart).
     traceparent: str | None = None
+    tags: str | None = None  # its workflow's tags when it was created: see encode_tags
+
+
+def encode_tags(tags: tuple[str, ...]) -> str | None:
+    """A run's tags as stored: ``",approval,billing,"`` (sorted, each between commas), or
+    ``None`` for none. One text column, not a JSON array: a filter on one tag is the same
+    ``tags LIKE '%,billing,%'`` in SQLite and PostgreSQL, with no JSON function, and a run
+    row is read whole without a join (a ``run_tags`` table would cost a write per tag on
+    the trigger path). Tags never hold a comma (:func:`engine.workflow.check_tags`)."""
+    return "," + ",".join(sorted(tags)) + "," if tags else None
+
+
+def decode_tags(text: str | None) -> tuple[str, ...]:
+    """The tags :func:`encode_tags` stored, sorted."""
+    return tuple(t for t in text.split(",") if t) if text else ()
+
+
+def tag_pattern(tag: str) -> str:
+    """The ``LIKE ... ESCAPE '\\'`` pattern of runs carrying ``tag``."""
+    return "%," + tag.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ",%"
 
 
 @dataclass(slots=True)

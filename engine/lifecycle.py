@@ -168,7 +168,7 @@ def fork(
             f"run {row.run_id!r} has no step {from_step!r} in its journal (its steps: {known})", run_id=row.run_id
         )
     copied = [replace(e, run_id=run_id) for e in entries if e.seq < at]
-    new = RunRow(run_id, row.workflow_id, "running", row.payload, now, now, forked_from=row.run_id)
+    new = RunRow(run_id, row.workflow_id, "running", row.payload, now, now, forked_from=row.run_id, tags=row.tags)
     return new, copied
 
 

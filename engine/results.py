@@ -13,7 +13,7 @@ from typing import Any
 
 from . import codec
 from .errors import RunCancelled, RunFailed
-from .journal import AuditRow, EntryRow, RunRow, SignalRow
+from .journal import AuditRow, EntryRow, RunRow, SignalRow, decode_tags
 
 __all__ = ["AuditInfo", "HistoryEntry", "RunError", "RunInfo", "RunResult", "SignalInfo", "outcome"]
 
@@ -105,6 +105,8 @@ class RunResult:
     parent_run_id: str | None = None
     #: The run a ``retry(..., from_step=...)`` copied this one from.
     forked_from: str | None = None
+    #: Its workflow's tags when it was created, sorted.
+    tags: tuple[str, ...] = ()
 
     @classmethod
     def from_row(cls, row: RunRow) -> RunResult:
@@ -120,6 +122,7 @@ class RunResult:
             last_step=row.last_step,
             parent_run_id=row.parent_run_id,
             forked_from=row.forked_from,
+            tags=decode_tags(row.tags),
         )
 
 
@@ -254,6 +257,7 @@ class RunInfo:
     forked_from: str | None = None
     #: Who triggered, cancelled and retried the run, oldest first.
     audit: list[AuditInfo] = field(default_factory=list)
+    tags: tuple[str, ...] = ()
 
     @classmethod
     def from_rows(
@@ -276,6 +280,7 @@ class RunInfo:
             parent_run_id=row.parent_run_id,
             forked_from=row.forked_from,
             audit=[AuditInfo.from_row(a) for a in audit or ()],
+            tags=decode_tags(row.tags),
         )
 
     @property
@@ -298,6 +303,7 @@ class RunInfo:
             last,
             self.parent_run_id,
             self.forked_from,
+            self.tags,
         )
 
 

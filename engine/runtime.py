@@ -55,6 +55,7 @@ from .journal import (
     TERMINAL,
     RunRow,
     SignalRow,
+    encode_tags,
     new_run_id,
     prune_filter,
     run_filter,
@@ -252,7 +253,9 @@ class Runtime:
         validated = wf.validate(payload)
         payload_json = codec.dumps(validated, what="payload", run_id=run_id, limit=self.max_payload_bytes)
         now = self.now()
-        new = RunRow(run_id, wf.id, "running", payload_json, now, now, parent_run_id=parent.run_id)
+        new = RunRow(
+            run_id, wf.id, "running", payload_json, now, now, parent_run_id=parent.run_id, tags=encode_tags(wf.tags)
+        )
         # The child joins the trace of its parent's activation (or of its parent's trigger).
         tracer = self.tracer
         traced = tracer is not None and parent.span is not None
@@ -526,7 +529,16 @@ class Runtime:
             run_id = new_run_id()
         await self._open()
         now = self.now()
-        new = RunRow(run_id, wf.id, "running", payload_json, now, now, traceparent=current_traceparent())
+        new = RunRow(
+            run_id,
+            wf.id,
+            "running",
+            payload_json,
+            now,
+            now,
+            traceparent=current_traceparent(),
+            tags=encode_tags(wf.tags),
+        )
         audit = trigger_audit(new, who)
         if (shared := self._announcing()) is not None:
             row, created = await trio.to_thread.run_sync(shared.client_trigger, new, None, audit)
@@ -815,15 +827,21 @@ class Runtime:
         workflow_id: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        tag: str | None = None,
     ) -> list[RunResult]:
-        """Runs, newest first, filtered by status (one or several) and workflow id.
+        """Runs, newest first, filtered by status (one or several), workflow id and a tag
+        their workflow carried when they were created.
 
         Raises:
-            InvalidArgument: an unknown status or a negative limit/offset.
+            InvalidArgument: an unknown status, a negative limit/offset, or a tag that is
+                not a name.
         """
         statuses = run_filter(status, limit=limit, offset=offset)
+        check_name("tag", tag, optional=True)
         await self._open()
-        rows = await self.store.list_runs(status=statuses, workflow_id=workflow_id, limit=limit, offset=offset)
+        rows = await self.store.list_runs(
+            status=statuses, workflow_id=workflow_id, limit=limit, offset=offset, tag=tag or None
+        )
         return [RunResult.from_row(r) for r in rows]
 
     async def prune(self, *, older_than: Any, status: str | Iterable[str] | None = None) -> int:

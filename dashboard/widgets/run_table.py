@@ -331,7 +331,7 @@ class RunTable(DataTable[Text | str]):
             if run.pending and run.pending.get("kind") == "event" and run.pending.get("deadline") is not None:
                 waiting += f" ({countdown(run.pending['deadline'], now, short=True)})"
         return {
-            "workflow": (run.workflow_id, ""),
+            "workflow": (run.workflow_id + "".join(f" #{t}" for t in run.tags), ""),  # its tags too
             "status": (run.status, status_style(self.app, run.status)),
             "step": (current_step(run), ""),
             "waiting": (waiting, ""),

@@ -164,8 +164,10 @@ class Store(ABC):
         workflow_id: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        tag: str | None = None,
     ) -> list[RunRow]:
-        """Runs, most recently created first, filtered by status(es) and workflow."""
+        """Runs, most recently created first, filtered by status(es), workflow and a tag
+        in ``RunRow.tags``."""
 
     @abstractmethod
     async def count_by_status(self) -> dict[str, int]:
@@ -236,6 +238,7 @@ class PublishedWorkflow:
     published_at: float
     published_by: str | None
     schedule: dict[str, Any] | None = None  # {"cron", "tz", "catch_up"} of a scheduled workflow
+    tags: tuple[str, ...] = ()  # what its runs carry: a Client without the code tags its triggers
 
 
 @dataclass(slots=True)
@@ -442,10 +445,12 @@ class SharedStore(Store):
         search: str | None = None,
         waiting: str | None = None,
         oldest_first: bool = False,
+        *,
+        tag: str | None = None,
     ) -> list[RunRow]:
         """Runs newest first (``oldest_first``: the longest unchanged first), filtered by
-        status, workflow, kind of wait (``"event"``, ``"sleep"``) and a case-insensitive
-        substring of the run id, workflow id or payload text."""
+        status, workflow, kind of wait (``"event"``, ``"sleep"``), a case-insensitive
+        substring of the run id, workflow id or payload text, and a tag in ``RunRow.tags``."""
 
     @abstractmethod
     def count_runs(
@@ -454,6 +459,8 @@ class SharedStore(Store):
         workflow_id: str | None,
         search: str | None = None,
         waiting: str | None = None,
+        *,
+        tag: str | None = None,
     ) -> int:
         """How many runs :meth:`query_runs` would return with no limit."""
 

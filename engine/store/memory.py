@@ -25,6 +25,7 @@ from ..journal import (
     RunTree,
     SignalRow,
     Write,
+    decode_tags,
     descendant_range,
     descendants_of,
     same_signal,
@@ -194,13 +195,16 @@ class MemoryStore(Store):
         workflow_id: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        tag: str | None = None,
     ) -> list[RunRow]:
         await trio.lowlevel.checkpoint()
         statuses = {status} if isinstance(status, str) else (set(status) if status is not None else None)
         rows = [
             r
             for r in reversed(self._runs.values())
-            if (statuses is None or r.status in statuses) and (workflow_id is None or r.workflow_id == workflow_id)
+            if (statuses is None or r.status in statuses)
+            and (workflow_id is None or r.workflow_id == workflow_id)
+            and (tag is None or tag in decode_tags(r.tags))
         ]
         rows.sort(key=lambda r: r.created_at, reverse=True)
         end = None if limit is None else offset + limit

@@ -72,9 +72,12 @@ from ..journal import (
     RunTree,
     SignalRow,
     Write,
+    decode_tags,
     descendant_range,
     descendants_of,
+    encode_tags,
     same_signal,
+    tag_pattern,
 )
 from .base import Change, ChangeWatch, EngineCounts, LeaseRow, PublishedWorkflow, SharedStore
 from .queued import Op, deliver
@@ -83,7 +86,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 log = logging.getLogger("tarry.store")
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 CHANNEL = "tarry_changes"
 #: Seconds between two looks at the claimable runs when no notice came (takeover's bound).
 CLAIM_EVERY = 0.5
@@ -104,7 +107,7 @@ RUN_FIELDS = (
     "r.run_id, r.workflow_id, r.status, r.payload, r.created_at, "
     "greatest(r.updated_at, coalesce(e.at, 0)), r.output, r.error, r.pending, r.wake_at, r.wait_event, "
     "r.cancel_reason, r.attempt, e.step_id, r.parent_run_id, r.forked_from, r.recoveries, r.recovery_mark, "
-    "r.traceparent"
+    "r.traceparent, r.tags"
 )
 LATEST_ENTRY = (
     "LEFT JOIN LATERAL (SELECT coalesce(x.finished_at, x.started_at) AS at, x.step_id FROM tarry_entries x "
@@ -172,6 +175,9 @@ _MIGRATIONS: dict[int, list[str]] = {
         "ON DELETE CASCADE, action text NOT NULL, who text NOT NULL, at float8 NOT NULL, detail text)",
         "CREATE INDEX tarry_audit_run ON tarry_audit (run_id, id)",
     ],
+    # The workflow's tags when the run was created, ",a,b," (see journal.encode_tags).
+    # ... and the published registry's, for clients without the code.
+    8: ["ALTER TABLE tarry_runs ADD COLUMN tags text", "ALTER TABLE tarry_workflows ADD COLUMN tags text"],
 }
 
 _STOP = object()
@@ -556,9 +562,12 @@ class PostgresStore(SharedStore):
         workflow_id: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        tag: str | None = None,
     ) -> list[RunRow]:
         statuses = [status] if isinstance(status, str) else (list(status) if status is not None else None)
-        return await self._read(_list_runs, statuses, workflow_id, limit, offset)  # type: ignore[no-any-return]
+        return await self._read(  # type: ignore[no-any-return]
+            _list_runs, statuses, workflow_id, limit, offset, None, None, False, tag
+        )
 
     async def count_by_status(self) -> dict[str, int]:
         return await self._read(_count_by_status)  # type: ignore[no-any-return]
@@ -678,9 +687,11 @@ class PostgresStore(SharedStore):
         search: str | None = None,
         waiting: str | None = None,
         oldest_first: bool = False,
+        *,
+        tag: str | None = None,
     ) -> list[RunRow]:
         return self._read_sync(  # type: ignore[no-any-return]
-            _list_runs, statuses, workflow_id, limit, offset, search, waiting, oldest_first
+            _list_runs, statuses, workflow_id, limit, offset, search, waiting, oldest_first, tag
         )
 
     def count_runs(
@@ -689,8 +700,10 @@ class PostgresStore(SharedStore):
         workflow_id: str | None,
         search: str | None = None,
         waiting: str | None = None,
+        *,
+        tag: str | None = None,
     ) -> int:
-        return self._read_sync(_count_runs, statuses, workflow_id, search, waiting)  # type: ignore[no-any-return]
+        return self._read_sync(_count_runs, statuses, workflow_id, search, waiting, tag)  # type: ignore[no-any-return]
 
     def engine_counts(self) -> EngineCounts:
         return self._read_sync(_engine_counts)  # type: ignore[no-any-return]
@@ -786,8 +799,8 @@ def _create_run(
     audit: AuditRow | None = None,
 ) -> tuple[RunRow, bool]:
     inserted = conn.execute(
-        f"INSERT INTO tarry_runs ({RUN_COLUMNS}, owner, parent_run_id, forked_from, traceparent) "
-        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (run_id) DO NOTHING",
+        f"INSERT INTO tarry_runs ({RUN_COLUMNS}, owner, parent_run_id, forked_from, traceparent, tags) "
+        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (run_id) DO NOTHING",
         (
             row.run_id,
             row.workflow_id,
@@ -806,6 +819,7 @@ def _create_run(
             row.parent_run_id,
             row.forked_from,
             row.traceparent,
+            row.tags,
         ),
     ).rowcount
     if inserted:
@@ -1069,10 +1083,17 @@ def _load(
 
 
 def _run_filter(
-    statuses: list[str] | None, workflow_id: str | None, search: str | None, waiting: str | None
+    statuses: list[str] | None,
+    workflow_id: str | None,
+    search: str | None,
+    waiting: str | None,
+    tag: str | None = None,
 ) -> tuple[str, list[Any]]:
     where: list[str] = []
     values: list[Any] = []
+    if tag is not None:  # r.tags is ",a,b,": see journal.encode_tags (LIKE's escape is "\\")
+        where.append("r.tags LIKE %s")
+        values.append(tag_pattern(tag))
     if statuses is not None:
         where.append("r.status = ANY(%s)")
         values.append(statuses)
@@ -1100,8 +1121,9 @@ def _list_runs(
     search: str | None = None,
     waiting: str | None = None,
     oldest_first: bool = False,
+    tag: str | None = None,
 ) -> list[RunRow]:
-    where, values = _run_filter(statuses, workflow_id, search, waiting)
+    where, values = _run_filter(statuses, workflow_id, search, waiting, tag)
     order = "r.updated_at ASC, r.run_id ASC" if oldest_first else "r.created_at DESC, r.run_id DESC"
     sql = f"SELECT {RUN_SELECT}{where} ORDER BY {order} LIMIT %s OFFSET %s"
     values.extend([limit, offset])
@@ -1115,8 +1137,9 @@ def _count_runs(
     workflow_id: str | None,
     search: str | None = None,
     waiting: str | None = None,
+    tag: str | None = None,
 ) -> int:
-    where, values = _run_filter(statuses, workflow_id, search, waiting)
+    where, values = _run_filter(statuses, workflow_id, search, waiting, tag)
     return int(conn.execute(f"SELECT count(*) FROM tarry_runs r{where}", values).fetchone()[0])
 
 
@@ -1382,7 +1405,7 @@ def _publish_workflows(
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO tarry_workflows (id, published_by, description, schema_kind, payload_schema, published_at, "
-            "schedule) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            "schedule, tags) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 (
                     w["id"],
@@ -1392,6 +1415,7 @@ def _publish_workflows(
                     None if w.get("payload_schema") is None else orjson.dumps(w["payload_schema"]).decode(),
                     now,
                     None if w.get("schedule") is None else orjson.dumps(w["schedule"]).decode(),
+                    encode_tags(tuple(w.get("tags") or ())),
                 )
                 for w in workflows
             ],
@@ -1401,10 +1425,17 @@ def _publish_workflows(
 def _published_workflows(store: PostgresStore, conn: Conn) -> list[PublishedWorkflow]:
     return [
         PublishedWorkflow(
-            r[0], r[1], r[2], orjson.loads(r[3]) if r[3] else None, r[4], r[5], orjson.loads(r[6]) if r[6] else None
+            r[0],
+            r[1],
+            r[2],
+            orjson.loads(r[3]) if r[3] else None,
+            r[4],
+            r[5],
+            orjson.loads(r[6]) if r[6] else None,
+            decode_tags(r[7]),
         )
         for r in conn.execute(
             "SELECT DISTINCT ON (id) id, description, schema_kind, payload_schema, published_at, published_by, "
-            "schedule FROM tarry_workflows ORDER BY id, published_at DESC"
+            "schedule, tags FROM tarry_workflows ORDER BY id, published_at DESC"
         )
     ]

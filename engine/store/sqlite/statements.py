@@ -34,9 +34,12 @@ from ...journal import (
     RunTree,
     SignalRow,
     Write,
+    decode_tags,
     descendant_range,
     descendants_of,
+    encode_tags,
     same_signal,
+    tag_pattern,
 )
 from ..base import Change, EngineCounts, LeaseRow, PublishedWorkflow
 
@@ -55,7 +58,7 @@ RUN_SELECT = (
     "run_id, workflow_id, status, payload, created_at, "
     f"max(updated_at, coalesce({_LATEST.format('coalesce(e.finished_at, e.started_at)')}, 0)), "
     "output, error, pending, wake_at, wait_event, cancel_reason, attempt, "
-    f"{_LATEST.format('e.step_id')}, parent_run_id, forked_from, recoveries, recovery_mark, traceparent"
+    f"{_LATEST.format('e.step_id')}, parent_run_id, forked_from, recoveries, recovery_mark, traceparent, tags"
 )
 ENTRY_COLUMNS = "run_id, seq, step_id, kind, status, started_at, finished_at, output, error, detail, attempts"
 SIGNAL_COLUMNS = "id, run_id, event, payload, sent_at, consumed_at, consumed_by, sent_by"
@@ -77,8 +80,8 @@ def create_run(
     for it, in the same transaction)."""
     # Insert first and look only on a conflict: a new run (the usual case) costs no read.
     inserted = conn.execute(
-        f"INSERT INTO runs ({RUN_COLUMNS}, parent_run_id, forked_from, traceparent) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        f"INSERT INTO runs ({RUN_COLUMNS}, parent_run_id, forked_from, traceparent, tags) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT (run_id) DO NOTHING",
         (
             row.run_id,
@@ -97,6 +100,7 @@ def create_run(
             row.parent_run_id,
             row.forked_from,
             row.traceparent,
+            row.tags,
         ),
     ).rowcount
     if inserted:
@@ -347,11 +351,18 @@ def history(conn: sqlite3.Connection, run_id: str) -> tuple[list[EntryRow], list
 
 
 def run_filter(
-    statuses: list[str] | None, workflow_id: str | None, search: str | None, waiting: str | None
+    statuses: list[str] | None,
+    workflow_id: str | None,
+    search: str | None,
+    waiting: str | None,
+    tag: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The WHERE clause shared by listing and counting runs."""
     where: list[str] = []
     values: list[Any] = []
+    if tag is not None:  # runs.tags is ",a,b,": see journal.encode_tags
+        where.append("tags LIKE ? ESCAPE '\\'")
+        values.append(tag_pattern(tag))
     if statuses is not None:
         where.append(f"status IN ({','.join('?' * len(statuses))})")
         values.extend(statuses)
@@ -378,11 +389,12 @@ def list_runs(
     search: str | None = None,
     waiting: str | None = None,
     oldest_first: bool = False,
+    tag: str | None = None,
 ) -> list[RunRow]:
     """Runs newest first (``oldest_first``: the longest unchanged first, as for a queue of
     waits), filtered by status, workflow, kind of wait and a search substring of the run id,
     workflow id or payload text."""
-    where, values = run_filter(statuses, workflow_id, search, waiting)
+    where, values = run_filter(statuses, workflow_id, search, waiting, tag)
     order = "updated_at ASC, run_id ASC" if oldest_first else "created_at DESC, run_id DESC"
     sql = f"SELECT {RUN_SELECT} FROM runs{where} ORDER BY {order} LIMIT ? OFFSET ?"
     values.extend([-1 if limit is None else limit, offset])
@@ -395,8 +407,9 @@ def count_runs(
     workflow_id: str | None,
     search: str | None = None,
     waiting: str | None = None,
+    tag: str | None = None,
 ) -> int:
-    where, values = run_filter(statuses, workflow_id, search, waiting)
+    where, values = run_filter(statuses, workflow_id, search, waiting, tag)
     return int(conn.execute(f"SELECT count(*) FROM runs{where}", values).fetchone()[0])
 
 
@@ -515,7 +528,7 @@ def changes_after(conn: sqlite3.Connection, after: int, limit: int) -> list[Chan
     """Outbox rows with ``seq > after``, oldest first, each with its signal and run row."""
     signal_columns = ", ".join(f"s.{c.strip()}" for c in SIGNAL_COLUMNS.split(","))
     run_columns = ", ".join(f"r.{c.strip()}" for c in RUN_COLUMNS.split(",")) + (
-        ", NULL, r.parent_run_id, r.forked_from, r.recoveries, r.recovery_mark, r.traceparent"
+        ", NULL, r.parent_run_id, r.forked_from, r.recoveries, r.recovery_mark, r.traceparent, r.tags"
     )
     n_signal = len(SIGNAL_COLUMNS.split(","))
     changes = []
@@ -616,7 +629,7 @@ def publish_workflows(conn: sqlite3.Connection, workflows: list[dict[str, Any]],
     conn.execute("DELETE FROM tarry_workflows")
     conn.executemany(
         "INSERT INTO tarry_workflows (id, description, schema_kind, payload_schema, published_at, published_by, "
-        "schedule) VALUES (?,?,?,?,?,?,?)",
+        "schedule, tags) VALUES (?,?,?,?,?,?,?,?)",
         [
             (
                 w["id"],
@@ -626,6 +639,7 @@ def publish_workflows(conn: sqlite3.Connection, workflows: list[dict[str, Any]],
                 now,
                 owner,
                 None if w.get("schedule") is None else orjson.dumps(w["schedule"]).decode(),
+                encode_tags(tuple(w.get("tags") or ())),
             )
             for w in workflows
         ],
@@ -635,10 +649,17 @@ def publish_workflows(conn: sqlite3.Connection, workflows: list[dict[str, Any]],
 def published_workflows(conn: sqlite3.Connection) -> list[PublishedWorkflow]:
     return [
         PublishedWorkflow(
-            r[0], r[1], r[2], orjson.loads(r[3]) if r[3] else None, r[4], r[5], orjson.loads(r[6]) if r[6] else None
+            r[0],
+            r[1],
+            r[2],
+            orjson.loads(r[3]) if r[3] else None,
+            r[4],
+            r[5],
+            orjson.loads(r[6]) if r[6] else None,
+            decode_tags(r[7]),
         )
         for r in conn.execute(
-            "SELECT id, description, schema_kind, payload_schema, published_at, published_by, schedule "
+            "SELECT id, description, schema_kind, payload_schema, published_at, published_by, schedule, tags "
             "FROM tarry_workflows ORDER BY id"
         )
     ]

@@ -290,9 +290,12 @@ class SQLiteStore(SharedStore):
         workflow_id: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        tag: str | None = None,
     ) -> list[RunRow]:
         statuses = [status] if isinstance(status, str) else (list(status) if status is not None else None)
-        return await self.read(sql.list_runs, statuses, workflow_id, limit, offset)  # type: ignore[no-any-return]
+        return await self.read(  # type: ignore[no-any-return]
+            sql.list_runs, statuses, workflow_id, limit, offset, None, None, False, tag
+        )
 
     async def count_by_status(self) -> dict[str, int]:
         return await self.read(sql.count_by_status)  # type: ignore[no-any-return]
@@ -408,9 +411,11 @@ class SQLiteStore(SharedStore):
         search: str | None = None,
         waiting: str | None = None,
         oldest_first: bool = False,
+        *,
+        tag: str | None = None,
     ) -> list[RunRow]:
         return self.read_sync(  # type: ignore[no-any-return]
-            sql.list_runs, statuses, workflow_id, limit, offset, search, waiting, oldest_first
+            sql.list_runs, statuses, workflow_id, limit, offset, search, waiting, oldest_first, tag
         )
 
     def count_runs(
@@ -419,8 +424,10 @@ class SQLiteStore(SharedStore):
         workflow_id: str | None,
         search: str | None = None,
         waiting: str | None = None,
+        *,
+        tag: str | None = None,
     ) -> int:
-        return self.read_sync(sql.count_runs, statuses, workflow_id, search, waiting)  # type: ignore[no-any-return]
+        return self.read_sync(sql.count_runs, statuses, workflow_id, search, waiting, tag)  # type: ignore[no-any-return]
 
     def engine_counts(self) -> EngineCounts:
         return self.read_sync(sql.engine_counts)  # type: ignore[no-any-return]
