@@ -751,6 +751,11 @@ class RunActor:
 
     # -- driving the run --------------------------------------------------------------------
 
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether this activation was asked to cancel its run."""
+        return self._cancel_reason is not None
+
     def cancel(self, reason: str) -> None:
         """Cancel the run: the workflow is interrupted where it is and ends ``cancelled``."""
         self._cancel_reason = reason
@@ -783,7 +788,9 @@ class RunActor:
     async def _drive(self) -> None:
         if self.run.status not in ACTIVE:
             return
-        if self.run.cancel_reason is not None and self.run.status == "running":
+        # Asked while nobody was running it; or while its last activation was suspending it
+        # (a cancel that met the run running, then the run suspended before it was acted on).
+        if self.run.cancel_reason is not None and self.run.status in ACTIVE:
             self._cancel_reason = self.run.cancel_reason  # asked while nobody was running it
             await self._finish("cancelled")
             return

@@ -335,6 +335,9 @@ class Runtime:
             self._store_faults.pop(actor.run_id, None)
         if actor.passivated and len(actor.mailbox) and self._nursery is not None:
             self._activate(actor.run_id)  # a wake-up raced with passivation
+        elif actor.cancel_requested and actor.store_fault is None and actor.run.status in ACTIVE and self._nursery:
+            # A cancel reached the actor as it let its run go: the next one ends the run.
+            self._activate(actor.run_id)
 
     def _retry_after_fault(self, run_id: str, fault: StoreError) -> None:
         """A write of the run failed in the store (a full disk, a damaged page...): nothing
@@ -646,13 +649,13 @@ class Runtime:
             return
         run_id = row.run_id
         actor = self._actors.get(run_id)
-        if row.cancel_reason is not None and row.status in ("running", "cancelled"):
+        if row.cancel_reason is not None and row.status in ("running", "suspended", "cancelled"):
             self._wheel.cancel(run_id)
             if actor is not None:
                 actor.cancel(row.cancel_reason)
             elif run_id in self._loading:
                 self._cancels[run_id] = row.cancel_reason
-            elif row.status == "running":
+            elif row.status in ACTIVE:
                 self._activate(run_id)  # the new actor sees cancel_reason and ends the run cancelled
         elif row.status == "running":
             self._activate(run_id)
@@ -745,6 +748,11 @@ class Runtime:
             if not seated:
                 log.info("sweep skipped: another process serves %s and drives its runs", self.store.name)
                 return []
+            # The change rows that this runtime's own calls announced (and clients') are for
+            # a process that serves the database; none does while this one holds it, and
+            # what they announce is what this sweep looks for: they go once it has looked.
+            shared = self._announcing()
+            seen = None if shared is None else await trio.to_thread.run_sync(shared.last_change)
             due = [run_id for run_id, _ in await self.store.due_runs(self.now(), limit)]
             candidates = [*await self.store.running_runs(), *due, *await self.store.runs_with_signals()]
             results = []
@@ -754,6 +762,8 @@ class Runtime:
                     results.append(result)
                     if len(results) >= limit:
                         break
+            if shared is not None and seen and len(results) < limit:
+                await trio.to_thread.run_sync(shared.forget_changes, seen)
             return results
 
     async def result(self, run_id: str, *, timeout: float | None = None) -> Any:

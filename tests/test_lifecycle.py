@@ -305,3 +305,56 @@ async def test_tarry_delete_from_another_process(db_path: Path, store: Store) ->
         client.cancel(waiting.run_id)
         client.delete(waiting.run_id)
         assert client.list_runs() == []
+
+
+@pytest.mark.subprocess
+@pytest.mark.slow
+def test_a_cancel_that_meets_a_run_as_it_suspends_is_not_lost(tmp_path: Path) -> None:
+    """A Client's cancel that lands while the worker is suspending the run (it read the run
+    running; the run then commits its wait) still ends the run: before, about one in ten
+    stayed suspended with the request unread."""
+    db = tmp_path / "race.db"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "--db", str(db), "worker", "tests.workflows_cli:runtime"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with Client(db, create=True) as client:
+            give_up = time.monotonic() + 60
+            while not client.engine_info().worker_alive and time.monotonic() < give_up:
+                time.sleep(0.05)
+            runs = []
+            for i in range(40):
+                run = client.trigger("approval", {"title": str(i)})
+                time.sleep(0.002 * (i % 10))  # cancel at every moment of the run's first activation
+                client.cancel(run.run_id)
+                runs.append(run.run_id)
+            give_up = time.monotonic() + 30
+            while time.monotonic() < give_up:
+                statuses = {client.get_run(r).status for r in runs}
+                if statuses == {"cancelled"}:
+                    break
+                time.sleep(0.1)
+            assert {r: client.get_run(r).status for r in runs if client.get_run(r).status != "cancelled"} == {}
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"])
+async def test_a_passive_sweep_clears_the_change_rows_nobody_else_reads(
+    mock_clock: Any, db_path: Path, store: Store
+) -> None:
+    """A passive runtime announces what it writes, for a worker that may serve the file;
+    with none serving, its sweep, which covers what they announce, clears them."""
+    runtime = create_runtime(workflows=[leg], store=store)
+    runs = [(await runtime.trigger(leg, None)).run_id for _ in range(3)]
+    for run_id in runs:
+        await runtime.signal(run_id, "approved", "yes")
+    with Client(db_path) as client:
+        assert client.engine_info().pending_changes > 0
+    await runtime.sweep()
+    with Client(db_path) as client:
+        assert client.engine_info().pending_changes == 0
+        assert {client.get_run(r).status for r in runs} == {"completed"}
