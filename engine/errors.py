@@ -25,6 +25,7 @@ problem and, where there is one, the fix. Grouped by whose fault it is::
     │   ├── DuplicateStepId          two durable calls with one id in one run
     │   ├── NonDeterminismError      the code no longer matches the run's journal
     │   ├── ConcurrentContextUse     two ctx calls of one run awaited at the same time
+    │   ├── UnawaitedCall            a ctx.step(...) made but never awaited nor gathered
     │   └── NeedsAsyncio             a step uses asyncio but is not an asyncio_step
     ├── StepFailed                   a step raised after its last attempt (catchable)
     │   └── ChildFailed              a child run ended failed or cancelled (catchable)
@@ -97,6 +98,7 @@ __all__ = [
     "StepFailed",
     "StoreBusy",
     "StoreError",
+    "UnawaitedCall",
     "WaitTimeout",
     "WorkflowCodeError",
     "WorkflowError",
@@ -365,6 +367,24 @@ class ConcurrentContextUse(WorkflowCodeError):
             run_id=run_id,
             step_id=step_id,
             busy_with=busy_with,
+        )
+
+
+class UnawaitedCall(WorkflowCodeError):
+    """A ``ctx.step(...)`` was made but never awaited (nor given to ``ctx.gather``): the
+    step never ran. The run fails with this when its workflow function returns, instead of
+    completing without the step."""
+
+    code = "step_unawaited"
+    run_id: str
+    step_id: str
+
+    def __init__(self, run_id: str, step_id: str) -> None:
+        super().__init__(
+            f"run {run_id!r}: ctx.step({step_id!r}, ...) was never awaited, so the step never ran; "
+            f"add await (`await ctx.step({step_id!r}, ...)`) or pass it to ctx.gather",
+            run_id=run_id,
+            step_id=step_id,
         )
 
 
