@@ -141,6 +141,9 @@ class PayloadValidationError(InvalidInput):
     """
 
     code = "payload_invalid"
+    workflow_id: str
+    errors: list[dict[str, str]]
+    field: str | None
 
     def __init__(self, workflow_id: str, errors: list[dict[str, str]], *, what: str = "payload") -> None:
         listed = "; ".join(f"{e['field']}: {e['message']}" if e.get("field") else e["message"] for e in errors)
@@ -154,6 +157,9 @@ class PayloadValidationError(InvalidInput):
 
 class InvalidDuration(InvalidInput):
     code = "duration_invalid"
+    value: str
+    reason: str
+    step_id: str | None
 
     def __init__(self, value: Any, reason: str, *, step_id: str | None = None) -> None:
         where = f" (step {step_id!r})" if step_id else ""
@@ -181,6 +187,10 @@ class NotSerializable(InvalidInput):
     """A value that must be stored is not JSON: ``what`` says which (step output, payload...)."""
 
     code = "not_serializable"
+    what: str
+    type_name: str
+    run_id: str | None
+    step_id: str | None
 
     def __init__(self, what: str, type_name: str, *, run_id: str | None = None, step_id: str | None = None) -> None:
         where = "".join([f" of step {step_id!r}" if step_id else "", f" in run {run_id!r}" if run_id else ""])
@@ -204,6 +214,11 @@ class PayloadTooLarge(InvalidInput):
     """
 
     code = "payload_too_large"
+    what: str
+    size: int
+    limit: int
+    run_id: str | None
+    step_id: str | None
 
     def __init__(
         self, what: str, size: int, limit: int, *, run_id: str | None = None, step_id: str | None = None
@@ -229,6 +244,8 @@ class NotFound(WorkflowError):
 
 class WorkflowNotFound(NotFound):
     code = "workflow_not_found"
+    workflow_id: str
+    known: list[str]
 
     def __init__(self, workflow_id: str, known: list[str]) -> None:
         hint = ", ".join(sorted(known)) or "none"
@@ -242,6 +259,7 @@ class WorkflowNotFound(NotFound):
 
 class RunNotFound(NotFound):
     code = "run_not_found"
+    run_id: str
 
     def __init__(self, run_id: str) -> None:
         super().__init__(f"no run with id {run_id!r} in this store", run_id=run_id)
@@ -256,6 +274,9 @@ class RunStateError(WorkflowError):
 
 class RunFinished(RunStateError):
     code = "run_finished"
+    run_id: str
+    status: str
+    action: str
 
     def __init__(self, run_id: str, status: str, action: str) -> None:
         super().__init__(
@@ -268,6 +289,9 @@ class RunFinished(RunStateError):
 
 class RunNotRetryable(RunStateError):
     code = "run_not_retryable"
+    run_id: str
+    status: str
+    from_step: str | None
 
     def __init__(self, run_id: str, status: str, from_step: str | None = None) -> None:
         if from_step is None:
@@ -282,6 +306,9 @@ class RunNotRetryable(RunStateError):
 
 class RunStillActive(RunStateError):
     code = "run_still_active"
+    run_id: str
+    status: str
+    action: str
 
     def __init__(self, run_id: str, status: str, action: str) -> None:
         super().__init__(
@@ -297,6 +324,8 @@ class IdempotencyConflict(RunStateError):
     something else than the first one did; nothing was written."""
 
     code = "idempotency_conflict"
+    run_id: str
+    what: str
 
     def __init__(self, run_id: str, what: str, fix: str) -> None:
         super().__init__(f"run {run_id!r}: {what}; {fix}", run_id=run_id, what=what)
@@ -304,6 +333,8 @@ class IdempotencyConflict(RunStateError):
 
 class RunAlreadyExists(RunStateError):
     code = "run_exists"
+    run_id: str
+    workflow_id: str
 
     def __init__(self, run_id: str, workflow_id: str) -> None:
         super().__init__(
@@ -322,6 +353,8 @@ class WorkflowCodeError(WorkflowError):
 
 class DuplicateStepId(WorkflowCodeError):
     code = "step_duplicate"
+    run_id: str
+    step_id: str
 
     def __init__(self, run_id: str, step_id: str) -> None:
         super().__init__(
@@ -338,6 +371,11 @@ class NonDeterminismError(WorkflowCodeError):
     reached there (or the recorded one when the code stopped short)."""
 
     code = "nondeterministic_replay"
+    run_id: str
+    position: int
+    recorded: str | None
+    attempted: str | None
+    step_id: str | None
 
     def __init__(
         self, run_id: str, position: int, recorded: str | None, attempted: str | None, *, step_id: str | None = None
@@ -358,6 +396,9 @@ class NonDeterminismError(WorkflowCodeError):
 
 class ConcurrentContextUse(WorkflowCodeError):
     code = "concurrent_ctx"
+    run_id: str
+    step_id: str
+    busy_with: str
 
     def __init__(self, run_id: str, step_id: str, busy_with: str) -> None:
         super().__init__(
@@ -447,6 +488,9 @@ class DeadlineExceeded(WorkflowError):
     """The run was still going at its workflow's ``deadline``; it fails with this."""
 
     code = "deadline_exceeded"
+    run_id: str
+    deadline: float
+    seconds: float
 
     def __init__(self, run_id: str, deadline: float, seconds: float) -> None:
         super().__init__(
@@ -465,6 +509,9 @@ class RunQuarantined(WorkflowError):
     new worker down; :meth:`Runtime.retry` after a fix re-drives it with a fresh count."""
 
     code = "run_quarantined"
+    run_id: str
+    recoveries: int
+    after_step: str | None
 
     def __init__(self, run_id: str, recoveries: int, after_step: str | None, mark: int) -> None:
         where = f"after step {after_step!r}" if after_step is not None else "before its first step"
@@ -492,6 +539,9 @@ class NeedsAsyncio(WorkflowCodeError, NonRetryableError):
     failure; mark the function, then ``retry()`` the run. ``error`` is what asyncio said."""
 
     code = "step_needs_asyncio"
+    run_id: str
+    step_id: str
+    error: str
 
     def __init__(self, run_id: str, step_id: str, error: str) -> None:
         super().__init__(
@@ -511,6 +561,7 @@ class AsyncioStepCancelled(WorkflowError):
     tarry (the run cancelled, a step timeout, the runtime stopping) cancels the task instead."""
 
     code = "asyncio_step_cancelled"
+    step: str
 
     def __init__(self, step: str) -> None:
         super().__init__(
@@ -526,6 +577,8 @@ class RunCancelled(WorkflowError):
     ``reason`` is what the cancel said."""
 
     code = "run_cancelled"
+    run_id: str
+    reason: str | None
 
     def __init__(self, run_id: str, reason: str | None) -> None:
         super().__init__(
@@ -568,6 +621,10 @@ class WaitTimeout(WorkflowError, TimeoutError):
     ``status`` is the run's status when it gave up; the run itself goes on."""
 
     code = "wait_timeout"
+    run_id: str
+    timeout: float
+    status: str
+    until: str
 
     def __init__(self, run_id: str, timeout: float, status: str, *, until: str = "rest") -> None:
         awaited = "end" if until == "end" else "suspend or end"
@@ -588,6 +645,7 @@ class HostNotServing(WorkflowError):
     stopped because it failed, that error is the ``__cause__``."""
 
     code = "host_not_serving"
+    state: str
 
     def __init__(self, state: str) -> None:
         super().__init__(
@@ -622,6 +680,7 @@ class StoreError(WorkflowError):
 
 class StoreBusy(StoreError):
     code = "store_busy"
+    path: str
 
     def __init__(self, path: str, detail: str) -> None:
         super().__init__(
@@ -633,6 +692,7 @@ class StoreBusy(StoreError):
 
 class NotATarryDatabase(StoreError):
     code = "store_foreign"
+    path: str
 
     def __init__(self, path: str, detail: str) -> None:
         super().__init__(
@@ -644,6 +704,9 @@ class NotATarryDatabase(StoreError):
 
 class SchemaTooNew(StoreError):
     code = "schema_too_new"
+    path: str
+    found: int
+    supported: int
 
     def __init__(self, path: str, found: int, supported: int) -> None:
         super().__init__(
@@ -657,6 +720,7 @@ class SchemaTooNew(StoreError):
 
 class DatabaseMissing(StoreError):
     code = "store_missing"
+    path: str
 
     def __init__(self, path: str) -> None:
         super().__init__(
@@ -671,6 +735,7 @@ class DatabaseCorrupt(StoreError):
     write reached a damaged page. tarry writes nothing more to it."""
 
     code = "store_corrupt"
+    path: str
 
     def __init__(self, path: str, detail: str) -> None:
         super().__init__(
@@ -685,6 +750,7 @@ class DatabaseReadOnly(StoreError):
     cannot be written: a read-only mount, permissions, an immutable file."""
 
     code = "store_read_only"
+    path: str
 
     def __init__(self, path: str, detail: str) -> None:
         super().__init__(
@@ -700,6 +766,7 @@ class DiskFull(StoreError):
     worker drives the runs it concerned again by itself)."""
 
     code = "store_full"
+    path: str
 
     def __init__(self, path: str, detail: str) -> None:
         super().__init__(
