@@ -120,7 +120,25 @@ class Parallel:
         self._calls: list[StepCall[Any]] = []
         self.results: list[Any] = []
 
+    # Typed as ctx.step: ``fn``'s parameters check the arguments unless retry=/timeout= is given.
+    @overload
     def step(
+        self,
+        step_id: str,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        retry: Retry | int | None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> int: ...
+    @overload
+    def step(
+        self, step_id: str, fn: Callable[..., Any], /, *args: Any, timeout: float | None, **kwargs: Any
+    ) -> int: ...
+    @overload
+    def step(self, step_id: str, fn: Callable[A, Any], /, *args: A.args, **kwargs: A.kwargs) -> int: ...
+    def step(  # type: ignore[misc]  # as RunContext.step
         self,
         step_id: str,
         fn: Callable[..., Any],

@@ -49,6 +49,10 @@ async def orders(ctx: RunContext[Order]) -> str:
     await ctx.step("bad-kw", count, m=3)  # E: call-overload
     await ctx.step("too-few", pay, "a")  # E: call-overload
     print(ctx.payload.amout)  # E: attr-defined
+    async with ctx.parallel() as p:
+        p.step("p-good", count, 1)
+        p.step("p-retried", count, 1, retry=2)
+        p.step("p-bad", count, "one")  # E: call-overload
     return ctx.payload.order_id
 
 
