@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 from .source import FILTERS
 
@@ -73,7 +73,7 @@ WRITES = frozenset(a.name for a in ACTIONS if a.writes)
 ON_RUN = frozenset(a.name for a in ACTIONS if a.on_run)
 
 
-def app_bindings() -> list[Binding]:
+def app_bindings() -> list[BindingType]:
     return [Binding(a.key, a.name, a.footer, show=a.show, tooltip=a.help) for a in ACTIONS]
 
 

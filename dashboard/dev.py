@@ -88,7 +88,8 @@ class DevApp(DashboardApp):
         """As the dashboard's, and while the embedded worker stands by (another worker
         serves the database), which worker that is: runs here are driven there, not by
         this process's code."""
-        state = self.embedded.worker.state
+        worker = self.embedded.worker
+        state = None if worker is None else worker.state
         if state == "standby":
             holder = self.source.engine_info().get("worker") or "another process"
             return f"tarry dev stands by: worker {holder} serves this database; this one takes over when it stops."
@@ -104,5 +105,5 @@ class DevApp(DashboardApp):
         await self.embedded.stop()
         self.exit()
 
-    async def on_unmount(self) -> None:
+    async def on_unmount(self) -> None:  # type: ignore[override]  # Textual calls each class's handler, async or not
         await self.embedded.stop()

@@ -79,7 +79,7 @@ class Reloader(Generic[K, T]):
     def _failed(self, title: str, message: str) -> None:
         self.busy = False
         if message != self.last_error:
-            self.node.notify(message, title=title, severity="error")
+            self.node.app.notify(message, title=title, severity="error")  # what Widget.notify does
         self.last_error = message
         self._next()
 

@@ -54,7 +54,7 @@ class RunVerbs:
         run = getattr(self.screen, "selected_run", lambda: None)()  # type: ignore[attr-defined]
         if run is None:
             self.notify("No run selected.", severity="warning")  # type: ignore[attr-defined]
-        return run  # type: ignore[no-any-return]
+        return run
 
     @work(thread=True, group="verbs", exit_on_error=False)
     def call(

@@ -18,6 +18,7 @@ change without notice.
 """
 
 import contextlib
+from typing import TYPE_CHECKING
 
 from .aio import asyncio_step
 from .async_client import AsyncClient
@@ -62,6 +63,7 @@ from .errors import (
     StepFailed,
     StoreBusy,
     StoreError,
+    UnawaitedCall,
     WaitTimeout,
     WorkflowCodeError,
     WorkflowError,
@@ -74,6 +76,11 @@ from .runtime import Runtime, create_runtime
 from .store import MemoryStore, SharedStore, SQLiteStore, Store, store_from_url
 from .worker import Worker
 from .workflow import Workflow, workflow
+
+if TYPE_CHECKING:
+    # Type checkers see the class (``engine.PostgresStore(url)``); at run time it comes
+    # from __getattr__ below, so that psycopg is imported only when it is asked for.
+    from .store.postgres import PostgresStore as PostgresStore
 
 __version__ = "0.1.0"
 
@@ -136,6 +143,7 @@ __all__ = [
     "store_from_url",
     "StoreBusy",
     "StoreError",
+    "UnawaitedCall",
     "WaitTimeout",
     "Worker",
     "Workflow",

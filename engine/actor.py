@@ -244,7 +244,7 @@ class RunActor:
         return self.deadline_at if wake_at is None else min(wake_at, self.deadline_at)
 
     async def run_step(
-        self, seq: int, call: StepCall, policy: Retry, recorded: EntryRow | None, *, in_place: bool
+        self, seq: int, call: StepCall[Any], policy: Retry, recorded: EntryRow | None, *, in_place: bool
     ) -> Any:
         """Run a step's attempts; ``recorded`` is its ``retrying`` entry when a replay
         continues a step between attempts. ``in_place``: wait out backoffs without
@@ -415,12 +415,12 @@ class RunActor:
         self.host.store.write_behind(resumed)
         self._mirror(resumed)
 
-    async def _traced_call(self, call: StepCall, step_id: str, attempt: int) -> Any:
+    async def _traced_call(self, call: StepCall[Any], step_id: str, attempt: int) -> Any:
         assert self.host.tracer is not None
         with self.host.tracer.step(self.span, self.run_id, self.workflow.id, step_id, attempt):
             return await self._call(call, step_id)
 
-    async def _call(self, call: StepCall, step_id: str) -> Any:
+    async def _call(self, call: StepCall[Any], step_id: str) -> Any:
         kind = _step_kind(call.fn)
         if kind is _ASYNCIO:
             where = f"{step_id!r} of run {self.run_id!r}"
@@ -834,6 +834,8 @@ class RunActor:
                 error = self._fatal_json() or _error_json(exc)
             else:
                 error = self._fatal_json()
+                if error is None and (unawaited := ctx.unawaited()) is not None:
+                    error = _error_json(unawaited, with_traceback=False)
                 if error is None and (left := ctx.unreplayed()) is not None:
                     unreplayed = NonDeterminismError(
                         self.run_id, left.seq, f"{left.kind} {left.step_id!r}", None, step_id=left.step_id

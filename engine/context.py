@@ -24,10 +24,10 @@ This module knows no SQL and no scheduling: it asks its actor for both.
 from __future__ import annotations
 
 import uuid as _uuid
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 import trio
 
@@ -39,6 +39,7 @@ from .errors import (
     InvalidArgument,
     NonDeterminismError,
     StepFailed,
+    UnawaitedCall,
 )
 from .journal import EntryRow
 from .limits import check_name
@@ -52,6 +53,10 @@ if TYPE_CHECKING:
 __all__ = ["Parallel", "RunContext", "StepCall"]
 
 P = TypeVar("P")
+#: A step's result type, from its function's return annotation.
+T = TypeVar("T")
+#: A step function's parameters, checked against the arguments ``ctx.step`` passes it.
+A = ParamSpec("A")
 
 #: Event names of a multi-event wait are joined with this in the run's ``wait_event``.
 EVENT_SEPARATOR = "\x1f"
@@ -61,9 +66,10 @@ def _describe(entry: EntryRow | None) -> str | None:
     return None if entry is None else f"{entry.kind} {entry.step_id!r}"
 
 
-class StepCall:
+class StepCall(Generic[T]):
     """A step not yet run: what ``ctx.step(...)`` returns. Await it to run it (the usual
-    ``await ctx.step(...)``), or pass it to ``ctx.gather`` to run it beside others."""
+    ``await ctx.step(...)``), or pass it to ``ctx.gather`` to run it beside others. One
+    that is neither fails its run with :class:`UnawaitedCall` when the workflow returns."""
 
     __slots__ = ("_awaited", "args", "ctx", "fn", "kwargs", "retry", "step_id", "timeout")
 
@@ -85,13 +91,15 @@ class StepCall:
         self.retry = retry
         self.timeout = timeout
         self._awaited = False
+        ctx._unclaimed[self] = None
 
     def _claim(self) -> None:
         if self._awaited:
             raise InvalidArgument(f"run {self.ctx.run_id!r}: step {self.step_id!r} was already awaited or gathered")
         self._awaited = True
+        del self.ctx._unclaimed[self]
 
-    def __await__(self) -> Generator[Any, None, Any]:
+    def __await__(self) -> Generator[Any, None, T]:
         self._claim()
         return self.ctx._run_step(self).__await__()
 
@@ -109,10 +117,28 @@ class Parallel:
 
     def __init__(self, ctx: RunContext[Any]) -> None:
         self._ctx = ctx
-        self._calls: list[StepCall] = []
+        self._calls: list[StepCall[Any]] = []
         self.results: list[Any] = []
 
+    # Typed as ctx.step: ``fn``'s parameters check the arguments unless retry=/timeout= is given.
+    @overload
     def step(
+        self,
+        step_id: str,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        retry: Retry | int | None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> int: ...
+    @overload
+    def step(
+        self, step_id: str, fn: Callable[..., Any], /, *args: Any, timeout: float | None, **kwargs: Any
+    ) -> int: ...
+    @overload
+    def step(self, step_id: str, fn: Callable[A, Any], /, *args: A.args, **kwargs: A.kwargs) -> int: ...
+    def step(  # type: ignore[misc]  # as RunContext.step
         self,
         step_id: str,
         fn: Callable[..., Any],
@@ -134,6 +160,9 @@ class Parallel:
     ) -> None:
         if exc_type is None:
             self.results = await self._ctx.gather(*self._calls)
+        else:  # the block failed: its steps are not run, and not reported as unawaited
+            for call in self._calls:
+                self._ctx._unclaimed.pop(call, None)
 
 
 class RunContext(Generic[P]):
@@ -157,6 +186,7 @@ class RunContext(Generic[P]):
         "_counters",
         "_cursor",
         "_seen",
+        "_unclaimed",
         "attempt",
         "last_signal_sender",
         "parent_run_id",
@@ -180,6 +210,8 @@ class RunContext(Generic[P]):
         self._seen: set[str] = set()
         self._busy: str | None = None
         self._counters: dict[str, int] = {}
+        # Steps made but not yet awaited or gathered, oldest first (a dict as ordered set).
+        self._unclaimed: dict[StepCall[Any], None] = {}
         self.payload = payload
         self.run_id = run_id
         self.workflow_id = workflow_id
@@ -220,6 +252,13 @@ class RunContext(Generic[P]):
     def _end(self) -> None:
         self._busy = None
 
+    def unawaited(self) -> UnawaitedCall | None:
+        """The error for the first ``ctx.step(...)`` never awaited nor gathered (``None``
+        if there is none): the actor fails a run that returns with one."""
+        for call in self._unclaimed:
+            return UnawaitedCall(self.run_id, call.step_id)
+        return None
+
     def unreplayed(self) -> EntryRow | None:
         """The first journal entry the code did not reach (``None`` if it reached all)."""
         return self._actor.recorded_from(self._cursor)
@@ -230,7 +269,49 @@ class RunContext(Generic[P]):
 
     # -- steps -------------------------------------------------------------------------------
 
+    # The typed forms: a check needs ``fn``'s parameters (a ParamSpec), but a ParamSpec's
+    # ``*args``/``**kwargs`` admit no keyword of ``step``'s own; so with ``retry=`` or
+    # ``timeout=`` (the first four, where they are required) only the result type is
+    # inferred, and without them (the last two) the arguments are checked against ``fn``.
+    # An ``async def`` (or a sync function returning an awaitable) comes first in each
+    # pair, so that ``T`` is what awaiting its result gives.
+    @overload
     def step(
+        self,
+        step_id: str,
+        fn: Callable[..., Awaitable[T]],
+        /,
+        *args: Any,
+        retry: Retry | int | None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> StepCall[T]: ...
+    @overload
+    def step(
+        self, step_id: str, fn: Callable[..., Awaitable[T]], /, *args: Any, timeout: float | None, **kwargs: Any
+    ) -> StepCall[T]: ...
+    @overload
+    def step(
+        self,
+        step_id: str,
+        fn: Callable[..., T],
+        /,
+        *args: Any,
+        retry: Retry | int | None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> StepCall[T]: ...
+    @overload
+    def step(
+        self, step_id: str, fn: Callable[..., T], /, *args: Any, timeout: float | None, **kwargs: Any
+    ) -> StepCall[T]: ...
+    @overload
+    def step(
+        self, step_id: str, fn: Callable[A, Awaitable[T]], /, *args: A.args, **kwargs: A.kwargs
+    ) -> StepCall[T]: ...
+    @overload
+    def step(self, step_id: str, fn: Callable[A, T], /, *args: A.args, **kwargs: A.kwargs) -> StepCall[T]: ...
+    def step(  # type: ignore[misc]  # the typed forms A.kwargs may hold retry=/timeout=, taken here
         self,
         step_id: str,
         fn: Callable[..., Any],
@@ -239,7 +320,7 @@ class RunContext(Generic[P]):
         retry: Retry | int | None = None,
         timeout: float | None = None,
         **kwargs: Any,
-    ) -> StepCall:
+    ) -> StepCall[Any]:
         """Run ``fn(*args, **kwargs)`` once for this run; ``await`` it for its (JSON) result.
 
         ``fn`` may be async or sync; a sync function runs in a worker thread so that it
@@ -262,12 +343,18 @@ class RunContext(Generic[P]):
 
         Returns:
             (awaited) The JSON form of ``fn``'s result, on the first execution as on replay.
+            For type checkers it is ``fn``'s return type (an ``async def``'s or an
+            awaitable's result type), and ``fn``'s parameters check ``args``/``kwargs``
+            unless ``retry=`` or ``timeout=`` is given too. The JSON form matches that type
+            for JSON values; a tuple comes back as a list, a dataclass or model as a dict.
 
         Raises:
             StepFailed: ``fn`` raised on its last attempt (``error_type`` names the
                 original exception, which is also ``__cause__`` on the first execution).
                 :class:`NonRetryableError` from ``fn`` ends the retries at once.
             NotSerializable: the result is not JSON; the run fails with it.
+            UnawaitedCall: (the run fails with it) the ``StepCall`` this returns was never
+                awaited nor gathered by the time the workflow returned: a missing ``await``.
 
         Guarantees:
             The result is committed before this returns. A step that was interrupted
@@ -286,7 +373,7 @@ class RunContext(Generic[P]):
             Retry.coerce(retry)  # a bad policy is the caller's error, raised here
         return StepCall(self, step_id, fn, args, kwargs, retry, timeout)
 
-    async def _run_step(self, call: StepCall) -> Any:
+    async def _run_step(self, call: StepCall[Any]) -> Any:
         policy = self._actor.workflow.retry if call.retry is None else Retry.coerce(call.retry)
         seq, recorded = self._begin(call.step_id, "step")
         try:
@@ -296,7 +383,7 @@ class RunContext(Generic[P]):
         finally:
             self._end()
 
-    async def gather(self, *calls: StepCall) -> list[Any]:
+    async def gather(self, *calls: StepCall[Any]) -> list[Any]:
         """Run steps concurrently; return their results in the order given::
 
             a, b = await ctx.gather(ctx.step("a", fetch, 1), ctx.step("b", fetch, 2))
@@ -339,7 +426,7 @@ class RunContext(Generic[P]):
     async def _branch(
         self,
         i: int,
-        call: StepCall,
+        call: StepCall[Any],
         seq: int,
         recorded: EntryRow | None,
         results: list[Any],

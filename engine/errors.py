@@ -25,6 +25,7 @@ problem and, where there is one, the fix. Grouped by whose fault it is::
     │   ├── DuplicateStepId          two durable calls with one id in one run
     │   ├── NonDeterminismError      the code no longer matches the run's journal
     │   ├── ConcurrentContextUse     two ctx calls of one run awaited at the same time
+    │   ├── UnawaitedCall            a ctx.step(...) made but never awaited nor gathered
     │   └── NeedsAsyncio             a step uses asyncio but is not an asyncio_step
     ├── StepFailed                   a step raised after its last attempt (catchable)
     │   └── ChildFailed              a child run ended failed or cancelled (catchable)
@@ -97,6 +98,7 @@ __all__ = [
     "StepFailed",
     "StoreBusy",
     "StoreError",
+    "UnawaitedCall",
     "WaitTimeout",
     "WorkflowCodeError",
     "WorkflowError",
@@ -139,6 +141,9 @@ class PayloadValidationError(InvalidInput):
     """
 
     code = "payload_invalid"
+    workflow_id: str
+    errors: list[dict[str, str]]
+    field: str | None
 
     def __init__(self, workflow_id: str, errors: list[dict[str, str]], *, what: str = "payload") -> None:
         listed = "; ".join(f"{e['field']}: {e['message']}" if e.get("field") else e["message"] for e in errors)
@@ -152,6 +157,9 @@ class PayloadValidationError(InvalidInput):
 
 class InvalidDuration(InvalidInput):
     code = "duration_invalid"
+    value: str
+    reason: str
+    step_id: str | None
 
     def __init__(self, value: Any, reason: str, *, step_id: str | None = None) -> None:
         where = f" (step {step_id!r})" if step_id else ""
@@ -179,6 +187,10 @@ class NotSerializable(InvalidInput):
     """A value that must be stored is not JSON: ``what`` says which (step output, payload...)."""
 
     code = "not_serializable"
+    what: str
+    type_name: str
+    run_id: str | None
+    step_id: str | None
 
     def __init__(self, what: str, type_name: str, *, run_id: str | None = None, step_id: str | None = None) -> None:
         where = "".join([f" of step {step_id!r}" if step_id else "", f" in run {run_id!r}" if run_id else ""])
@@ -202,6 +214,11 @@ class PayloadTooLarge(InvalidInput):
     """
 
     code = "payload_too_large"
+    what: str
+    size: int
+    limit: int
+    run_id: str | None
+    step_id: str | None
 
     def __init__(
         self, what: str, size: int, limit: int, *, run_id: str | None = None, step_id: str | None = None
@@ -227,6 +244,8 @@ class NotFound(WorkflowError):
 
 class WorkflowNotFound(NotFound):
     code = "workflow_not_found"
+    workflow_id: str
+    known: list[str]
 
     def __init__(self, workflow_id: str, known: list[str]) -> None:
         hint = ", ".join(sorted(known)) or "none"
@@ -240,6 +259,7 @@ class WorkflowNotFound(NotFound):
 
 class RunNotFound(NotFound):
     code = "run_not_found"
+    run_id: str
 
     def __init__(self, run_id: str) -> None:
         super().__init__(f"no run with id {run_id!r} in this store", run_id=run_id)
@@ -254,6 +274,9 @@ class RunStateError(WorkflowError):
 
 class RunFinished(RunStateError):
     code = "run_finished"
+    run_id: str
+    status: str
+    action: str
 
     def __init__(self, run_id: str, status: str, action: str) -> None:
         super().__init__(
@@ -266,6 +289,9 @@ class RunFinished(RunStateError):
 
 class RunNotRetryable(RunStateError):
     code = "run_not_retryable"
+    run_id: str
+    status: str
+    from_step: str | None
 
     def __init__(self, run_id: str, status: str, from_step: str | None = None) -> None:
         if from_step is None:
@@ -280,6 +306,9 @@ class RunNotRetryable(RunStateError):
 
 class RunStillActive(RunStateError):
     code = "run_still_active"
+    run_id: str
+    status: str
+    action: str
 
     def __init__(self, run_id: str, status: str, action: str) -> None:
         super().__init__(
@@ -295,6 +324,8 @@ class IdempotencyConflict(RunStateError):
     something else than the first one did; nothing was written."""
 
     code = "idempotency_conflict"
+    run_id: str
+    what: str
 
     def __init__(self, run_id: str, what: str, fix: str) -> None:
         super().__init__(f"run {run_id!r}: {what}; {fix}", run_id=run_id, what=what)
@@ -302,6 +333,8 @@ class IdempotencyConflict(RunStateError):
 
 class RunAlreadyExists(RunStateError):
     code = "run_exists"
+    run_id: str
+    workflow_id: str
 
     def __init__(self, run_id: str, workflow_id: str) -> None:
         super().__init__(
@@ -320,6 +353,8 @@ class WorkflowCodeError(WorkflowError):
 
 class DuplicateStepId(WorkflowCodeError):
     code = "step_duplicate"
+    run_id: str
+    step_id: str
 
     def __init__(self, run_id: str, step_id: str) -> None:
         super().__init__(
@@ -336,6 +371,11 @@ class NonDeterminismError(WorkflowCodeError):
     reached there (or the recorded one when the code stopped short)."""
 
     code = "nondeterministic_replay"
+    run_id: str
+    position: int
+    recorded: str | None
+    attempted: str | None
+    step_id: str | None
 
     def __init__(
         self, run_id: str, position: int, recorded: str | None, attempted: str | None, *, step_id: str | None = None
@@ -356,6 +396,9 @@ class NonDeterminismError(WorkflowCodeError):
 
 class ConcurrentContextUse(WorkflowCodeError):
     code = "concurrent_ctx"
+    run_id: str
+    step_id: str
+    busy_with: str
 
     def __init__(self, run_id: str, step_id: str, busy_with: str) -> None:
         super().__init__(
@@ -365,6 +408,24 @@ class ConcurrentContextUse(WorkflowCodeError):
             run_id=run_id,
             step_id=step_id,
             busy_with=busy_with,
+        )
+
+
+class UnawaitedCall(WorkflowCodeError):
+    """A ``ctx.step(...)`` was made but never awaited (nor given to ``ctx.gather``): the
+    step never ran. The run fails with this when its workflow function returns, instead of
+    completing without the step."""
+
+    code = "step_unawaited"
+    run_id: str
+    step_id: str
+
+    def __init__(self, run_id: str, step_id: str) -> None:
+        super().__init__(
+            f"run {run_id!r}: ctx.step({step_id!r}, ...) was never awaited, so the step never ran; "
+            f"add await (`await ctx.step({step_id!r}, ...)`) or pass it to ctx.gather",
+            run_id=run_id,
+            step_id=step_id,
         )
 
 
@@ -427,6 +488,9 @@ class DeadlineExceeded(WorkflowError):
     """The run was still going at its workflow's ``deadline``; it fails with this."""
 
     code = "deadline_exceeded"
+    run_id: str
+    deadline: float
+    seconds: float
 
     def __init__(self, run_id: str, deadline: float, seconds: float) -> None:
         super().__init__(
@@ -445,6 +509,9 @@ class RunQuarantined(WorkflowError):
     new worker down; :meth:`Runtime.retry` after a fix re-drives it with a fresh count."""
 
     code = "run_quarantined"
+    run_id: str
+    recoveries: int
+    after_step: str | None
 
     def __init__(self, run_id: str, recoveries: int, after_step: str | None, mark: int) -> None:
         where = f"after step {after_step!r}" if after_step is not None else "before its first step"
@@ -472,6 +539,9 @@ class NeedsAsyncio(WorkflowCodeError, NonRetryableError):
     failure; mark the function, then ``retry()`` the run. ``error`` is what asyncio said."""
 
     code = "step_needs_asyncio"
+    run_id: str
+    step_id: str
+    error: str
 
     def __init__(self, run_id: str, step_id: str, error: str) -> None:
         super().__init__(
@@ -491,6 +561,7 @@ class AsyncioStepCancelled(WorkflowError):
     tarry (the run cancelled, a step timeout, the runtime stopping) cancels the task instead."""
 
     code = "asyncio_step_cancelled"
+    step: str
 
     def __init__(self, step: str) -> None:
         super().__init__(
@@ -506,6 +577,8 @@ class RunCancelled(WorkflowError):
     ``reason`` is what the cancel said."""
 
     code = "run_cancelled"
+    run_id: str
+    reason: str | None
 
     def __init__(self, run_id: str, reason: str | None) -> None:
         super().__init__(
@@ -548,6 +621,10 @@ class WaitTimeout(WorkflowError, TimeoutError):
     ``status`` is the run's status when it gave up; the run itself goes on."""
 
     code = "wait_timeout"
+    run_id: str
+    timeout: float
+    status: str
+    until: str
 
     def __init__(self, run_id: str, timeout: float, status: str, *, until: str = "rest") -> None:
         awaited = "end" if until == "end" else "suspend or end"
@@ -568,6 +645,7 @@ class HostNotServing(WorkflowError):
     stopped because it failed, that error is the ``__cause__``."""
 
     code = "host_not_serving"
+    state: str
 
     def __init__(self, state: str) -> None:
         super().__init__(
@@ -602,6 +680,7 @@ class StoreError(WorkflowError):
 
 class StoreBusy(StoreError):
     code = "store_busy"
+    path: str
 
     def __init__(self, path: str, detail: str) -> None:
         super().__init__(
@@ -613,6 +692,7 @@ class StoreBusy(StoreError):
 
 class NotATarryDatabase(StoreError):
     code = "store_foreign"
+    path: str
 
     def __init__(self, path: str, detail: str) -> None:
         super().__init__(
@@ -624,6 +704,9 @@ class NotATarryDatabase(StoreError):
 
 class SchemaTooNew(StoreError):
     code = "schema_too_new"
+    path: str
+    found: int
+    supported: int
 
     def __init__(self, path: str, found: int, supported: int) -> None:
         super().__init__(
@@ -637,6 +720,7 @@ class SchemaTooNew(StoreError):
 
 class DatabaseMissing(StoreError):
     code = "store_missing"
+    path: str
 
     def __init__(self, path: str) -> None:
         super().__init__(
@@ -651,6 +735,7 @@ class DatabaseCorrupt(StoreError):
     write reached a damaged page. tarry writes nothing more to it."""
 
     code = "store_corrupt"
+    path: str
 
     def __init__(self, path: str, detail: str) -> None:
         super().__init__(
@@ -665,6 +750,7 @@ class DatabaseReadOnly(StoreError):
     cannot be written: a read-only mount, permissions, an immutable file."""
 
     code = "store_read_only"
+    path: str
 
     def __init__(self, path: str, detail: str) -> None:
         super().__init__(
@@ -680,6 +766,7 @@ class DiskFull(StoreError):
     worker drives the runs it concerned again by itself)."""
 
     code = "store_full"
+    path: str
 
     def __init__(self, path: str, detail: str) -> None:
         super().__init__(

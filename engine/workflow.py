@@ -6,7 +6,7 @@ import inspect
 import math
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from .errors import InvalidArgument
 from .limits import check_name
@@ -145,6 +145,38 @@ def _seconds(workflow_id: str, name: str, value: float | timedelta | None) -> fl
     return float(seconds)
 
 
+# A payload schema that is a class (a pydantic model, a dataclass, a msgspec Struct) is the
+# payload's type: the decorated function must take a ``RunContext`` of it, so that for a
+# type checker ``ctx.payload`` is an ``Order``. A validator function, or no schema, gives
+# ``Workflow[Any]`` and leaves ``ctx``'s parameter as the function annotates it.
+@overload
+def workflow(
+    id: str,
+    *,
+    payload: type[P],
+    retry: Retry | int | None = None,
+    description: str | None = None,
+    deadline: float | timedelta | None = None,
+    max_concurrent: int | None = None,
+    schedule: str | None = None,
+    tz: str = "UTC",
+    catch_up: float | timedelta = 3600.0,
+    tags: Iterable[str] | None = None,
+) -> Callable[[Callable[[RunContext[P]], Awaitable[Any]]], Workflow[P]]: ...
+@overload
+def workflow(
+    id: str,
+    *,
+    payload: object | None = None,
+    retry: Retry | int | None = None,
+    description: str | None = None,
+    deadline: float | timedelta | None = None,
+    max_concurrent: int | None = None,
+    schedule: str | None = None,
+    tz: str = "UTC",
+    catch_up: float | timedelta = 3600.0,
+    tags: Iterable[str] | None = None,
+) -> Callable[[RunFunction], Workflow[Any]]: ...
 def workflow(
     id: str,
     *,
@@ -161,8 +193,12 @@ def workflow(
     """Decorate an ``async def run(ctx)`` as a workflow::
 
         @workflow("order-fulfilment", payload=Order)
-        async def order(ctx):
+        async def order(ctx: RunContext[Order]) -> str:
             await ctx.step("charge", charge, ctx.payload.order_id)
+
+    With ``payload=`` a class (a pydantic model, a dataclass, a msgspec Struct), type
+    checkers hold ``ctx`` to ``RunContext[Order]`` and the result is a ``Workflow[Order]``;
+    the ``ctx`` parameter still needs its annotation (a decorator cannot give one).
 
     Raises:
         InvalidArgument: an empty id, a function that is not ``async def``, a payload

@@ -28,6 +28,7 @@ async def main(db: str = "tarry.db") -> None:
     # 1-2. A runtime with a durable store, and a run that suspends on its sleep.
     runtime = create_runtime(workflows=[order, review], store=SQLiteStore(db))
     result = await runtime.trigger(order, {"order_id": "o_1", "settle": 1})  # 1 s instead of an hour
+    assert result.pending is not None  # it suspended on its sleep
     show("trigger(order):", f"{result.status}, pending {result.pending['kind']} {result.pending['step']!r}")
 
     # 3. Resume due runs: a cron job would call sweep(); here we wait out the settle time.
@@ -37,6 +38,7 @@ async def main(db: str = "tarry.db") -> None:
 
     # 4. Deliver an external event to a waiting run.
     pending = await runtime.trigger(review, {"article": "hello-tarry"})
+    assert pending.pending is not None  # it waits for the decision
     show("trigger(review):", f"{pending.status}, waiting for {pending.pending['event']!r}")
     await runtime.signal(pending.run_id, "review-decision", {"approved": True})
 
@@ -58,4 +60,4 @@ async def main(db: str = "tarry.db") -> None:
 
 
 if __name__ == "__main__":
-    trio.run(main, *sys.argv[1:])
+    trio.run(lambda: main(*sys.argv[1:]))

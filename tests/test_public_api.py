@@ -67,6 +67,7 @@ PUBLIC = [
     "Store",
     "StoreBusy",
     "StoreError",
+    "UnawaitedCall",
     "WaitTimeout",
     "Worker",
     "Workflow",

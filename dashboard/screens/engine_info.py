@@ -33,8 +33,11 @@ class EngineScreen(ModalScreen[None]):
         super().__init__()
         self.info: dict[str, Any] | None = None
         self._reloader = Reloader(
-            self, key=lambda: None, fetch=lambda _: self.app.source.engine_info(), apply=self._show
-        )  # type: ignore[attr-defined]
+            self,
+            key=lambda: None,
+            fetch=lambda _: self.app.source.engine_info(),  # type: ignore[attr-defined]
+            apply=self._show,
+        )
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="engine"):

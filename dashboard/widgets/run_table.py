@@ -209,7 +209,7 @@ class RunTable(DataTable[Text | str]):
         wanted = {r.run_id: r for r in runs}
         order = list(wanted)
         self._payloads = {run_id: (payloads or {}).get(run_id) for run_id in order}
-        full = {run.run_id: self._render(run, now) for run in runs}
+        full = {run.run_id: self._row_text(run, now) for run in runs}
         layout = self._fit(order, full)
         if layout != self._layout or len(wanted.keys() & self._runs.keys()) * 2 < len(wanted):
             touched = self._rebuild(layout, wanted, full)
@@ -229,7 +229,7 @@ class RunTable(DataTable[Text | str]):
         """Redraw the time-dependent cells (ages, countdowns) for a new "now"."""
         self._now = now
         for run_id in self._order:
-            self._full[run_id] = self._render(self._runs[run_id], now)
+            self._full[run_id] = self._row_text(self._runs[run_id], now)
             cells = self._shown(run_id)
             old = self._cells[run_id]
             if old != cells:
@@ -322,7 +322,7 @@ class RunTable(DataTable[Text | str]):
             if before != after:
                 self.update_cell(run_id, column.key, after)
 
-    def _render(self, run: RunResult, now: datetime) -> dict[str, tuple[str, str]]:
+    def _row_text(self, run: RunResult, now: datetime) -> dict[str, tuple[str, str]]:
         """The whole text and style of each cell but the id and the payload."""
         waiting = waited = ""
         if run.status == "suspended":
@@ -341,5 +341,5 @@ class RunTable(DataTable[Text | str]):
         }
 
 
-#: The columns :meth:`RunTable._render` gives a text (the id and payload are drawn to fit).
+#: The columns :meth:`RunTable._row_text` gives a text (the id and payload are drawn to fit).
 _TEXT_COLUMNS = tuple((c.key, c.label) for c in COLUMNS if c.key not in ("run", "payload"))
