@@ -115,7 +115,8 @@ class MemoryStore(Store):
                 self._signals[target].append(
                     SignalRow(next(self._signal_ids), target, event, payload, write.updated_at)
                 )
-        self._audit[write.run_id].extend(replace(a) for a in write.audit)
+        if write.audit:
+            self._audit[write.run_id].extend(replace(a) for a in write.audit)
         for column, value in write.run.items():
             setattr(run, column, value)
         if write.entries:
