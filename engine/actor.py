@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from . import codec
+from . import codec, logs
 from .aio import AsyncioLoop, is_asyncio_step, needs_asyncio
 from .context import RunContext
 from .errors import (
@@ -422,7 +422,9 @@ class RunActor:
 
     async def _call(self, call: StepCall[Any], step_id: str) -> Any:
         kind = _step_kind(call.fn)
-        if kind is _ASYNCIO:
+        if kind is _ASYNC:  # the common case: the step's own coroutine, no wrapper around it
+            running = call.fn(*call.args, **call.kwargs)
+        elif kind is _ASYNCIO:
             where = f"{step_id!r} of run {self.run_id!r}"
             running = self.host.asyncio_loop.run(call.fn, call.args, call.kwargs, where)
         else:
@@ -431,8 +433,9 @@ class RunActor:
             # thread is abandoned. It finishes in the background; its result is dropped.
             running = _invoke(call.fn, call.args, call.kwargs, kind is _ASYNC)
         self.steps_in_flight.append(step_id)
-        # What the step logs itself carries its ids (logs.step_context; copied into a thread).
-        token = step_context.set((self.run_id, self.workflow.id, step_id))
+        # What the step logs itself carries its ids (logs.step_context; copied into a thread),
+        # once a worker has set up logging that shows them.
+        token = step_context.set((self.run_id, self.workflow.id, step_id)) if logs.STEP_IDS else None
         try:
             if call.timeout is None:  # the common case pays for no cancel scope
                 return await running
@@ -444,7 +447,8 @@ class RunActor:
                 raise self.fatal(needs) from exc
             raise
         finally:
-            step_context.reset(token)
+            if token is not None:
+                step_context.reset(token)
             self.steps_in_flight.remove(step_id)
         raise TimeoutError(f"step {step_id!r} of run {self.run_id!r} took longer than {call.timeout}s")
 

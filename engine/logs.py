@@ -62,6 +62,9 @@ FIELDS = (
 #: ``(run_id, workflow_id, step_id)`` of the step running in this task or thread (the actor
 #: sets it around each attempt; trio copies it into a sync step's thread).
 step_context: ContextVar[tuple[str, str, str] | None] = ContextVar("tarry_step", default=None)
+#: Whether steps set :data:`step_context`: only once :func:`configure` installed the filter
+#: that reads it (a contextvar set and reset per step is the hot path's to pay otherwise).
+STEP_IDS = False
 
 # The actor's message templates (engine/actor.py) and the fields their arguments are.
 _TEMPLATES: dict[str, tuple[str, ...]] = {
@@ -147,6 +150,8 @@ def configure(
     or ``json``): the ``tarry`` loggers' and, through the root logger, the application's
     and its libraries' (``quiet_app``: only their warnings and errors). Returns a function
     that undoes it."""
+    global STEP_IDS
+    STEP_IDS = True
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_StepFields())
@@ -159,6 +164,8 @@ def configure(
     tarry.propagate = True
 
     def undo() -> None:
+        global STEP_IDS
+        STEP_IDS = False
         root.removeHandler(handler)
         root.setLevel(before[0])
         tarry.setLevel(before[1])
