@@ -5,7 +5,7 @@ Everything public is re-exported here; the submodules are internal.
 
 import contextlib
 
-from .client import Client, EngineInfo, WorkflowInfo
+from .client import Client, EngineInfo, SignalReceipt, WorkflowInfo
 from .context import Parallel, RunContext, StepCall
 from .errors import (
     ChildFailed,
@@ -101,6 +101,7 @@ __all__ = [
     "SharedStore",
     "SchemaTooNew",
     "SignalInfo",
+    "SignalReceipt",
     "StepCall",
     "StepFailed",
     "Store",

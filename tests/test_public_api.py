@@ -51,6 +51,7 @@ PUBLIC = [
     "SchemaTooNew",
     "SharedStore",
     "SignalInfo",
+    "SignalReceipt",
     "StepCall",
     "StepFailed",
     "Store",

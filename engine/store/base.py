@@ -377,6 +377,12 @@ class SharedStore(Store):
         """
 
     @abstractmethod
+    def run_ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        """Up to ``limit`` run ids that start with ``prefix`` (``prefix`` itself first when
+        it is a whole id), in order: a range seek on the run id's index
+        (:func:`engine.journal.prefix_range`), never a scan."""
+
+    @abstractmethod
     def query_runs(
         self,
         statuses: list[str] | None,

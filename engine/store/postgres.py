@@ -64,7 +64,7 @@ from ..errors import (
     StoreError,
     WorkflowError,
 )
-from ..journal import TERMINAL, EntryRow, RunRow, SignalRow, Write, retry_cut, same_signal
+from ..journal import TERMINAL, EntryRow, RunRow, SignalRow, Write, prefix_range, retry_cut, same_signal
 from .base import Change, ChangeWatch, EngineCounts, LeaseRow, PublishedWorkflow, SharedStore
 from .queued import Op, deliver
 
@@ -72,7 +72,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 log = logging.getLogger("tarry.store")
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 CHANNEL = "tarry_changes"
 #: Seconds between two looks at the claimable runs when no notice came (takeover's bound).
 CLAIM_EVERY = 0.5
@@ -151,6 +151,8 @@ _MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE tarry_runs ADD COLUMN recoveries integer NOT NULL DEFAULT 0",
         "ALTER TABLE tarry_runs ADD COLUMN recovery_mark integer",
     ],
+    # Run-id prefixes (the CLI's RUN): a range seek in code point order, whatever the collation.
+    7: ['CREATE INDEX tarry_runs_id_c ON tarry_runs (run_id COLLATE "C")'],
 }
 
 _STOP = object()
@@ -616,6 +618,9 @@ class PostgresStore(SharedStore):
     def snapshot(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow]] | None:
         return self._read_sync(_load, run_id, True)  # type: ignore[no-any-return]
 
+    def run_ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        return self._read_sync(_run_ids_with_prefix, prefix, limit)  # type: ignore[no-any-return]
+
     def settled(self, run_id: str) -> tuple[RunRow, bool]:
         return self._read_sync(_settled, run_id)  # type: ignore[no-any-return]
 
@@ -718,6 +723,21 @@ def _run_row(values: Any) -> RunRow:
 def _get_run(store: PostgresStore, conn: Conn, run_id: str) -> RunRow | None:
     row = conn.execute(f"SELECT {RUN_SELECT} WHERE r.run_id = %s", (run_id,)).fetchone()
     return None if row is None else _run_row(row)
+
+
+#: Run ids in ``[low, high)`` in code point order, a seek on ``tarry_runs_id_c`` whatever the
+#: database's collation (under a locale's, a range can miss ids); ``{below}``: the upper bound.
+RUN_IDS_FROM = (
+    'SELECT run_id FROM tarry_runs WHERE run_id COLLATE "C" >= %s{below} ORDER BY run_id COLLATE "C" LIMIT %s'
+)
+
+
+def _run_ids_with_prefix(store: PostgresStore, conn: Conn, prefix: str, limit: int) -> list[str]:
+    """Run ids starting with ``prefix`` (:data:`RUN_IDS_FROM`)."""
+    low, high = prefix_range(prefix)
+    query = RUN_IDS_FROM.format(below="" if high is None else ' AND run_id COLLATE "C" < %s')
+    bounds = (low,) if high is None else (low, high)
+    return [r[0] for r in conn.execute(query, (*bounds, limit)) if r[0].startswith(prefix)]
 
 
 def _notify(conn: Conn, kind: str, run_id: str, at: float, signal_id: int | None = None) -> None:
@@ -843,11 +863,14 @@ def _write(store: PostgresStore, conn: Conn, write: Write) -> bool:
     return True
 
 
-def _status(conn: Conn, run_id: str) -> tuple[str, str | None]:
-    row = conn.execute("SELECT status, owner FROM tarry_runs WHERE run_id = %s FOR UPDATE", (run_id,)).fetchone()
+def _status(conn: Conn, run_id: str) -> tuple[str, str | None, str | None]:
+    """The run's status, owner and ``wait_event``, locking its row."""
+    row = conn.execute(
+        "SELECT status, owner, wait_event FROM tarry_runs WHERE run_id = %s FOR UPDATE", (run_id,)
+    ).fetchone()
     if row is None:
         raise RunNotFound(run_id)
-    return str(row[0]), row[1]
+    return str(row[0]), row[1], row[2]
 
 
 def _tell_owner(store: PostgresStore, owner: str | None, in_process: bool) -> bool:
@@ -870,7 +893,7 @@ def _add_signal(
     in_process: bool,
     dedup_key: str | None = None,
 ) -> SignalRow:
-    status, owner = _status(conn, run_id)  # locks the run: two senders of one key queue here
+    status, owner, waits_for = _status(conn, run_id)  # locks the run: two senders of one key queue here
     if dedup_key is not None:
         found = conn.execute(
             f"SELECT {SIGNAL_COLUMNS} FROM tarry_signals WHERE run_id = %s AND dedup_key = %s", (run_id, dedup_key)
@@ -884,14 +907,14 @@ def _add_signal(
         "RETURNING id",
         (run_id, event, payload, sent_at, dedup_key),
     ).fetchone()
-    signal = SignalRow(int(row[0]), run_id, event, payload, sent_at)
+    signal = SignalRow(int(row[0]), run_id, event, payload, sent_at, run_waits_for=waits_for)
     if _tell_owner(store, owner, in_process):
         _notify(conn, "signal", run_id, sent_at, signal.id)
     return signal
 
 
 def _request_cancel(store: PostgresStore, conn: Conn, run_id: str, reason: str, at: float, in_process: bool) -> RunRow:
-    status, owner = _status(conn, run_id)
+    status, owner, _ = _status(conn, run_id)
     if status in TERMINAL:
         raise RunFinished(run_id, status, "cancel")
     if status == "running":
@@ -914,7 +937,7 @@ def _request_cancel(store: PostgresStore, conn: Conn, run_id: str, reason: str, 
 def _client_retry(store: PostgresStore, conn: Conn, run_id: str, at: float) -> RunRow:
     """The failed run back to ``running``, nobody's (any worker claims it), its journal cut
     where :func:`engine.journal.retry_cut` says, ``attempt`` + 1."""
-    status, _ = _status(conn, run_id)
+    status, _, _ = _status(conn, run_id)
     if status != "failed":
         raise RunNotRetryable(run_id, status)
     entries = [

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from ...errors import RunAlreadyExists, RunFinished, RunNotFound, RunNotRetryable, RunStateError
-from ...journal import TERMINAL, EntryRow, RunRow, SignalRow, Write, retry_cut, same_signal
+from ...journal import TERMINAL, EntryRow, RunRow, SignalRow, Write, prefix_range, retry_cut, same_signal
 from ..base import Change, EngineCounts, LeaseRow, PublishedWorkflow
 
 #: The lease every worker of a SQLite database competes for.
@@ -195,14 +195,17 @@ def add_signal(
         ).fetchone()
         if found is not None:
             return same_signal(SignalRow(*found), event, payload, dedup_key)
-    status = run_status(conn, run_id)
+    found = conn.execute("SELECT status, wait_event FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if found is None:
+        raise RunNotFound(run_id)
+    status, waits_for = found
     if status in TERMINAL:
         raise RunFinished(run_id, status, "signal")
     cursor = conn.execute(
         "INSERT INTO signals (run_id, event, payload, sent_at, dedup_key) VALUES (?,?,?,?,?)",
         (run_id, event, payload, sent_at, dedup_key),
     )
-    return SignalRow(int(cursor.lastrowid or 0), run_id, event, payload, sent_at)
+    return SignalRow(int(cursor.lastrowid or 0), run_id, event, payload, sent_at, run_waits_for=waits_for)
 
 
 def request_cancel(conn: sqlite3.Connection, run_id: str, reason: str, at: float) -> RunRow:
@@ -591,6 +594,18 @@ def snapshot(conn: sqlite3.Connection, run_id: str) -> tuple[RunRow, list[EntryR
         return run, journal(conn, run_id), signals
     finally:
         conn.execute("COMMIT")
+
+
+#: Run ids in ``[low, high)``; ``{below}`` is the upper bound's test, or nothing.
+RUN_IDS_FROM = "SELECT run_id FROM runs WHERE run_id >= ?{below} ORDER BY run_id LIMIT ?"
+
+
+def run_ids_with_prefix(conn: sqlite3.Connection, prefix: str, limit: int) -> list[str]:
+    """Run ids starting with ``prefix``: a seek on the primary key (BINARY order)."""
+    low, high = prefix_range(prefix)
+    query = RUN_IDS_FROM.format(below="" if high is None else " AND run_id < ?")
+    bounds = (low,) if high is None else (low, high)
+    return [r[0] for r in conn.execute(query, (*bounds, limit)) if r[0].startswith(prefix)]
 
 
 def settled(conn: sqlite3.Connection, run_id: str) -> tuple[RunRow, bool]:
