@@ -4,37 +4,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 
 from engine import WorkflowError
+from engine.cli import CommandError, database, db_option
 
 __all__ = ["dashboard", "dev"]
 
 
-def _db(ctx: click.Context, db: str | None) -> str:
-    """``--db`` given here, else the ``tarry`` group's ``--db`` (or ``TARRY_DB``)."""
-    if db:
-        return db
-    for parent in (ctx.parent, ctx.find_root()):
-        value = parent.params.get("db") if parent is not None else None
-        if value:
-            return str(value)
-    obj: Any = ctx.find_object(dict)
-    if obj and obj.get("db"):
-        return str(obj["db"])
-    raise click.UsageError("no database: pass --db PATH or set TARRY_DB")
-
-
 @click.command("dashboard")
-# A plain string, not click.Path: that would fold the "//" of a postgresql:// URL.
-@click.option(
-    "--db",
-    envvar="TARRY_DB",
-    metavar="PATH|URL",
-    help="The tarry database: a SQLite file or a postgresql:// URL (env TARRY_DB).",
-)
+@db_option
 @click.option("--read-only", is_flag=True, help="Hide every action that changes a run: watch only.")
 @click.option(
     "--approve", "approve", metavar="JSON", default='{"approved": true}', show_default=True, help="What `a` sends."
@@ -43,7 +23,7 @@ def _db(ctx: click.Context, db: str | None) -> str:
     "--reject", "reject", metavar="JSON", default='{"approved": false}', show_default=True, help="What `r` sends."
 )
 @click.pass_context
-def dashboard(ctx: click.Context, db: str | None, read_only: bool, approve: str, reject: str) -> None:
+def dashboard(ctx: click.Context, read_only: bool, approve: str, reject: str) -> None:
     """Watch and act on the runs of a database that a worker is running.
 
     Sees changes within 250 ms. Keys: 1-7 filter, / search, enter details, s signal,
@@ -52,8 +32,8 @@ def dashboard(ctx: click.Context, db: str | None, read_only: bool, approve: str,
     Example:
 
     \b
-        tarry --db shop.db worker shop.workflows:runtime &
-        tarry dashboard --db shop.db --read-only
+        tarry --db shop.db worker examples.publish_review:review &
+        tarry --db shop.db dashboard --read-only
     """
     from .app import DashboardApp
 
@@ -64,23 +44,18 @@ def dashboard(ctx: click.Context, db: str | None, read_only: bool, approve: str,
         except json.JSONDecodeError as exc:
             raise click.BadParameter(f"not JSON: {exc}", param_hint=f"--{name}") from None
     try:
-        app = DashboardApp(_db(ctx, db), read_only=read_only, **payloads)
+        app = DashboardApp(database(ctx, create=False), read_only=read_only, **payloads)
     except WorkflowError as exc:
-        raise click.ClickException(exc.message) from None
+        raise CommandError(exc) from None
     app.run()
 
 
 @click.command("dev")
+@db_option
 @click.argument("app")
-# A plain string, not click.Path: that would fold the "//" of a postgresql:// URL.
-@click.option(
-    "--db",
-    envvar="TARRY_DB",
-    metavar="PATH|URL",
-    help="The tarry database: a SQLite file or a postgresql:// URL (env TARRY_DB).",
-)
+@click.option("--create", is_flag=True, help="Create the database if it does not exist (else: refused, exit 2).")
 @click.pass_context
-def dev(ctx: click.Context, app: str, db: str | None) -> None:
+def dev(ctx: click.Context, app: str, create: bool) -> None:
     """Run the workflows of APP and the dashboard in one process, for development.
 
     APP is MODULE:ATTR naming a Runtime, a workflow or a list of workflows, or a bare
@@ -90,7 +65,7 @@ def dev(ctx: click.Context, app: str, db: str | None) -> None:
     Example:
 
     \b
-        tarry dev examples.publish_review:review --db dev.db
+        tarry --db dev.db dev examples.publish_review:review --create
     """
     from engine.cli import load_app
 
@@ -101,7 +76,7 @@ def dev(ctx: click.Context, app: str, db: str | None) -> None:
     except WorkflowError as exc:
         raise click.BadParameter(exc.message, param_hint="APP") from None
     try:
-        dev_app = DevApp(loaded, _db(ctx, db))
+        dev_app = DevApp(loaded, database(ctx, create=create))
     except WorkflowError as exc:
-        raise click.ClickException(exc.message) from None
+        raise CommandError(exc) from None
     dev_app.run()
