@@ -3,7 +3,9 @@
 The wait is durable: the run can sit for two days across restarts. Approve it from code
 (``runtime.signal``), from another process (``engine.Client``), or from a terminal::
 
-    tarry signal RUN_ID review-decision --payload '{"approved": true}'
+    tarry --db review.db worker examples.publish_review:review &
+    tarry --db review.db trigger publish --run-id article-1 --payload '{"article": "hello"}' --wait
+    tarry --db review.db signal article-1 review-decision --payload '{"approved": true}' --wait
 """
 
 from __future__ import annotations
