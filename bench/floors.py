@@ -215,7 +215,7 @@ async def _trio_conc(runs: int) -> float:
 class _FreeStore(MemoryStore):
     """Writes that keep nothing and never wait: durability at no cost (a measuring device)."""
 
-    async def create_run(self, row: RunRow) -> tuple[RunRow, bool]:
+    async def create_run(self, row: RunRow, journal: Any = None, audit: Any = None) -> tuple[RunRow, bool]:
         return row, True
 
     async def write(self, write: Write) -> bool:
@@ -246,8 +246,8 @@ class _InPlaceStore(MemoryStore):
         self.store.committer._after_commit()  # a checkpoint now and then, on the store's thread
         return result
 
-    async def create_run(self, row: RunRow) -> tuple[RunRow, bool]:
-        return self._commit(sqlite_sql.create_run, row)  # type: ignore[no-any-return]
+    async def create_run(self, row: RunRow, journal: Any = None, audit: Any = None) -> tuple[RunRow, bool]:
+        return self._commit(lambda conn, r: sqlite_sql.create_run(conn, r, journal, audit), row)  # type: ignore[no-any-return]
 
     async def write(self, write: Write) -> bool:
         return self._commit(sqlite_sql.write, write)  # type: ignore[no-any-return]

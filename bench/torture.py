@@ -3,6 +3,7 @@
     python -m bench.torture --cycles 100 --seed 7 --mode kill      # SIGKILL the worker
     python -m bench.torture --cycles 20 --mode term                # SIGTERM: a graceful drain
     python -m bench.torture --cycles 50 --mode standby             # two workers on one file
+    python -m bench.torture --cycles 100 --mode sweep              # cron sweeps, no worker at all
 
 One worker process (``tarry worker bench.torture_app``) serves a temporary SQLite file while
 another process (``python -m bench.torture drive``) keeps triggering runs and sending
@@ -11,6 +12,15 @@ second. The runs mix steps with side effects, durable sleeps of 0-2 s, waits for
 and without timeouts, steps that fail and are retried, and runs that fail for good
 (:mod:`bench.torture_app`). Each cycle kills the worker at a random moment and starts a new
 one. ``--seed`` (printed) makes the plan and the kill times repeatable.
+
+``sweep`` runs no ``tarry worker`` at all: two or three "cron" processes
+(``python -m bench.torture cron``), each a plain (passive) runtime that loops
+``await runtime.sweep()`` (and now and then ``resume`` of a random run) for 0.3-2 s, then
+exits, as cron jobs would; one more is started whenever one ends. Each cycle SIGKILLs one
+of them (the one driving runs, if one is) at a random moment, mid-sweep or mid-step. The
+driver sends about half its triggers and signals through a plain passive runtime of its
+own (which drives them inline when no cron process holds the file, and only stores them
+when one does) and the rest through :class:`engine.Client`.
 
 After every kill (the worker is dead, nothing writes the journal but the driver) and at the
 end (every run has ended), the harness checks:
@@ -27,7 +37,9 @@ end (every run has ended), the harness checks:
   never (``term``: the drain lets steps finish);
 - at the end, every run ended as its workflow says (status and output);
 - ``standby``: the side effects of one worker process never interleave with another's:
-  one worker is active at a time.
+  one worker is active at a time;
+- ``sweep``: every cron process that ended by itself exited 0 (or, counted apart, on a
+  ``LeaseLost`` after a stall past the lease's ttl).
 
 It prints one JSON line of figures (``"workload": "torture"``) and every violation it found
 on stderr, and exits 1 if there was one.
@@ -50,12 +62,15 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+import trio
+
 from .proc import ROOT
 from .torture_app import expected_steps
 
 __all__ = ["main"]
 
-MODES = ("kill", "term", "standby")
+MODES = ("kill", "term", "standby", "sweep")
+LEASE_LOST = 75  # a cron process's exit code when its lease was lost (it stalled past the ttl)
 ENDED = ("completed", "failed", "cancelled")
 
 
@@ -87,80 +102,211 @@ def plan_run(rng: random.Random, index: int) -> dict[str, Any]:
 # -- the driver process ---------------------------------------------------------------------------
 
 
-def drive(db: Path, directory: Path, seed: int, runs: int, rate: float) -> int:
+def drive(db: Path, directory: Path, seed: int, runs: int, rate: float, mode: str) -> int:
     """Trigger ``runs`` runs, then ``rate`` a second until ``directory/stop`` exists; send
     each run's signal when due (and once more under the same dedup key, which must be
-    refused). Every acknowledged call is appended to ``directory/ledger.jsonl``."""
-    from engine import Client, RunFinished
+    refused). Every acknowledged call is appended to ``directory/ledger.jsonl``. In
+    ``sweep`` mode about half the calls go through a plain passive runtime, the rest
+    through :class:`engine.Client`."""
+    return trio.run(_drive, db, directory, seed, runs, rate, mode)
+
+
+async def _drive(db: Path, directory: Path, seed: int, runs: int, rate: float, mode: str) -> int:
+    from engine import Client, RunFinished, SQLiteStore, create_runtime
 
     from .torture_app import WORKFLOWS
 
     rng = random.Random(seed)
+    route = random.Random(seed + 1)  # apart from rng: the plan of a seed is the same in every mode
     by_id = {w.id: w for w in WORKFLOWS}
     ledger = (directory / "ledger.jsonl").open("a")
     due: list[tuple[float, dict[str, Any]]] = []
     index = 0
     next_trigger = time.monotonic()
+    runtime = create_runtime(workflows=WORKFLOWS, store=SQLiteStore(db)) if mode == "sweep" else None
+    pending = 0  # calls of the passive runtime under way: each drives its run inline, so they overlap
+
+    def passive() -> bool:
+        return runtime is not None and route.random() < 0.5
+
+    async def trigger(run: dict[str, Any]) -> None:
+        nonlocal pending
+        if runtime is not None and passive():  # drives the run inline unless a cron job holds the file
+            pending += 1
+            try:
+                await runtime.trigger(by_id[run["workflow"]], run["payload"], run_id=run["run_id"])
+            finally:
+                pending -= 1
+        else:
+            client.trigger(by_id[run["workflow"]], run["payload"], run_id=run["run_id"])
+        ledger.write(json.dumps({"op": "trigger", **run}) + "\n")
+        if run["signal"]:
+            due.append((time.monotonic() + run["signal"]["after"], run))
+
+    async def send(run: dict[str, Any]) -> None:
+        nonlocal pending
+        sig = run["signal"]
+        key = f"{run['run_id']}:{sig['event']}"
+        sent = []
+        pending += 1
+        try:
+            for _ in range(2):  # the second, under the same dedup key, must be refused
+                if runtime is not None and passive():
+                    sent.append(await runtime.signal(run["run_id"], sig["event"], sig["payload"], dedup_key=key))
+                else:
+                    sent.append(client.signal(run["run_id"], sig["event"], sig["payload"], dedup_key=key))
+            outcome = "sent" if sent == [True, False] else f"new={sent[0]} again={sent[1]}"
+        except RunFinished:
+            outcome = "finished"  # the run's wait timed out and it ended first
+        finally:
+            pending -= 1
+        ledger.write(json.dumps({"op": "signal", "run_id": run["run_id"], "key": key, "outcome": outcome}) + "\n")
+
     with Client(db) as client:
-        while True:
-            now = time.monotonic()
-            stopping = (directory / "stop").exists()
-            if not stopping and (index < runs or now >= next_trigger):
-                run = plan_run(rng, index)
-                index += 1
-                client.trigger(by_id[run["workflow"]], run["payload"], run_id=run["run_id"])
-                ledger.write(json.dumps({"op": "trigger", **run}) + "\n")
-                if run["signal"]:
-                    due.append((now + run["signal"]["after"], run))
-                if index >= runs:
-                    next_trigger = now + 1 / rate
-                continue
-            due.sort(key=lambda d: d[0])
-            while due and (due[0][0] <= now or stopping):
-                _, run = due.pop(0)
-                sig = run["signal"]
-                key = f"{run['run_id']}:{sig['event']}"
-                try:
-                    new = client.signal(run["run_id"], sig["event"], sig["payload"], dedup_key=key)
-                    again = client.signal(run["run_id"], sig["event"], sig["payload"], dedup_key=key)
-                    outcome = "sent" if new and not again else f"new={new} again={again}"
-                except RunFinished:
-                    outcome = "finished"  # the run's wait timed out and it ended first
-                ledger.write(
-                    json.dumps({"op": "signal", "run_id": run["run_id"], "key": key, "outcome": outcome}) + "\n"
-                )
-            ledger.flush()
-            if stopping and not due:
-                break
-            time.sleep(0.01)
+        async with trio.open_nursery() as nursery:
+            while True:
+                now = time.monotonic()
+                stopping = (directory / "stop").exists()
+                if not stopping and (index < runs or now >= next_trigger):
+                    run = plan_run(rng, index)
+                    index += 1
+                    nursery.start_soon(trigger, run)
+                    if index >= runs:
+                        next_trigger = now + 1 / rate
+                    await trio.lowlevel.checkpoint()
+                    continue
+                due.sort(key=lambda d: d[0])
+                while due and (due[0][0] <= now or stopping):
+                    _, run = due.pop(0)
+                    nursery.start_soon(send, run)
+                ledger.flush()
+                if stopping and not due and not pending:
+                    break
+                await trio.sleep(0.01)
+    if runtime is not None:
+        await runtime.aclose()
     ledger.close()
     return 0
+
+
+def ledger_run_ids(directory: Path) -> list[str]:
+    """The ids of the runs the driver has triggered so far."""
+    path = directory / "ledger.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [json.loads(line)["run_id"] for line in lines if line.endswith("}") and '"op": "trigger"' in line]
+
+
+# -- a cron process (sweep mode) ----------------------------------------------------------------
+
+
+def cron(db: Path, directory: Path, seed: int, lifetime: float, lease_ttl: float) -> int:
+    """A cron job: a plain runtime that sweeps ``db`` every 20 ms (and now and then resumes a
+    random run) for ``lifetime`` seconds, then exits."""
+    from engine import LeaseLost
+
+    try:
+        trio.run(_cron, db, directory, seed, lifetime, lease_ttl)
+    except LeaseLost as e:  # it stalled past the ttl and another process took the file over
+        print(f"cron: {e!r}", file=sys.stderr)
+        return LEASE_LOST
+    return 0
+
+
+async def _cron(db: Path, directory: Path, seed: int, lifetime: float, lease_ttl: float) -> None:
+    from engine import SQLiteStore, create_runtime
+
+    from .torture_app import WORKFLOWS
+
+    rng = random.Random(seed)
+    store = SQLiteStore(db)
+    store.lease_ttl = lease_ttl  # the seat's lease: a killed cron job's hold expires after it
+    runtime = create_runtime(workflows=WORKFLOWS, store=store)
+    until = time.monotonic() + lifetime
+    try:
+        while time.monotonic() < until:
+            await runtime.sweep()
+            if rng.random() < 0.2 and (run_ids := ledger_run_ids(directory)):
+                await runtime.resume(rng.choice(run_ids))
+            await trio.sleep(0.02)
+    finally:
+        await runtime.aclose()
 
 
 # -- processes ------------------------------------------------------------------------------------
 
 
 class Workers:
-    """The worker processes of one torture run."""
+    """The processes that drive runs in one torture run: ``tarry worker`` processes, or in
+    ``sweep`` mode cron processes (plain runtimes that sweep for a while and exit)."""
 
-    def __init__(self, db: Path, directory: Path, lease_ttl: float) -> None:
+    def __init__(self, db: Path, directory: Path, lease_ttl: float, mode: str = "kill", seed: int = 0) -> None:
         self.db = db
         self.directory = directory
         self.lease_ttl = lease_ttl
+        self.mode = mode
+        self.rng = random.Random(seed + 2)  # apart from the harness's: its kill times stay as they were
         self.procs: list[subprocess.Popen[bytes]] = []
         self.started = 0
+        self.lease_lost = 0  # cron processes that ended on a LeaseLost
 
     def start(self) -> subprocess.Popen[bytes]:
         self.started += 1
         log = (self.directory / f"worker-{self.started}.log").open("wb")
         env = {**os.environ, "TARRY_TORTURE_DIR": str(self.directory), "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "--db", str(self.db), "worker", "bench.torture_app:WORKFLOWS",
-             "--lease-ttl", str(self.lease_ttl), "--grace", "10", "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        if self.mode == "sweep":
+            lifetime = round(self.rng.uniform(0.3, 2.0), 2)
+            argv = ["-m", "bench.torture", "cron", str(self.db), str(self.directory),
+                    str(self.rng.randrange(1 << 31)), str(lifetime), str(self.lease_ttl)]  # fmt: skip
+        else:
+            argv = ["-m", "engine.cli", "--db", str(self.db), "worker", "bench.torture_app:WORKFLOWS",
+                    "--lease-ttl", str(self.lease_ttl), "--grace", "10", "--log-level", "warning"]  # fmt: skip
+        proc = subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(proc)
         return proc
+
+    def top_up(self) -> list[str]:
+        """``sweep``: reap the cron processes that ended by themselves and start new ones so
+        that two or three run. Returns what went wrong (a cron process that failed)."""
+        if self.mode != "sweep":
+            return []
+        problems = []
+        for proc in [p for p in self.procs if p.poll() is not None]:
+            self.procs.remove(proc)
+            if proc.returncode == LEASE_LOST:
+                self.lease_lost += 1
+            elif proc.returncode != 0:
+                problems.append(f"cron process {proc.pid} exited {proc.returncode}: see {self.directory}/worker-*.log")
+        while len(self.procs) < 2 or (len(self.procs) < 3 and self.rng.random() < 0.3):
+            self.start()
+        return problems
+
+    def wait_serving(self, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+        """Wait until ``proc`` holds the file's lease. On a loaded machine a worker can take
+        seconds to start; a kill before then finds no database, and a SIGTERM before its
+        handler is in place ends it as a plain SIGTERM would."""
+        until = time.monotonic() + timeout
+        while time.monotonic() < until and proc.poll() is None:
+            if self.db.exists():
+                with _connect(self.db) as conn:
+                    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+                    owners = (
+                        [r[0] for r in conn.execute("SELECT owner FROM tarry_leases")]
+                        if "tarry_leases" in tables
+                        else []
+                    )
+                if any((owner or "").split(":")[1:2] == [str(proc.pid)] for owner in owners):
+                    return
+            time.sleep(0.05)
+
+    def wait_created(self, timeout: float = 60.0) -> None:
+        """Wait until the database holds its tables (cron processes and the driver create it)."""
+        until = time.monotonic() + timeout
+        while time.monotonic() < until:
+            if self.db.exists():
+                with _connect(self.db) as conn:
+                    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'tarry_leases'").fetchone():
+                        return
+            time.sleep(0.05)
 
     def active(self) -> subprocess.Popen[bytes] | None:
         """The live worker that holds the file's lease (the only one, outside ``standby``)."""
@@ -168,7 +314,8 @@ class Workers:
         if len(live) <= 1:
             return live[0] if live else None
         with _connect(self.db) as conn:
-            owners = [r[0] for r in conn.execute("SELECT owner FROM tarry_leases")]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            owners = [r[0] for r in conn.execute("SELECT owner FROM tarry_leases")] if "tarry_leases" in tables else []
         for p in live:
             if any((owner or "").split(":")[1:2] == [str(p.pid)] for owner in owners):  # host:pid:token
                 return p
@@ -182,7 +329,10 @@ class Workers:
 
     def stop_all(self) -> None:
         for proc in list(self.procs):
-            self.stop(proc, "term")
+            if self.mode == "sweep":  # a cron process ends by itself within 2 s
+                proc.wait(timeout=60)
+            else:
+                self.stop(proc, "term")
 
 
 def _connect(db: Path) -> sqlite3.Connection:
@@ -227,14 +377,17 @@ class Checker:
     def fail(self, message: str) -> None:
         self.violations.append(message)
 
-    def after_kill(self) -> None:
-        """Steps whose side effect happened but whose result is not in the journal were
-        running when the kill landed: the next worker runs them again."""
+    def after_kill(self, pid: int | None = None) -> None:
+        """Steps whose side effect happened (in process ``pid``, the one killed, if given)
+        but whose result is not in the journal were running when the kill landed: the
+        next worker runs them again."""
         with _connect(self.db) as conn:
             done = {
                 (r[0], r[1]) for r in conn.execute("SELECT run_id, step_id FROM entries WHERE status = 'completed'")
             }
-        for key in {(run_id, step_id) for _, run_id, step_id in self.effects()} - done:
+        effects = self.effects()
+        ran = {(run_id, step_id) for p, run_id, step_id in effects if pid is None or p == str(pid)}
+        for key in ran - done:
             self.in_flight[key] += 1
         saved = [[run_id, step_id, n] for (run_id, step_id), n in sorted(self.in_flight.items())]
         (self.directory / "in_flight.json").write_text(json.dumps(saved))
@@ -385,31 +538,45 @@ def torture(args: argparse.Namespace) -> dict[str, Any]:
     db = directory / "torture.db"
     print(f"torture: mode {args.mode}, seed {args.seed}, {args.cycles} cycles, in {directory}", file=sys.stderr)
     started = time.monotonic()
-    workers = Workers(db, directory, args.lease_ttl)
+    workers = Workers(db, directory, args.lease_ttl, args.mode, args.seed)
     checker = Checker(db, directory, args.mode)
-    workers.start()
+    if args.mode == "sweep":
+        workers.top_up()
+        workers.wait_created()
+    else:
+        workers.wait_serving(workers.start())
     if args.mode == "standby":
         time.sleep(0.5)
         workers.start()
     driver = subprocess.Popen(
-        [sys.executable, "-m", "bench.torture", "drive", str(db), str(directory), str(args.seed), str(args.runs), str(args.rate)],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [sys.executable, "-m", "bench.torture", "drive", str(db), str(directory), str(args.seed), str(args.runs),
+         str(args.rate), args.mode],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "TARRY_TORTURE_DIR": str(directory)},
     )  # fmt: skip
     kills = 0
     try:
         for cycle in range(1, args.cycles + 1):
-            time.sleep(rng.uniform(args.min_wait, args.max_wait))
-            victim = workers.active() or workers.procs[0]
+            until = time.monotonic() + rng.uniform(args.min_wait, args.max_wait)
+            while (left := until - time.monotonic()) > 0:
+                for problem in workers.top_up():
+                    checker.fail(f"cycle {cycle}: {problem}")
+                time.sleep(min(left, 0.05 if args.mode == "sweep" else left))
+            live = [p for p in workers.procs if p.poll() is None] or [workers.start()]
+            victim = workers.active() or (rng.choice(live) if args.mode == "sweep" else workers.procs[0])
             code = workers.stop(victim, "term" if args.mode == "term" else "kill")
             kills += 1
             if args.mode == "term" and code != 0:
                 checker.fail(f"cycle {cycle}: a worker drained on SIGTERM exited {code}")
             # Nothing drives runs now: the standby (if any) waits out the lease first.
-            checker.after_kill()
+            checker.after_kill(victim.pid)
             figures = checker.check(final=False)
             if args.verbose:
                 print(json.dumps({"cycle": cycle, **figures, "violations": len(checker.violations)}), file=sys.stderr)
-            workers.start()
+            started_worker = workers.start()
+            if args.mode == "sweep":
+                workers.top_up()
+            if args.mode == "term":  # a drain is tested on a worker that serves, not one starting up
+                workers.wait_serving(started_worker)
         (directory / "stop").touch()
         if driver.wait(timeout=120) != 0:
             checker.fail(f"the driver exited {driver.returncode}")
@@ -422,8 +589,12 @@ def torture(args: argparse.Namespace) -> dict[str, Any]:
                 ).fetchone()[0]
             if ended >= len(runs):
                 break
+            for problem in workers.top_up():
+                checker.fail(f"settling: {problem}")
             time.sleep(0.2)
         workers.stop_all()
+        for problem in workers.top_up() if args.mode == "sweep" else ():
+            checker.fail(f"at the end: {problem}")
         figures = checker.check(final=True)
     finally:
         for proc in workers.procs:
@@ -437,6 +608,7 @@ def torture(args: argparse.Namespace) -> dict[str, Any]:
         "cycles": args.cycles,
         "kills": kills,
         "workers_started": workers.started,
+        **({"cron_lease_lost": workers.lease_lost} if args.mode == "sweep" else {}),
         **figures,
         "steps_in_flight_at_kills": sum(checker.in_flight.values()),
         "violations": len(checker.violations),
@@ -449,8 +621,11 @@ def torture(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["drive"]:
-        db, directory, seed, runs, rate = argv[1:6]
-        return drive(Path(db), Path(directory), int(seed), int(runs), float(rate))
+        db, directory, seed, runs, rate, mode = argv[1:7]
+        return drive(Path(db), Path(directory), int(seed), int(runs), float(rate), mode)
+    if argv[:1] == ["cron"]:
+        db, directory, seed, lifetime, lease_ttl = argv[1:6]
+        return cron(Path(db), Path(directory), int(seed), float(lifetime), float(lease_ttl))
     parser = argparse.ArgumentParser(prog="python -m bench.torture", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cycles", type=int, default=100, help="kills (default: 100)")
     parser.add_argument("--seed", type=int, default=None, help="default: a random one, printed")

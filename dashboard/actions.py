@@ -31,17 +31,38 @@ class Action:
     writes: bool = False
     #: Acts on the highlighted (or shown) run.
     on_run: bool = False
+    #: In the footer (which fits 80 columns); every action is in the ``?`` help.
     show: bool = True
 
 
 ACTIONS: tuple[Action, ...] = (
     Action("signal", "s", "Signal", "run: signal", "Send an event with a JSON payload", writes=True, on_run=True),
     Action("approve", "a", "Approve", "run: approve", "Send the approval to a run waiting for an event", True, True),
-    Action("reject", "r", "Reject", "run: reject", "Send the rejection to a run waiting for an event", True, True),
+    Action(
+        "reject",
+        "r",
+        "Reject",
+        "run: reject",
+        "Send the rejection to a run waiting for an event",
+        True,
+        True,
+        show=False,
+    ),
     Action("cancel_run", "c", "Cancel", "run: cancel", "Cancel the run (asks first)", writes=True, on_run=True),
-    Action("retry", "R", "Retry", "run: retry", "Re-drive a failed run from its journal", writes=True, on_run=True),
+    Action(
+        "retry",
+        "R",
+        "Retry",
+        "run: retry",
+        "Re-drive a failed run from its journal",
+        writes=True,
+        on_run=True,
+        show=False,
+    ),
     Action("trigger", "t", "Trigger", "workflow: trigger", "Start a run of a registered workflow", writes=True),
-    Action("engine", "e", "Engine", "engine: info", "The worker holding the database, its heartbeat, sizes"),
+    Action(
+        "engine", "e", "Engine", "engine: info", "The worker holding the database, its heartbeat, sizes", show=False
+    ),
     Action("help", "question_mark", "Keys", "help: keys", "Every key binding"),
     Action("quit", "q", "Quit", "app: quit", "Leave the dashboard"),
 )

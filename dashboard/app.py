@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
@@ -16,6 +17,7 @@ from textual import work
 from textual.app import App
 from textual.binding import BindingType
 from textual.message import Message
+from textual.reactive import reactive
 from textual.worker import get_current_worker
 
 from .actions import ON_RUN, WRITES, app_bindings
@@ -24,7 +26,12 @@ from .screens import RunsScreen
 from .source import Source
 from .verbs import RunVerbs
 
-__all__ = ["DashboardApp", "DataChanged"]
+__all__ = ["NO_WORKER", "DashboardApp", "DataChanged"]
+
+#: The banner while no worker serves the database.
+NO_WORKER = "No worker serves this database: actions are stored and wait for one."
+#: Seconds between two checks that a worker still serves (its lease expires without a commit).
+SERVING_EVERY = 1.0
 
 
 class DataChanged(Message):
@@ -47,6 +54,9 @@ class DashboardApp(RunVerbs, App[None]):
     TITLE = "tarry"
     COMMANDS: ClassVar = App.COMMANDS | {TarryCommands}
     BINDINGS: ClassVar[list[BindingType]] = app_bindings()
+
+    #: The banner every screen shows over its content: empty while a worker serves.
+    worker_note: reactive[str] = reactive("")
 
     def __init__(
         self,
@@ -88,13 +98,20 @@ class DashboardApp(RunVerbs, App[None]):
 
     @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
     def _watch(self) -> None:
-        """Poll ``data_version`` and post :class:`DataChanged` when it moves."""
+        """Poll ``data_version`` and post :class:`DataChanged` when it moves; check that a
+        worker serves on each change and every :data:`SERVING_EVERY` seconds."""
         worker = get_current_worker()
         last: int | None = None
         failing = False
+        checked = float("-inf")
         while not worker.is_cancelled and not self._stop_watch.is_set():
             try:
                 version = self.source.data_version()
+                if version != last or time.monotonic() - checked >= SERVING_EVERY:
+                    checked = time.monotonic()
+                    note = self.describe_workers()
+                    if note != self.worker_note:
+                        self.call_from_thread(self._worker_note_changed, note)
             except Exception as exc:  # the database went away or is locked: say so once
                 if not failing:
                     self.call_from_thread(self.notify, str(exc), title="database", severity="error")
@@ -105,6 +122,16 @@ class DashboardApp(RunVerbs, App[None]):
                     last = version
                     self.post_message(DataChanged())
             self._stop_watch.wait(self.poll_interval)
+
+    def describe_workers(self) -> str:
+        """The banner's text, read in the watcher's thread: :data:`NO_WORKER` when no worker
+        holds a current lease on the database, else empty."""
+        return "" if self.source.serving() else NO_WORKER
+
+    def _worker_note_changed(self, note: str) -> None:
+        self.worker_note = note
+        if note:
+            self.notify(note, title="worker", severity="warning")
 
     def on_data_changed(self, _: DataChanged) -> None:
         self.reload_screens()

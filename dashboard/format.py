@@ -17,7 +17,10 @@ __all__ = [
     "compact_json",
     "countdown",
     "duration",
+    "fit",
+    "payload_summary",
     "pretty_json",
+    "span",
     "waiting_for",
 ]
 
@@ -48,11 +51,27 @@ def duration(seconds: float) -> str:
     return f"{days}d{hours}h"
 
 
+def span(seconds: float) -> str:
+    """A time span in the tables' one compact form, in one unit, rounded down:
+    ``936ms``, ``12s``, ``15m``, ``2h`` (up to ``47h``), ``3d``; a negative span
+    is ``0ms``."""
+    seconds = max(0.0, seconds)
+    if seconds < 1:
+        return f"{int(seconds * 1000)}ms"
+    if seconds < 60:
+        return f"{int(seconds)}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m"
+    if seconds < 2 * 86400:  # "in 1d" would hide most of a day: hours up to two days
+        return f"{int(seconds // 3600)}h"
+    return f"{int(seconds // 86400)}d"
+
+
 def age(then: datetime | None, now: datetime) -> str:
-    """How long ago ``then`` was, compactly: ``4s``, ``3m12s``, ``2h05m``, ``3d4h``."""
+    """How long ago ``then`` was, as :func:`span` writes it (``-`` when unknown)."""
     if then is None:
         return "-"
-    return duration((now - then).total_seconds())
+    return span((now - then).total_seconds())
 
 
 def clock_time(when: datetime, now: datetime) -> str:
@@ -63,20 +82,24 @@ def clock_time(when: datetime, now: datetime) -> str:
     return local.strftime("%b %d %H:%M")
 
 
-def countdown(deadline: datetime | None, now: datetime) -> str:
-    """Time left before ``deadline``: ``in 4m12s``, ``overdue 3s``, ``no deadline``."""
+def countdown(deadline: datetime | None, now: datetime, *, short: bool = False) -> str:
+    """Time left before ``deadline``: ``in 4m12s``, ``overdue 3s``, ``no deadline``
+    (``short``: in :func:`span`'s form, ``in 4m``)."""
     if deadline is None:
         return "no deadline"
     left = (deadline - now).total_seconds()
-    return f"in {duration(left)}" if left >= 0 else f"overdue {duration(-left)}"
+    form = span if short else duration
+    return f"in {form(left)}" if left >= 0 else f"overdue {form(-left)}"
 
 
-def waiting_for(pending: dict[str, Any] | None, now: datetime) -> str:
-    """What a suspended run waits for: ``event review-decision`` or ``sleep until 14:05``."""
+def waiting_for(pending: dict[str, Any] | None, now: datetime, *, short: bool = False) -> str:
+    """What a suspended run waits for: ``event review-decision`` (``short``: the event's
+    name alone, ``review-decision``) or ``sleep until 14:05``."""
     if not pending:
         return ""
     if pending.get("kind") == "event":
-        return "event " + " | ".join(pending.get("events") or [pending.get("event", "?")])
+        events = " | ".join(pending.get("events") or [pending.get("event", "?")])
+        return events if short else f"event {events}"
     if pending.get("kind") == "retry":
         wake_at = pending.get("wake_at")
         when = f" at {clock_time(wake_at, now)}" if isinstance(wake_at, datetime) else ""
@@ -106,6 +129,39 @@ def compact_json(value: Any, width: int = 60) -> str:
     """One-line JSON of ``value``, cut to ``width`` characters with an ellipsis."""
     text = json.dumps(value, ensure_ascii=False, default=_default)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` on one line, cut to ``width`` characters with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    return text[: max(0, width - 1)] + "…" if width > 0 else ""
+
+
+def payload_summary(payload: Any, width: int = 40) -> str:
+    """A payload on one line of at most ``width`` characters: its first fields as
+    ``customer=ana item=lunch``, or their values alone (``ana lunch``) when the names do not
+    fit; nested values as ``{…}`` / ``[…]``; a payload that is not an object as compact JSON."""
+    if payload is None:
+        return ""
+    if not isinstance(payload, dict) or not payload:
+        return fit(_scalar(payload), width)
+    first = list(payload.items())[:8]
+    named = " ".join(f"{key}={_scalar(value)}" for key, value in first)
+    if len(named) <= width:
+        return named
+    return fit(" ".join(_scalar(value) for _, value in first), width)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return " ".join(value.split()) or '""'
+    if isinstance(value, dict):
+        return "{…}" if value else "{}"
+    if isinstance(value, list | tuple):
+        return "[…]" if value else "[]"
+    return json.dumps(value, ensure_ascii=False, default=_default)
 
 
 def _default(value: Any) -> Any:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine import Client, RunInfo, RunResult
 
-__all__ = ["FILTERS", "PAGE_SIZE", "Filter", "Page", "Source"]
+__all__ = ["FILTERS", "PAGE_SIZE", "Filter", "Page", "Source", "split_search"]
 
 #: Rows the runs table holds at once; older runs are one page key away.
 PAGE_SIZE = 200
@@ -30,16 +30,18 @@ class Filter:
     status: str | None = None
     #: Only runs suspended on ``wait_for_event`` (the "needs approval" view), oldest first.
     approval: bool = False
+    #: The title where the full ones do not fit on one line (80 columns).
+    short: str = ""
 
 
 FILTERS: tuple[Filter, ...] = (
     Filter("all", "1", "all"),
-    Filter("running", "2", "running", "running"),
-    Filter("suspended", "3", "suspended", "suspended"),
-    Filter("approval", "4", "needs approval", "suspended", approval=True),
-    Filter("failed", "5", "failed", "failed"),
-    Filter("completed", "6", "completed", "completed"),
-    Filter("cancelled", "7", "cancelled", "cancelled"),
+    Filter("running", "2", "running", "running", short="run"),
+    Filter("suspended", "3", "suspended", "suspended", short="susp"),
+    Filter("approval", "4", "needs approval", "suspended", approval=True, short="approve"),
+    Filter("failed", "5", "failed", "failed", short="fail"),
+    Filter("completed", "6", "completed", "completed", short="done"),
+    Filter("cancelled", "7", "cancelled", "cancelled", short="cancel"),
 )
 FILTERS_BY_NAME = {f.name: f for f in FILTERS}
 
@@ -55,6 +57,8 @@ class Page:
     total: int | None
     #: Runs waiting for an event (the "needs approval" count of the header).
     approvals: int | None = None
+    #: Each run's payload, by run id (the table's payload column).
+    payloads: dict[str, Any] = field(default_factory=dict)
 
 
 class Source:
@@ -96,22 +100,39 @@ class Source:
         return dict(self.client.count_by_status())
 
     def page(self, flt: Filter, *, offset: int = 0, search: str | None = None, limit: int = PAGE_SIZE) -> Page:
-        """The runs of one page of ``flt`` (newest first; the longest waits first for approvals)."""
+        """The runs of one page of ``flt`` (newest first; the longest waits first for approvals).
+        A ``tag:NAME`` word in ``search`` keeps the runs carrying tag NAME (see
+        :func:`split_search`)."""
         counts = self.counts()
-        search = search or None
+        tag, search = split_search(search)
+        tagged: dict[str, Any] = {"tag": tag} if tag else {}
         approvals = self.client.count(waiting="event")
         if flt.approval:
-            runs = self.client.list_runs(waiting="event", oldest_first=True, limit=limit, offset=offset, search=search)
-            total = approvals if search is None else self.client.count(waiting="event", search=search)
-            return Page(list(runs), counts, offset, total, approvals=approvals)
-        runs = self.client.list_runs(status=flt.status, limit=limit, offset=offset, search=search)
-        if search:
-            total = None
-        elif flt.status is None:
-            total = sum(counts.values())
+            found = self.client.list_runs_with_payload(
+                waiting="event", oldest_first=True, limit=limit, offset=offset, search=search, **tagged
+            )
+            total = (
+                approvals if search is None and not tag else self.client.count(waiting="event", search=search, **tagged)
+            )
         else:
-            total = counts.get(flt.status, 0)
-        return Page(list(runs), counts, offset, total, approvals=approvals)
+            found = self.client.list_runs_with_payload(
+                status=flt.status, limit=limit, offset=offset, search=search, **tagged
+            )
+            if tag and not search:
+                total = self.client.count(status=flt.status, tag=tag)
+            elif search:
+                total = None
+            elif flt.status is None:
+                total = sum(counts.values())
+            else:
+                total = counts.get(flt.status, 0)
+        runs = [run for run, _ in found]
+        payloads = {run.run_id: payload for run, payload in found}
+        return Page(runs, counts, offset, total, approvals=approvals, payloads=payloads)
+
+    def serving(self) -> bool:
+        """Whether a worker serves the database now (holds a current lease)."""
+        return int(self.client.workers_alive()) > 0
 
     def run(self, run_id: str) -> RunInfo:
         return self.client.get_run(run_id)  # type: ignore[no-any-return]
@@ -147,3 +168,19 @@ def _as_dict(value: Any) -> dict[str, Any]:
     if to_dict is not None:
         return to_dict()
     return dict(vars(value))
+
+
+def split_search(text: str | None) -> tuple[str | None, str | None]:
+    """The search box's text as ``(tag, search)``: a word ``tag:NAME`` filters on a tag
+    (the last one, if several), the other words are the substring search.
+
+    ``"tag:billing o_42"`` -> ``("billing", "o_42")``; ``"o_42"`` -> ``(None, "o_42")``.
+    """
+    tag = None
+    rest = []
+    for word in (text or "").split():
+        if word.startswith("tag:") and len(word) > 4:
+            tag = word[4:]
+        else:
+            rest.append(word)
+    return tag, " ".join(rest) or None

@@ -3,6 +3,10 @@
 Every verb reports the engine's typed errors (``WorkflowError``: run finished, not
 retryable, payload invalid, database busy ...) as a notification titled with the error's
 code: the app never crashes on them and never shows a traceback.
+
+A verb's message says what happened and no more: with no worker serving the database, a
+signal, an approval, a retry or a trigger is stored and waits for one, and the message says
+so (as a warning) instead of claiming the run moved.
 """
 
 from __future__ import annotations
@@ -22,6 +26,20 @@ if TYPE_CHECKING:
 
 __all__ = ["RunVerbs"]
 
+#: What ``a`` and ``r`` send, as their messages name it.
+_NOUNS = {"approve": "approval", "reject": "rejection"}
+#: How a message ends when what it did waits for a worker.
+WAITS = ": no worker serves the database, it takes effect when one starts"
+
+
+def _cancelled(run: RunResult, serving: bool) -> str:
+    """A suspended run ends cancelled in the call; a running one is asked to stop."""
+    if run.status == "cancelled":
+        return f"{run.run_id}: cancelled"
+    if serving:
+        return f"{run.run_id}: cancel requested, the worker stops it"
+    return f"cancel stored for {run.run_id}{WAITS}"
+
 
 class RunVerbs:
     """The ``action_*`` methods of :class:`dashboard.DashboardApp` that act on runs."""
@@ -39,8 +57,12 @@ class RunVerbs:
         return run  # type: ignore[no-any-return]
 
     @work(thread=True, group="verbs", exit_on_error=False)
-    def call(self, what: str, fn: Callable[..., Any], *args: Any, done: Callable[[Any], str] | None = None) -> None:
-        """Run ``fn(*args)`` off the event loop; notify its outcome; reload the screens."""
+    def call(
+        self, what: str, fn: Callable[..., Any], *args: Any, done: Callable[[Any, bool], str] | None = None
+    ) -> None:
+        """Run ``fn(*args)`` off the event loop; notify its outcome, ``done(result, serving)``
+        (``serving``: whether a worker serves the database now; a warning when not); reload
+        the screens."""
         app: Any = self
         try:
             result = fn(*args)
@@ -50,8 +72,16 @@ class RunVerbs:
             app.call_from_thread(app.notify, f"{type(exc).__name__}: {exc}", title=f"{what} failed", severity="error")
         else:
             if done is not None:
-                app.call_from_thread(app.notify, done(result), title=what)
+                serving = self._serving()
+                severity = "information" if serving else "warning"
+                app.call_from_thread(app.notify, done(result, serving), title=what, severity=severity)
         app.call_from_thread(app.reload_screens)
+
+    def _serving(self) -> bool:
+        try:
+            return bool(self.source.serving())
+        except Exception:  # cannot tell: say what was stored, not that it moved
+            return False
 
     # -- the verbs ----------------------------------------------------------------------------
 
@@ -71,7 +101,9 @@ class RunVerbs:
                     run.run_id,
                     event,
                     payload,
-                    done=lambda _: f"{event} sent to {run.run_id}",
+                    done=lambda _, serving: (
+                        f"{event} sent to {run.run_id}" if serving else f"{event} stored for {run.run_id}{WAITS}"
+                    ),
                 )
 
         self.push_screen(SignalModal(run.run_id, event), send)  # type: ignore[attr-defined]
@@ -96,7 +128,18 @@ class RunVerbs:
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.call(verb, self.source.signal, run.run_id, event, payload, done=lambda _: f"{run.run_id}: {verb}d")
+                self.call(
+                    verb,
+                    self.source.signal,
+                    run.run_id,
+                    event,
+                    payload,
+                    done=lambda _, serving: (
+                        f"{_NOUNS[verb]} sent to {run.run_id} ({event})"
+                        if serving
+                        else f"{verb} stored for {run.run_id}{WAITS}"
+                    ),
+                )
 
         self.push_screen(ConfirmModal(question, title=verb.capitalize(), default=True), answered)  # type: ignore[attr-defined]
 
@@ -108,7 +151,7 @@ class RunVerbs:
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.call("cancel", self.source.cancel, run.run_id, done=lambda r: f"{r.run_id}: {r.status}")
+                self.call("cancel", self.source.cancel, run.run_id, done=_cancelled)
 
         question = f"Cancel run {run.run_id} ({run.workflow_id}, {run.status})?"
         self.push_screen(ConfirmModal(question, title="Cancel run"), answered)  # type: ignore[attr-defined]
@@ -116,7 +159,12 @@ class RunVerbs:
     def action_retry(self) -> None:
         run = self._selected()
         if run is not None:
-            self.call("retry", self.source.retry, run.run_id, done=lambda r: f"{r.run_id}: {r.status}")
+            self.call(
+                "retry",
+                self.source.retry,
+                run.run_id,
+                done=lambda r, serving: f"{r.run_id}: retrying" if serving else f"retry stored for {r.run_id}{WAITS}",
+            )
 
     def action_trigger(self) -> None:
         self._open_trigger()
@@ -131,18 +179,20 @@ class RunVerbs:
             app.call_from_thread(app.notify, exc.message, title=f"workflows: {exc.code}", severity="error")
             return
 
-        def start(answer: tuple[str, Any] | None) -> None:
-            if answer is not None:
-                workflow, payload = answer
-                self.call(
-                    "trigger",
-                    self.source.trigger,
-                    workflow,
-                    payload,
-                    done=lambda r: f"{r.run_id} ({r.workflow_id}): {r.status}",
-                )
+        def trigger(workflow: str, payload: Any) -> tuple[RunResult, bool]:  # in the modal's thread
+            return self.source.trigger(workflow, payload), self._serving()
 
-        app.call_from_thread(app.push_screen, TriggerModal(workflows), start)
+        def started(answer: tuple[RunResult, bool] | None) -> None:
+            if answer is None:
+                return
+            run, serving = answer
+            message = f"{run.run_id} ({run.workflow_id}): {run.status}"
+            if not serving:
+                message = f"{run.run_id} ({run.workflow_id}) stored{WAITS}"
+            app.notify(message, title="trigger", severity="information" if serving else "warning")
+            app.reload_screens()
+
+        app.call_from_thread(app.push_screen, TriggerModal(workflows, trigger), started)
 
     def action_engine(self) -> None:
 

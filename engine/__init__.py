@@ -1,13 +1,30 @@
-"""tarry: durable workflows for Python, on trio, with journals in SQLite.
+"""tarry: durable workflows for Python, on trio, with journals in SQLite or PostgreSQL.
 
-Everything public is re-exported here; the submodules are internal.
+Everything public is here (``engine.__all__``); the submodules are internal and may
+change without notice.
+
+- Define: ``@workflow("id", payload=Schema)`` on ``async def run(ctx)``; ``ctx`` is a
+  :class:`RunContext` (``step``, ``sleep``, ``wait_for_event``, ``gather``, ``child``...);
+  :class:`Retry` for steps.
+- Run in-process: ``create_runtime(workflows=[...], store=SQLiteStore(path))``, then on the
+  :class:`Runtime`: ``trigger``, ``signal``, ``result``, ``get_run``, ``cancel``, ``retry``;
+  ``async with runtime:`` to serve.
+- Run as a daemon: ``tarry worker APP`` (:class:`Worker`); drive it from other processes with
+  :class:`Client` (blocking) or :class:`AsyncClient` (asyncio or trio): the same verbs.
+- Results: :class:`RunResult`, :class:`RunInfo`; errors: :class:`WorkflowError` and its tree
+  (``help(engine.WorkflowError)``), each with a stable ``code``.
+- Stores: :class:`SQLiteStore`, :class:`MemoryStore`, ``PostgresStore`` (the ``postgres``
+  extra), :func:`store_from_url`.
 """
 
 import contextlib
 
+from .aio import asyncio_step
+from .async_client import AsyncClient
 from .client import Client, EngineInfo, SignalReceipt, WorkflowInfo
 from .context import Parallel, RunContext, StepCall
 from .errors import (
+    AsyncioStepCancelled,
     ChildFailed,
     ConcurrentContextUse,
     DatabaseCorrupt,
@@ -16,14 +33,16 @@ from .errors import (
     DeadlineExceeded,
     DiskFull,
     DuplicateStepId,
+    HostNotServing,
     IdempotencyConflict,
     InvalidArgument,
     InvalidCron,
     InvalidDuration,
     InvalidInput,
     LeaseLost,
+    NeedsAsyncio,
+    NeedsTrio,
     NonDeterminismError,
-    NonDeterministicReplay,
     NonRetryableError,
     NotATarryDatabase,
     NotFound,
@@ -32,11 +51,13 @@ from .errors import (
     PayloadValidationError,
     RunAlreadyExists,
     RunCancelled,
+    RunFailed,
     RunFinished,
     RunNotFound,
     RunNotRetryable,
     RunQuarantined,
     RunStateError,
+    RunStillActive,
     SchemaTooNew,
     StepFailed,
     StoreBusy,
@@ -46,16 +67,21 @@ from .errors import (
     WorkflowError,
     WorkflowNotFound,
 )
-from .results import HistoryEntry, RunError, RunInfo, RunResult, SignalInfo
-from .retry import Retry, RetryPolicy
+from .hosting import AsyncioHost, hosted
+from .results import AuditInfo, HistoryEntry, RunError, RunInfo, RunResult, SignalInfo
+from .retry import Retry
 from .runtime import Runtime, create_runtime
 from .store import MemoryStore, SharedStore, SQLiteStore, Store, store_from_url
 from .worker import Worker
-from .workflow import Workflow, define_workflow, workflow
+from .workflow import Workflow, workflow
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncClient",
+    "AsyncioHost",
+    "AsyncioStepCancelled",
+    "AuditInfo",
     "ChildFailed",
     "Client",
     "ConcurrentContextUse",
@@ -67,6 +93,7 @@ __all__ = [
     "DuplicateStepId",
     "EngineInfo",
     "HistoryEntry",
+    "HostNotServing",
     "IdempotencyConflict",
     "InvalidArgument",
     "InvalidCron",
@@ -74,8 +101,9 @@ __all__ = [
     "InvalidInput",
     "LeaseLost",
     "MemoryStore",
+    "NeedsAsyncio",
+    "NeedsTrio",
     "NonDeterminismError",
-    "NonDeterministicReplay",
     "NonRetryableError",
     "NotATarryDatabase",
     "NotFound",
@@ -84,9 +112,9 @@ __all__ = [
     "Parallel",
     "PayloadValidationError",
     "Retry",
-    "RetryPolicy",
     "RunAlreadyExists",
     "RunCancelled",
+    "RunFailed",
     "RunContext",
     "RunError",
     "RunFinished",
@@ -96,6 +124,7 @@ __all__ = [
     "RunQuarantined",
     "RunResult",
     "RunStateError",
+    "RunStillActive",
     "Runtime",
     "SQLiteStore",
     "SharedStore",
@@ -116,8 +145,9 @@ __all__ = [
     "WorkflowInfo",
     "WorkflowNotFound",
     "__version__",
+    "asyncio_step",
     "create_runtime",
-    "define_workflow",
+    "hosted",
     "workflow",
 ]
 
@@ -128,6 +158,11 @@ for _name in __all__:
         with contextlib.suppress(AttributeError, TypeError):
             _obj.__module__ = "engine"
 del _name, _obj
+
+
+def __dir__() -> list[str]:
+    # dir(engine), completion and help() show the API, not the submodules imported above.
+    return sorted(__all__)
 
 
 def __getattr__(name: str) -> object:

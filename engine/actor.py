@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import trio
 
 from . import codec
+from .aio import AsyncioLoop, is_asyncio_step, needs_asyncio
 from .context import RunContext
 from .errors import (
     ChildFailed,
@@ -46,14 +47,17 @@ from .errors import (
     WorkflowError,
 )
 from .journal import ACTIVE, EntryRow, RunRow, SignalRow, Write
+from .lifecycle import CHILD_EVENT, child_outcome
+from .logs import step_context
 from .retry import Retry
 
 if TYPE_CHECKING:
     from .context import StepCall
     from .store.base import Store
+    from .tracing import Tracer
     from .workflow import Workflow
 
-__all__ = ["ActorHost", "Mailbox", "RunActor"]
+__all__ = ["ActorHost", "Mailbox", "RunActor", "RunMetrics"]
 
 log = logging.getLogger("tarry.runs")
 
@@ -62,8 +66,6 @@ TIMER = "timer"
 #: Mailbox message: a signal was committed for the run by one of this process's runs (a
 #: child that ended); the actor re-reads its inbox from the store.
 RELOAD = "reload"
-#: The event a child's outcome is sent to its parent under.
-CHILD_EVENT = "tarry.child:"
 
 
 class Passivate(BaseException):
@@ -73,6 +75,16 @@ class Passivate(BaseException):
     """
 
 
+class RunMetrics(Protocol):
+    """What runs report to a runtime's :attr:`~engine.Runtime.metrics` (``tarry worker
+    --metrics`` gives it one: :class:`engine.metrics.Metrics`). Called on the event loop."""
+
+    def run_started(self, workflow_id: str) -> None: ...
+    def run_ended(self, workflow_id: str, status: str) -> None: ...
+    def step_attempted(self, workflow_id: str, step_id: str, seconds: float, failed: bool) -> None: ...
+    def woke(self, late: float) -> None: ...
+
+
 class ActorHost(Protocol):
     """What an actor needs from the runtime that hosts it."""
 
@@ -80,6 +92,9 @@ class ActorHost(Protocol):
     passivate_after: float
     max_recoveries: int | None
     max_output_bytes: int | None
+    asyncio_loop: AsyncioLoop
+    tracer: Tracer | None
+    metrics: RunMetrics | None
 
     def now(self) -> float: ...
     def to_trio(self, wall: float) -> float: ...
@@ -170,6 +185,10 @@ class RunActor:
         self._admitted = False
         #: Set by the runtime when recovery loaded this run (``running``, nobody driving it).
         self.recovering = False
+        #: This activation's OpenTelemetry span (``None``: tracing is off).
+        self.span: Any = None
+        #: The ids of the steps whose functions run right now (several in a ``gather``).
+        self.steps_in_flight: list[str] = []
 
     # -- what the context asks for ---------------------------------------------------------
 
@@ -243,11 +262,20 @@ class RunActor:
         attempt_started = started if recorded is None else self.host.now()
         while True:
             attempt += 1
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "step %r attempt %d started", step_id, attempt, extra=self._step_fields(step_id, "started", attempt)
+                )
             try:
-                result = await self._call(call, step_id)
+                if self.span is None:
+                    result = await self._call(call, step_id)
+                else:
+                    result = await self._traced_call(call, step_id, attempt)
             except Exception as exc:
                 error = _error_json(exc, step_id=step_id)
                 finished = self.host.now()
+                if self.host.metrics is not None:
+                    self.host.metrics.step_attempted(self.workflow.id, step_id, finished - attempt_started, True)
                 failures.append(
                     {
                         "attempt": attempt,
@@ -260,6 +288,16 @@ class RunActor:
                 if policy.retries(exc, attempt):
                     next_at = finished + policy.delay(attempt)
                     await self._commit_retry(seq, step_id, started, attempt, error, failures, next_at, in_place)
+                    if log.isEnabledFor(logging.INFO):
+                        log.info(
+                            "step %r attempt %d failed after %.1f ms: %s: %s; next attempt in %.3gs",
+                            step_id, attempt, (finished - attempt_started) * 1000, error["type"], error["message"],
+                            next_at - finished,
+                            extra={
+                                **self._step_fields(step_id, "retrying", attempt, finished - attempt_started, error),
+                                "retry_in_s": round(next_at - finished, 3),
+                            },
+                        )  # fmt: skip
                     await self._backoff(step_id, next_at, in_place)
                     attempt_started = self.host.now()
                     continue
@@ -270,6 +308,12 @@ class RunActor:
                 )  # fmt: skip
                 await self._commit(Write(self.run_id, finished, entries=[entry]))
                 self._put_entry(entry)
+                if log.isEnabledFor(logging.INFO):
+                    log.info(
+                        "step %r attempt %d failed after %.1f ms: %s: %s; no more attempts",
+                        step_id, attempt, (finished - attempt_started) * 1000, error["type"], error["message"],
+                        extra=self._step_fields(step_id, "failed", attempt, finished - attempt_started, error),
+                    )  # fmt: skip
                 raise StepFailed(
                     self.run_id, step_id, error["type"], error["message"], attempt, error["traceback"]
                 ) from exc
@@ -280,13 +324,42 @@ class RunActor:
             except WorkflowError as exc:
                 raise self.fatal(exc) from None
             finished = self.host.now()
+            if self.host.metrics is not None:
+                self.host.metrics.step_attempted(self.workflow.id, step_id, finished - attempt_started, False)
             detail = codec.dumps({"failures": failures}) if failures else None
             entry = EntryRow(
                 self.run_id, seq, step_id, "step", "completed", started, finished, output, None, detail, attempt
             )
             await self._commit(Write(self.run_id, finished, entries=[entry]))
             self._put_entry(entry)
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "step %r completed in %.1f ms (attempt %d)", step_id, (finished - attempt_started) * 1000, attempt,
+                    extra=self._step_fields(step_id, "completed", attempt, finished - attempt_started),
+                )  # fmt: skip
             return codec.loads(output)
+
+    def _step_fields(
+        self,
+        step_id: str,
+        status: str,
+        attempt: int,
+        seconds: float | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The fields of a step's log line (``extra=``)."""
+        fields: dict[str, Any] = {
+            "run_id": self.run_id,
+            "workflow_id": self.workflow.id,
+            "step_id": step_id,
+            "step_status": status,
+            "attempt": attempt,
+        }
+        if seconds is not None:
+            fields["duration_ms"] = round(seconds * 1000, 3)
+        if error is not None:
+            fields["error_type"], fields["error_message"] = error["type"], error["message"]
+        return fields
 
     async def _commit_retry(
         self,
@@ -313,10 +386,6 @@ class RunActor:
             run = {"status": "suspended", "pending": pending, "wake_at": self._due(next_at), "wait_event": None}
         await self._commit(Write(self.run_id, now, run=run, entries=[entry]))
         self._put_entry(entry)
-        log.info(
-            "run %s step %r failed attempt %d (%s: %s); next attempt in %.3gs",
-            self.run_id, step_id, attempt, error["type"], error["message"], next_at - now,
-        )  # fmt: skip
 
     async def _backoff(self, step_id: str, next_at: float, in_place: bool) -> None:
         if in_place:
@@ -333,20 +402,50 @@ class RunActor:
             self.host.schedule_wake(self.run_id, due)
             await self._next_message()
         self._drain_mailbox()
+        if self.host.metrics is not None:
+            self.host.metrics.woke(self.host.now() - next_at)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "run %s resumed: step %r backoff ended", self.run_id, step_id,
+                extra={"run_id": self.run_id, "workflow_id": self.workflow.id, "status": "running", "step_id": step_id},
+            )  # fmt: skip
         run = {"status": "running", "pending": None, "wake_at": None, "wait_event": None}
         # Not awaited, as a sleep's end: the attempt's own result commits after it.
         resumed = Write(self.run_id, self.host.now(), run=run, require=ACTIVE)
         self.host.store.write_behind(resumed)
         self._mirror(resumed)
 
+    async def _traced_call(self, call: StepCall, step_id: str, attempt: int) -> Any:
+        assert self.host.tracer is not None
+        with self.host.tracer.step(self.span, self.run_id, self.workflow.id, step_id, attempt):
+            return await self._call(call, step_id)
+
     async def _call(self, call: StepCall, step_id: str) -> Any:
-        # A sync step's thread cannot be interrupted: with a timeout or a deadline it is
-        # abandoned when its time is up (it finishes in the background, result ignored).
-        abandon = call.timeout is not None or self.deadline_at is not None
-        if call.timeout is None:  # the common case pays for no cancel scope
-            return await _invoke(call.fn, call.args, call.kwargs, abandon)
-        with trio.move_on_after(call.timeout):
-            return await _invoke(call.fn, call.args, call.kwargs, abandon)
+        kind = _step_kind(call.fn)
+        if kind is _ASYNCIO:
+            where = f"{step_id!r} of run {self.run_id!r}"
+            running = self.host.asyncio_loop.run(call.fn, call.args, call.kwargs, where)
+        else:
+            # A sync step's thread cannot be interrupted: when the step is cancelled (its
+            # timeout, the deadline, a cancel of the run, the runtime shutting down) the
+            # thread is abandoned. It finishes in the background; its result is dropped.
+            running = _invoke(call.fn, call.args, call.kwargs, kind is _ASYNC)
+        self.steps_in_flight.append(step_id)
+        # What the step logs itself carries its ids (logs.step_context; copied into a thread).
+        token = step_context.set((self.run_id, self.workflow.id, step_id))
+        try:
+            if call.timeout is None:  # the common case pays for no cancel scope
+                return await running
+            with trio.move_on_after(call.timeout):
+                return await running
+        except (RuntimeError, TypeError) as exc:
+            # asyncio code on trio: say which step and how to fix it, not "no running event loop"
+            if kind is not _ASYNCIO and (needs := needs_asyncio(exc, self.run_id, step_id)) is not None:
+                raise self.fatal(needs) from exc
+            raise
+        finally:
+            step_context.reset(token)
+            self.steps_in_flight.remove(step_id)
         raise TimeoutError(f"step {step_id!r} of run {self.run_id!r} took longer than {call.timeout}s")
 
     def record_patch(self, seq: int, marker: str) -> None:
@@ -387,7 +486,7 @@ class RunActor:
             run = {"status": "suspended", "pending": pending, "wake_at": self._due(wake_at), "wait_event": None}
             await self._commit(Write(self.run_id, now, run=run, entries=[entry]))
             self._put_entry(entry)
-            log.info("run %s suspended: sleep %r", self.run_id, step_id)
+            log.info("run %s suspended: sleep %r", self.run_id, step_id, extra={"workflow_id": self.workflow.id})
         assert wake_at is not None
         while self.host.now() < wake_at:
             self._drain_mailbox()
@@ -395,6 +494,13 @@ class RunActor:
             await self._next_message()
         self._drain_mailbox()  # the timer message that ended the sleep is spent
         now = self.host.now()
+        if self.host.metrics is not None:
+            self.host.metrics.woke(now - wake_at)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "run %s resumed: sleep %r ended", self.run_id, step_id,
+                extra={"run_id": self.run_id, "workflow_id": self.workflow.id, "status": "running", "step_id": step_id},
+            )  # fmt: skip
         done = EntryRow(
             self.run_id, seq, step_id, "sleep", "completed", entry.started_at, now, None, None, entry.detail
         )
@@ -408,16 +514,17 @@ class RunActor:
 
     async def wait_for_event(
         self, seq: int, step_id: str, recorded: EntryRow | None, events: tuple[str, ...], deadline: float | None
-    ) -> tuple[str, Any] | None:
-        """Wait for a signal named one of ``events``; its ``(event, payload)``, or ``None``
-        when ``deadline`` passed first."""
+    ) -> tuple[str, Any, str | None] | None:
+        """Wait for a signal named one of ``events``; its ``(event, payload, sent_by)``, or
+        ``None`` when ``deadline`` passed first. The sender is journaled with the wait."""
         wait_event = "\x1f".join(events)
+        suspended = recorded is not None  # (a resumption is logged only after a suspension)
         if recorded is not None:
             detail = codec.loads(recorded.detail)
             if recorded.status == "completed":
                 if detail.get("timed_out"):
                     return None
-                return detail.get("received", detail["event"]), codec.loads(recorded.output)
+                return detail.get("received", detail["event"]), codec.loads(recorded.output), detail.get("sent_by")
             entry = recorded
             deadline = detail.get("deadline")
         else:
@@ -443,7 +550,11 @@ class RunActor:
                 }
                 await self._commit(Write(self.run_id, now, run=run, entries=[entry]))
                 self._put_entry(entry)
-                log.info("run %s suspended: waiting for event %r (%r)", self.run_id, wait_event, step_id)
+                suspended = True
+                log.info(
+                    "run %s suspended: waiting for event %r (%r)", self.run_id, wait_event, step_id,
+                    extra={"workflow_id": self.workflow.id},
+                )  # fmt: skip
         base = codec.loads(entry.detail)
         while True:
             self._drain_mailbox()
@@ -452,7 +563,8 @@ class RunActor:
             signal = self._take_signal(events)
             now = self.host.now()
             if signal is not None:
-                detail = codec.dumps({**base, "received": signal.event, "signal_id": signal.id})
+                received = {"received": signal.event, "signal_id": signal.id, "sent_by": signal.sent_by}
+                detail = codec.dumps({**base, **received, "sent_at": signal.sent_at})
                 done = EntryRow(
                     self.run_id, seq, step_id, "event", "completed", entry.started_at, now, signal.payload, None, detail
                 )
@@ -463,7 +575,15 @@ class RunActor:
                     continue  # someone else took that signal first: wait for another
                 self._put_entry(done)
                 self.host.cancel_wake(self.run_id)
-                return signal.event, codec.loads(signal.payload)
+                if suspended and log.isEnabledFor(logging.DEBUG):
+                    log.debug(
+                        "run %s resumed: event %r received (%r)", self.run_id, signal.event, step_id,
+                        extra={
+                            "run_id": self.run_id, "workflow_id": self.workflow.id, "status": "running",
+                            "step_id": step_id, "event": signal.event,
+                        },
+                    )  # fmt: skip
+                return signal.event, codec.loads(signal.payload), signal.sent_by
             if deadline is not None and now >= deadline:
                 detail = codec.dumps({**base, "timed_out": True})
                 done = EntryRow(
@@ -514,7 +634,10 @@ class RunActor:
             }
             await self._commit(Write(self.run_id, now, run=run, entries=[entry]))
             self._put_entry(entry)
-            log.info("run %s suspended: waiting for child run %s (%r)", self.run_id, child_id, step_id)
+            log.info(
+                "run %s suspended: waiting for child run %s (%r)", self.run_id, child_id, step_id,
+                extra={"run_id": self.run_id, "workflow_id": self.workflow.id, "status": "suspended", "step_id": step_id},
+            )  # fmt: skip
         self._reload = True  # the child may have ended before this run suspended
         event = (CHILD_EVENT + child_id,)
         while True:
@@ -637,6 +760,9 @@ class RunActor:
     async def drive(self) -> None:
         """Run the workflow until it suspends and passivates, or ends. Never raises
         (except trio's cancellation when the runtime shuts down)."""
+        tracer = self.host.tracer
+        if tracer is not None:
+            self.span = tracer.start_run(self.run_id, self.workflow.id, self.run.attempt, self.run.traceparent)
         try:
             await self._drive()
         except StoreError as exc:
@@ -644,6 +770,10 @@ class RunActor:
         except Exception:
             log.exception("run %s: the engine failed while driving it; it is left for recovery", self.run_id)
         finally:
+            if tracer is not None:
+                failed = codec.loads(self.run.error) if self.run.error else None
+                error = f"{failed.get('type')}: {failed.get('message')}" if isinstance(failed, dict) else None
+                tracer.end_run(self.span, self.run.status, error)
             self._release()
             self.accepting = False
             self.first_stop.set()
@@ -773,15 +903,47 @@ class RunActor:
                 err: Any = {"type": "RunCancelled", "message": self._cancel_reason or "cancelled"}
             else:
                 err = codec.loads(error) if error is not None else None
-            outcome = {"status": status, "output": output, "error": err, "child_run_id": self.run_id}
-            write.signals.append((parent, CHILD_EVENT + self.run_id, codec.dumps(outcome)))
+            write.signals.append(child_outcome(self.run, status, output=output, error=err))
         # Not shielded: once queued, the write commits even if this task is cancelled while
         # it waits, and a run whose outcome did not commit is recovered and replayed.
         applied = await self._commit(write)
         if applied:
-            log.info("run %s %s", self.run_id, status)
+            self._log_end(status, error)
+            if self.host.metrics is not None:
+                self.host.metrics.run_ended(self.workflow.id, status)
             if parent is not None:
                 self.host.child_ended(parent)
+
+    def _log_end(self, status: str, error: str | None) -> None:
+        """``run X completed`` (``cancelled``; ``failed``, a warning, with the step, the
+        error's type and message), with the run's workflow and how long it took."""
+        level = logging.WARNING if status == "failed" else logging.INFO
+        if not log.isEnabledFor(level):
+            return
+        fields: dict[str, Any] = {
+            "run_id": self.run_id,
+            "workflow_id": self.workflow.id,
+            "status": status,
+            "duration_ms": round((self.host.now() - self.run.created_at) * 1000, 3),
+        }
+        if status == "cancelled":
+            fields["reason"] = self._cancel_reason
+        if error is None:
+            log.log(level, "run %s %s", self.run_id, status, extra=fields)
+            return
+        failure = codec.loads(error)
+        step_id = failure.get("step_id")
+        fields.update(error_type=failure.get("type"), error_message=failure.get("message"))
+        if step_id is not None:
+            fields["step_id"] = step_id
+            entry = next((e for e in self.entries.values() if e.step_id == step_id), None)
+            if entry is not None and entry.kind == "step":
+                fields["attempt"] = entry.attempts
+        where = f" at step {step_id!r}" if step_id is not None else ""
+        log.log(
+            level, "run %s %s%s: %s: %s", self.run_id, status, where, failure.get("type"), failure.get("message"),
+            extra=fields,
+        )  # fmt: skip
 
     async def _cancel_children(self) -> None:
         """A cancelled run cancels the child runs it started that are still active (each
@@ -797,22 +959,31 @@ class RunActor:
 
 
 _UNSET: Any = object()
-_coroutine_functions: dict[Any, bool] = {}
+_SYNC, _ASYNC, _ASYNCIO = "sync", "async", "asyncio"
+_step_kinds: dict[Any, str] = {}
 
 
-async def _invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], abandon: bool = False) -> Any:
-    """Await an async step function; run a sync one in a worker thread (so it cannot block
-    other runs) and await what it returns if that is awaitable."""
+def _step_kind(fn: Callable[..., Any]) -> str:
+    """How a step function runs: on trio (``async def``), in a thread (sync), or on an
+    asyncio loop (marked by ``asyncio_step``). Cached: it is asked for every step."""
     try:
-        is_async = _coroutine_functions[fn]
+        return _step_kinds[fn]
     except (KeyError, TypeError):  # TypeError: an unhashable callable
-        is_async = inspect.iscoroutinefunction(fn)
-        if len(_coroutine_functions) < 4096:
+        kind = _ASYNCIO if is_asyncio_step(fn) else _ASYNC if inspect.iscoroutinefunction(fn) else _SYNC
+        if len(_step_kinds) < 4096:
             with contextlib.suppress(TypeError):
-                _coroutine_functions[fn] = is_async
+                _step_kinds[fn] = kind
+        return kind
+
+
+async def _invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], is_async: bool) -> Any:
+    """Await an async step function; run a sync one in a worker thread (so it cannot block
+    other runs) and await what it returns if that is awaitable. Cancelling this returns at
+    once: a sync function's thread is abandoned (a daemon thread: it cannot keep the process
+    alive) and whatever it returns later is dropped."""
     if is_async:
         return await fn(*args, **kwargs)
-    result = await trio.to_thread.run_sync(partial(fn, *args, **kwargs), abandon_on_cancel=abandon)
+    result = await trio.to_thread.run_sync(partial(fn, *args, **kwargs), abandon_on_cancel=True)
     if inspect.isawaitable(result):
         result = await result
     return result

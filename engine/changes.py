@@ -175,12 +175,16 @@ class ChangeFeed:
             return
         if change.kind == "trigger":
             log.info("run %s started (%s)", run.run_id, run.workflow_id, extra=fields)
+            if self.runtime.metrics is not None:
+                self.runtime.metrics.run_started(run.workflow_id)
         elif change.kind == "retry":
             log.info("run %s retried (attempt %d)", run.run_id, run.attempt, extra={**fields, "attempt": run.attempt})
         elif change.kind == "cancel":
             fields["reason"] = run.cancel_reason
             if run.status == "cancelled":
                 log.info("run %s cancelled: %s", run.run_id, run.cancel_reason, extra=fields)
+                if self.runtime.metrics is not None:
+                    self.runtime.metrics.run_ended(run.workflow_id, "cancelled")
             else:
                 log.info("run %s cancel requested: %s", run.run_id, run.cancel_reason, extra=fields)
         self.runtime.run_changed(run)

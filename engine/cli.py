@@ -15,12 +15,16 @@ Exit codes:
   ``failed`` or ``cancelled``; ``RunStateError`` (``RunFinished``: signal or cancel of an
   ended run; ``RunNotRetryable``; ``RunAlreadyExists``), ``WaitTimeout``, ``StoreBusy``,
   ``LeaseLost`` and any other ``WorkflowError``.
+- ``3``: ``tarry wait`` gave up: the run had not ended within ``--timeout``.
 - ``2``: the input was wrong: usage errors, malformed JSON, ``InvalidInput``
   (``PayloadValidationError``, ``InvalidArgument``, ``NotSerializable``), ``NotFound``
   (``WorkflowNotFound``, ``RunNotFound``), and a ``--db`` that is not a tarry database
   (``NotATarryDatabase``), is from a newer tarry (``SchemaTooNew``), is damaged
   (``DatabaseCorrupt``), cannot be written (``DatabaseReadOnly``) or does not exist for a
   read (``DatabaseMissing``). A full disk (``DiskFull``) is 1: the operation failed.
+- ``130`` / ``143`` (``128 +`` SIGINT / SIGTERM): ``tarry worker`` stopped on that signal
+  leaving runs mid-step (its grace ran out, or a second signal); they stay ``running`` for
+  the next worker. After a clean drain it exits 0.
 
 Expected errors print one line, ``Error: <TypeName>: <message>``, on stderr (and
 ``{"error": {"code", "type", "message", ...}}`` on stdout with ``--json``); anything else is
@@ -57,6 +61,7 @@ from .errors import (
     NotATarryDatabase,
     NotFound,
     SchemaTooNew,
+    WaitTimeout,
     WorkflowError,
 )
 from .journal import STATUSES
@@ -68,9 +73,12 @@ from .workflow import Workflow
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .metrics import MetricsServer
+    from .worker import Worker
+
 __all__ = ["CommandError", "cli", "database", "db_option", "exit_code", "load_app", "main"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
 _INPUT_ERRORS = (
     InvalidInput,
     NotFound,
@@ -347,12 +355,23 @@ class _Seconds(click.ParamType):  # type: ignore[type-arg]
         return seconds
 
 
+def _as_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--as",
+        "by",
+        metavar="NAME",
+        help="Who asks, for the audit trail (tarry show). Default: USER@HOST.",
+    )(fn)
+
+
 def _wait_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option(
         "--timeout", type=_Seconds(), metavar="SECONDS", help="With --wait: give up after this long (exit 1)."
     )(fn)
     return click.option(
-        "--wait", is_flag=True, help="Wait until the run suspends or ends; exit 1 if it failed or was cancelled."
+        "--wait",
+        is_flag=True,
+        help="Wait until the run suspends or ends (tarry wait RUN: until it ends); exit 1 if it failed or was cancelled.",
     )(fn)
 
 
@@ -460,7 +479,9 @@ def _runs_table(runs: list[RunResult]) -> Any:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("RUN", "WORKFLOW", "STATUS", "LAST STEP", "WAITING FOR", "CREATED", "UPDATED"):
+    from rich.markup import escape
+
+    for name in ("RUN", "WORKFLOW", "TAGS", "STATUS", "LAST STEP", "WAITING FOR", "CREATED", "UPDATED"):
         table.add_column(name, no_wrap=name in ("RUN", "STATUS"), overflow="fold")
     now = datetime.now(UTC)
     for r in runs:
@@ -468,6 +489,7 @@ def _runs_table(runs: list[RunResult]) -> Any:
         table.add_row(
             r.run_id,
             r.workflow_id,
+            escape(",".join(r.tags)),
             _status(r.status),
             r.last_step or "",
             _pending(r.pending),
@@ -538,7 +560,8 @@ def _detail(entry: HistoryEntry) -> str:
             return text + (f", deadline {_when(deadline, relative=False)}" if deadline else "")
         if d.get("timed_out"):
             return text + ": timed out"
-        return f"{text}: {_short(entry.output)}"
+        sender = f" (from {d['sent_by']})" if d.get("sent_by") else ""
+        return f"{text}: {_short(entry.output)}{sender}"
     return _short(entry.output)
 
 
@@ -552,6 +575,8 @@ def _print_info(info: RunInfo) -> None:
     grid.add_column(overflow="fold")
     grid.add_row("Run", info.run_id)
     grid.add_row("Workflow", info.workflow_id)
+    if info.tags:
+        grid.add_row("Tags", escape(", ".join(info.tags)))
     grid.add_row("Status", _status(info.status) + (f" (attempt {info.attempt})" if info.attempt > 1 else ""))
     grid.add_row("Created", _when(info.created_at))
     grid.add_row("Updated", _when(info.updated_at))
@@ -571,6 +596,13 @@ def _print_info(info: RunInfo) -> None:
         grid.add_row("Forked from", info.forked_from)
     if info.children:
         grid.add_row("Child runs", ", ".join(info.children))
+    if info.audit:
+        trail = "\n".join(
+            f"{a.action} by {a.by}, {_when(a.at, relative=False)}"
+            + (f" ({', '.join(f'{k}: {v}' for k, v in a.detail.items() if v is not None)})" if a.detail else "")
+            for a in info.audit
+        )
+        grid.add_row("Audit", escape(trail))
     console.print(grid)
     console.print()
     timeline = Table(title="Timeline", title_justify="left", box=None, header_style="bold", pad_edge=False)
@@ -594,13 +626,14 @@ def _print_info(info: RunInfo) -> None:
     if info.signals:
         console.print()
         signals = Table(title="Signals", title_justify="left", box=None, header_style="bold", pad_edge=False)
-        for name in ("ID", "EVENT", "SENT", "TAKEN BY", "PAYLOAD"):
+        for name in ("ID", "EVENT", "SENT", "SENT BY", "TAKEN BY", "PAYLOAD"):
             signals.add_column(name, overflow="fold")
         for s in info.signals:
             signals.add_row(
                 str(s.id),
                 escape(s.event),
                 _when(s.sent_at, relative=False),
+                escape(s.sent_by or "-"),
                 s.consumed_by or "-",
                 escape(_short(s.payload)),
             )
@@ -632,7 +665,9 @@ def cli(ctx: click.Context, app: str | None) -> None:
     Shell completion: eval "$(_TARRY_COMPLETE=bash_source tarry)" (zsh_source, fish_source).
 
     Exit codes: 0 ok; 1 the run or the operation failed; 2 bad input (usage, JSON, unknown
-    workflow or run, invalid payload, a --db that is not a usable tarry database).
+    workflow or run, invalid payload, a --db that is not a usable tarry database); 3 tarry
+    wait timed out; 130/143 a worker stopped by SIGINT/SIGTERM that left runs mid-step (see
+    worker --help).
 
     Example:
 
@@ -674,7 +709,8 @@ class _Age(click.ParamType):  # type: ignore[type-arg]
     type=click.FloatRange(min=0),
     default=10.0,
     show_default=True,
-    help="On SIGINT/SIGTERM: seconds steps in progress get to finish before they are cancelled (and replayed later).",
+    help="On SIGINT/SIGTERM: seconds steps in progress get to finish; then the worker exits, leaving the "
+    "rest mid-step for the next worker to resume.",
 )
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option(
@@ -685,7 +721,7 @@ class _Age(click.ParamType):  # type: ignore[type-arg]
     type=click.FloatRange(min=0.5),
     default=None,
     help="Seconds without a heartbeat after which a standby worker takes over (SQLite) or the other "
-    "workers take this one's runs (PostgreSQL). Default: 4 on SQLite, 2 on PostgreSQL.",
+    "workers take this one's runs (PostgreSQL). Default: 2.5 on SQLite, 2 on PostgreSQL.",
 )
 @click.option(
     "--retention",
@@ -714,6 +750,24 @@ class _Age(click.ParamType):  # type: ignore[type-arg]
     help="Fail a run whose step or workflow output is larger than N bytes as JSON (PayloadTooLarge). "
     "0: no limit. Default: the runtime's (2 MiB).",
 )
+@click.option(
+    "--otel",
+    is_flag=True,
+    help="OpenTelemetry spans of every run activation and step attempt, through the global tracer "
+    "provider APP configures (pip install 'tarry[otel]').",
+)
+@click.option(
+    "--quiet-app-logs",
+    is_flag=True,
+    help="Show only warnings and errors of the application's own loggers (tarry's follow --log-level).",
+)
+@click.option(
+    "--metrics",
+    metavar="HOST:PORT",
+    default=None,
+    help="Serve Prometheus metrics at /metrics and a health check at /healthz (200 while serving, "
+    "503 otherwise) on HOST:PORT. Needs pip install 'tarry[metrics]'.",
+)
 @click.pass_obj
 def worker(
     state: _State,
@@ -726,6 +780,9 @@ def worker(
     max_recoveries: int | None,
     max_payload_bytes: int | None,
     max_output_bytes: int | None,
+    otel: bool,
+    quiet_app_logs: bool,
+    metrics: str | None,
 ) -> None:
     """Serve APP's workflows on the database until SIGINT/SIGTERM.
 
@@ -734,14 +791,22 @@ def worker(
     SQLite file: a second one stands by and takes over when the first dies. Any number
     serve a PostgreSQL database, each driving the runs it claimed; when one dies, the
     others take its runs over within --lease-ttl plus half a second. On SIGINT or
-    SIGTERM it drains: no new work, steps in progress get --grace seconds, the rest is
-    cancelled and replayed by the next worker. A second signal stops at once. Logs: one
-    line per run state change on stderr.
+    SIGTERM it drains: no new work, steps in progress get --grace seconds to commit;
+    then it exits, never waiting for a blocked step: runs still mid-step are left
+    running (not cancelled) and the next worker runs their steps again. A second signal
+    exits at once. Logs, on stderr: one line per run state change and per step attempt
+    (its start at debug), what became of each run at the drain, and the application's own
+    log lines (--quiet-app-logs: only their warnings).
+
+    Exit status: 0 after a clean drain (every run stopped at a durable point); 143
+    (SIGTERM) or 130 (SIGINT) when it left runs mid-step (grace over, or a second
+    signal); 1 when another worker took the database over (LeaseLost) or it failed.
 
     Example:
 
     \b
         tarry --db orders.db worker examples.order_fulfilment:order --log-format json --retention 30d
+        tarry --db orders.db worker examples.order_fulfilment:order --metrics 127.0.0.1:9464
     """
     import trio
 
@@ -757,11 +822,31 @@ def worker(
     for name, value in limits.items():
         if value is not None:  # not given: the runtime's own; 0: no limit
             setattr(runtime, name, value or None)
-    undo = logs.configure(log_format, log_level.upper())
+    if otel and runtime.tracer is None:
+        from .tracing import Tracer
+
+        runtime.tracer = Tracer()
+    serving = Worker(runtime, lease_ttl=lease_ttl, grace=grace, retention=retention)
+    undo = logs.configure(log_format, log_level.upper(), quiet_app=quiet_app_logs)
+    server = None
     try:
-        trio.run(run_until_signalled, Worker(runtime, lease_ttl=lease_ttl, grace=grace, retention=retention))
+        if metrics is not None:
+            server = _metrics_server(metrics, serving)
+        status = trio.run(run_until_signalled, serving)
     finally:
+        if server is not None:
+            server.close()
         undo()
+    if status:
+        click.get_current_context().exit(status)
+
+
+def _metrics_server(address: str, worker: Worker) -> MetricsServer:
+    try:  # prometheus-client is an optional extra: imported only when --metrics asks for it
+        from .metrics import serve_metrics
+    except ImportError as exc:
+        raise click.ClickException(str(exc)) from None
+    return serve_metrics(address, worker)
 
 
 def _worker_runtime(app: Runtime | list[Workflow[Any]], db: str | Path) -> Runtime:
@@ -797,6 +882,7 @@ def _same_target(a: str | Path, b: str | Path) -> bool:
 @click.option(
     "--force", is_flag=True, help="Queue the run even though no worker has published WORKFLOW (payload unchecked)."
 )
+@_as_option
 @_wait_options
 @_json_flag
 @click.pass_obj
@@ -808,6 +894,7 @@ def trigger(
     run_id: str | None,
     create: bool,
     force: bool,
+    by: str | None,
     wait: bool,
     timeout: float | None,
     as_json: bool,
@@ -834,7 +921,7 @@ def trigger(
                 "checked: a worker that serves it will run it.",
                 err=True,
             )
-        result = client.trigger(workflow, data, run_id=run_id, force=force)
+        result = client.trigger(workflow, data, run_id=run_id, force=force, by=by)
         if wait:
             _warn_without_worker(client)
             result = client.wait(result.run_id, timeout)
@@ -852,6 +939,7 @@ def trigger(
     metavar="KEY",
     help="Deliver at most once per run under KEY: a repeat (a retried script, say) is not sent again.",
 )
+@_as_option
 @_wait_options
 @_json_flag
 @click.pass_obj
@@ -862,6 +950,7 @@ def signal(
     payload: str | None,
     payload_file: IO[bytes] | None,
     dedup_key: str | None,
+    by: str | None,
     wait: bool,
     timeout: float | None,
     as_json: bool,
@@ -873,16 +962,17 @@ def signal(
     run waits for instead). RUN is a run id or a unique prefix of one (6+ characters).
     Prints the run's state after the signal (after it took it, with --wait); --json adds
     "delivery": delivered, buffered or deduplicated.
+    The sender (--as, default USER@HOST) is stored with it.
 
     Example:
 
     \b
-        tarry signal 3f2a9c review-decision --payload '{"approved": true}' --dedup-key ticket-42 --wait
+        tarry signal 3f2a9c review-decision --payload '{"approved": true}' --dedup-key t-42 --as ana@example.com
     """
     data = _read_payload(payload, payload_file)
     with state.client() as client:
         run_id = client.resolve_run_id(run_id)
-        sent = client.send_signal(run_id, event, data, dedup_key=dedup_key)
+        sent = client.send_signal(run_id, event, data, dedup_key=dedup_key, by=by)
         if sent.delivery == "buffered" and sent.waiting_for:
             click.echo(
                 f"Warning: run {run_id} waits for {' or '.join(map(repr, sent.waiting_for))}, not {event!r}: "
@@ -903,9 +993,42 @@ def signal(
 
 @cli.command()
 @db_option
+@click.argument("run_id", metavar="RUN", shell_complete=_complete_runs)
+@click.option("--timeout", type=_Seconds(), metavar="SECONDS", help="Give up after this long (exit 3); default: never.")
+@_json_flag
+@click.pass_obj
+def wait(state: _State, run_id: str, timeout: float | None, as_json: bool) -> None:
+    """Wait until RUN has ended (completed, failed or cancelled: a suspension is not an
+    end) and print it, with its output or error.
+
+    Exit code 0: it completed; 1: it failed or was cancelled; 3: it had not ended within
+    --timeout (it goes on). A worker must serve the database meanwhile.
+
+    Example:
+
+    \b
+        tarry wait 3f2a9c --timeout 600 --json | jq .output
+    """
+    with state.client() as client:
+        run_id = client.resolve_run_id(run_id)
+        _warn_without_worker(client)
+        try:
+            result = client.wait(run_id, timeout, until="end")
+        except WaitTimeout as exc:
+            if as_json:
+                click.echo(json.dumps({"error": exc.to_dict()}, default=str, ensure_ascii=False))
+            click.echo(f"Error: {type(exc).__name__}: {exc.message}", err=True)
+            click.get_current_context().exit(EXIT_TIMEOUT)
+    _print_result(result, as_json)
+    _finish(result, True)
+
+
+@cli.command()
+@db_option
 @click.option("--status", "-s", type=click.Choice(STATUSES), multiple=True, help="Only these statuses (repeatable).")
 @click.option("--workflow", "-w", "workflow_id", metavar="ID", help="Only runs of this workflow.")
 @click.option("--search", metavar="TEXT", help="Substring of the run id, workflow id or payload.")
+@click.option("--tag", "-t", metavar="TAG", help="Only runs whose workflow carried this tag when they started.")
 @click.option(
     "--waiting",
     type=click.Choice(["event", "sleep"]),
@@ -920,6 +1043,7 @@ def runs(
     status: tuple[str, ...],
     workflow_id: str | None,
     search: str | None,
+    tag: str | None,
     waiting: str | None,
     limit: int,
     offset: int,
@@ -933,6 +1057,7 @@ def runs(
         tarry runs --status suspended --workflow publish --limit 20
         tarry runs --waiting event            # what waits for a person
         tarry runs --search o_42 --json
+        tarry runs --tag billing
     """
     with state.client() as client:
         found = client.list_runs(
@@ -943,6 +1068,7 @@ def runs(
             search=search,
             waiting=waiting,
             oldest_first=waiting is not None,
+            tag=tag,
         )
     if as_json:
         _echo_json([r.to_dict() for r in found])
@@ -959,7 +1085,8 @@ def runs(
 @click.pass_obj
 def show(state: _State, run_id: str, as_json: bool) -> None:
     """Show everything about RUN: status, payload, output or error, what it waits for
-    (with its deadline), its journal as a timeline, and its signals.
+    (with its deadline), its journal as a timeline, its signals and who sent them, and
+    its audit trail (who triggered, cancelled and retried it, and when).
 
     RUN is a run id or a unique prefix of one (6+ characters), here and in signal,
     cancel and retry.
@@ -982,10 +1109,13 @@ def show(state: _State, run_id: str, as_json: bool) -> None:
 @db_option
 @click.argument("run_id", metavar="RUN", shell_complete=_complete_runs)
 @click.option("--reason", help="Why (kept with the run).")
+@_as_option
 @_wait_options
 @_json_flag
 @click.pass_obj
-def cancel(state: _State, run_id: str, reason: str | None, wait: bool, timeout: float | None, as_json: bool) -> None:
+def cancel(
+    state: _State, run_id: str, reason: str | None, by: str | None, wait: bool, timeout: float | None, as_json: bool
+) -> None:
     """Cancel RUN: a suspended run ends at once, a running one when its worker interrupts it.
 
     Example:
@@ -995,10 +1125,35 @@ def cancel(state: _State, run_id: str, reason: str | None, wait: bool, timeout: 
     """
     with state.client() as client:
         run_id = client.resolve_run_id(run_id)
-        result = client.cancel(run_id, reason=reason)
+        result = client.cancel(run_id, reason=reason, by=by)
         if wait:
             result = client.wait(run_id, timeout)
     _print_result(result, as_json, None if as_json else f"Cancel of run [bold]{run_id}[/] committed.")
+
+
+@cli.command()
+@db_option
+@click.argument("run_id", metavar="RUN", shell_complete=_complete_runs)
+@_json_flag
+@click.pass_obj
+def delete(state: _State, run_id: str, as_json: bool) -> None:
+    """Delete RUN, an ended run, with its journal and signals.
+
+    A running or suspended run is refused (exit 1, nothing deleted): cancel it first.
+    The runs it started are not touched.
+
+    Example:
+
+    \b
+        tarry delete 3f2a9c
+    """
+    with state.client() as client:
+        run_id = client.resolve_run_id(run_id)
+        client.delete(run_id)
+    if as_json:
+        click.echo(json.dumps({"deleted": run_id}))
+    else:
+        _console().print(f"Deleted run [bold]{run_id}[/].")
 
 
 @cli.command()
@@ -1040,10 +1195,13 @@ def prune(state: _State, older_than: float, status: tuple[str, ...], as_json: bo
     metavar="STEP",
     help="Fork a new run from RUN's journal up to STEP (STEP and what follows run again); RUN is left as it is.",
 )
+@_as_option
 @_wait_options
 @_json_flag
 @click.pass_obj
-def retry(state: _State, run_id: str, from_step: str | None, wait: bool, timeout: float | None, as_json: bool) -> None:
+def retry(
+    state: _State, run_id: str, from_step: str | None, by: str | None, wait: bool, timeout: float | None, as_json: bool
+) -> None:
     """Re-drive the failed RUN from its journal (completed steps are not run again).
 
     With --from-step, any ended RUN is forked instead: a new run replays RUN's journal up
@@ -1056,7 +1214,7 @@ def retry(state: _State, run_id: str, from_step: str | None, wait: bool, timeout
     """
     with state.client() as client:
         run_id = client.resolve_run_id(run_id)
-        result = client.retry(run_id, from_step=from_step)
+        result = client.retry(run_id, from_step=from_step, by=by)
         if wait:
             _warn_without_worker(client)
             result = client.wait(result.run_id, timeout)

@@ -145,6 +145,10 @@ class RunContext(Generic[P]):
         workflow_id: the workflow's id.
         attempt: 1, plus one per ``retry()`` of this run.
         parent_run_id: the run that started this one with ``ctx.child`` (else ``None``).
+        last_signal_sender: who sent the signal the latest ``wait_for_event`` or
+            ``wait_for_any`` took (``user@host``, a ``Client(identity=...)``, ``tarry
+            signal --as NAME``); ``None`` before any wait, after a timeout, or for a signal
+            the engine sent. Journaled with the wait, so a replay sees the same sender.
     """
 
     __slots__ = (
@@ -154,6 +158,7 @@ class RunContext(Generic[P]):
         "_cursor",
         "_seen",
         "attempt",
+        "last_signal_sender",
         "parent_run_id",
         "payload",
         "run_id",
@@ -180,6 +185,7 @@ class RunContext(Generic[P]):
         self.workflow_id = workflow_id
         self.attempt = attempt
         self.parent_run_id = parent_run_id
+        self.last_signal_sender: str | None = None
 
     # -- replay bookkeeping ------------------------------------------------------------------
 
@@ -237,7 +243,12 @@ class RunContext(Generic[P]):
         """Run ``fn(*args, **kwargs)`` once for this run; ``await`` it for its (JSON) result.
 
         ``fn`` may be async or sync; a sync function runs in a worker thread so that it
-        cannot block other runs (if it returns an awaitable, that is awaited too).
+        cannot block other runs (if it returns an awaitable, that is awaited too). An
+        ``async def`` runs on trio; one marked :func:`asyncio_step` runs on an asyncio loop. A
+        sync function's thread cannot be stopped: when the step is cancelled (its ``timeout``,
+        the workflow's deadline, a cancel of the run, a worker stopping) the thread is
+        abandoned at once. It finishes in the background and its result is dropped, never
+        journaled; its side effect may still happen (at-least-once, as always).
 
         Args:
             step_id: unique within the run; the journal key of the result.
@@ -246,8 +257,8 @@ class RunContext(Generic[P]):
                 the wait before the next one is durable.
             timeout: seconds one attempt may take; a slower attempt is cancelled and fails
                 with ``TimeoutError`` (and is retried per ``retry``). A sync function's
-                thread cannot be stopped: it is abandoned and finishes in the background,
-                its result ignored, so give such functions their own timeouts too.
+                thread is abandoned (see above), so give such functions their own
+                timeouts too.
 
         Returns:
             (awaited) The JSON form of ``fn``'s result, on the first execution as on replay.
@@ -260,9 +271,10 @@ class RunContext(Generic[P]):
 
         Guarantees:
             The result is committed before this returns. A step that was interrupted
-            before its result was committed (crash, kill) runs again on recovery: steps
-            are at-least-once. Make external effects idempotent with
-            ``ctx.idempotency_key(step_id)``.
+            before its result was committed (crash, kill, a worker's stop past its grace)
+            runs again on recovery: steps are at-least-once. A cancelled run's step is
+            not run again, but an abandoned sync function may still finish its effect.
+            Make external effects idempotent with ``ctx.idempotency_key(step_id)``.
         """
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
@@ -397,7 +409,11 @@ class RunContext(Generic[P]):
             timeout: as ``sleep``'s duration; ``None`` waits for ever.
 
         Returns:
-            The signal's payload, or ``None`` if the timeout passed first.
+            The signal's payload, or ``None`` if the timeout passed first. Who sent it is
+            then :attr:`last_signal_sender`::
+
+                decision = await ctx.wait_for_event("review", "decision")
+                approver = ctx.last_signal_sender   # "ana@laptop", or --as / identity=
 
         Guarantees:
             Signals are kept in the run's inbox when sent: one sent before the run reached
@@ -439,7 +455,9 @@ class RunContext(Generic[P]):
             if recorded is None and timeout is not None:
                 now = datetime.fromtimestamp(self._actor.now(), UTC)
                 deadline = resolve_wake_at(timeout, now, step_id=step_id).timestamp()
-            return await self._actor.wait_for_event(seq, step_id, recorded, tuple(events), deadline)
+            received = await self._actor.wait_for_event(seq, step_id, recorded, tuple(events), deadline)
+            self.last_signal_sender = None if received is None else received[2]
+            return None if received is None else (received[0], received[1])
         finally:
             self._end()
 

@@ -18,17 +18,23 @@ problem and, where there is one, the fix. Grouped by whose fault it is::
     ├── RunStateError                the run exists but cannot do that now
     │   ├── RunFinished              signal/cancel to a completed, failed or cancelled run
     │   ├── RunNotRetryable          retry of a run that has not failed
+    │   ├── RunStillActive           delete of a run that has not ended
     │   ├── RunAlreadyExists         trigger with a run id taken by another workflow
     │   └── IdempotencyConflict      a repeated trigger/signal with other contents
     ├── WorkflowCodeError            the workflow's code broke a rule; the run fails with it
     │   ├── DuplicateStepId          two durable calls with one id in one run
     │   ├── NonDeterminismError      the code no longer matches the run's journal
-    │   └── ConcurrentContextUse     two ctx calls of one run awaited at the same time
+    │   ├── ConcurrentContextUse     two ctx calls of one run awaited at the same time
+    │   └── NeedsAsyncio             a step uses asyncio but is not an asyncio_step
     ├── StepFailed                   a step raised after its last attempt (catchable)
     │   └── ChildFailed              a child run ended failed or cancelled (catchable)
+    ├── AsyncioStepCancelled         an asyncio_step's task was cancelled on the asyncio side
     ├── DeadlineExceeded             the run passed its workflow's ``deadline``
-    ├── RunCancelled                 raised inside a workflow being cancelled
-    ├── WaitTimeout                  Client.wait gave up (also a TimeoutError)
+    ├── RunFailed                    result(): the run ended failed (its error attached)
+    ├── RunCancelled                 result(): the run was cancelled (also raised inside it)
+    ├── WaitTimeout                  result() / Client.wait gave up (also a TimeoutError)
+    ├── HostNotServing               a call through an AsyncioHost that is not serving
+    ├── NeedsTrio                    a Runtime's verb awaited outside trio (under asyncio)
     └── StoreError                   the database cannot be used as it is
         ├── StoreBusy                locked by another writer past the busy timeout
         ├── NotATarryDatabase        the file exists but was not made by tarry
@@ -47,9 +53,13 @@ Nothing above ``engine.store`` ever sees ``sqlite3`` exceptions: the store maps 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .results import RunError
 
 __all__ = [
+    "AsyncioStepCancelled",
     "ChildFailed",
     "ConcurrentContextUse",
     "DeadlineExceeded",
@@ -58,24 +68,30 @@ __all__ = [
     "DatabaseReadOnly",
     "DiskFull",
     "DuplicateStepId",
+    "HostNotServing",
     "IdempotencyConflict",
     "InvalidArgument",
     "InvalidCron",
     "InvalidDuration",
     "InvalidInput",
     "LeaseLost",
+    "NeedsAsyncio",
+    "NeedsTrio",
     "NonDeterminismError",
-    "NonDeterministicReplay",
     "NonRetryableError",
     "NotATarryDatabase",
     "NotFound",
     "NotSerializable",
+    "PayloadTooLarge",
     "PayloadValidationError",
     "RunAlreadyExists",
     "RunCancelled",
+    "RunFailed",
     "RunFinished",
     "RunNotFound",
     "RunNotRetryable",
+    "RunQuarantined",
+    "RunStillActive",
     "RunStateError",
     "SchemaTooNew",
     "StepFailed",
@@ -180,7 +196,7 @@ class NotSerializable(InvalidInput):
 class PayloadTooLarge(InvalidInput):
     """A payload, signal payload or output is larger than its configured limit (in bytes).
 
-    Nothing is written. Raise the limit (``Runtime(max_payload_bytes=...)``,
+    Nothing is written. Raise the limit (``create_runtime(..., max_payload_bytes=...)``,
     ``max_output_bytes``, ``Client(max_payload_bytes=...)``) or store the blob elsewhere
     and pass its key.
     """
@@ -276,6 +292,18 @@ class RunNotRetryable(RunStateError):
         super().__init__(message, run_id=run_id, status=status, from_step=from_step)
 
 
+class RunStillActive(RunStateError):
+    code = "run_still_active"
+
+    def __init__(self, run_id: str, status: str, action: str) -> None:
+        super().__init__(
+            f"cannot {action} run {run_id!r}: it is still {status}; cancel it (or let it end) first",
+            run_id=run_id,
+            status=status,
+            action=action,
+        )
+
+
 class IdempotencyConflict(RunStateError):
     """A repeated trigger (same ``run_id``) or signal (same ``dedup_key``) that carries
     something else than the first one did; nothing was written."""
@@ -338,10 +366,6 @@ class NonDeterminismError(WorkflowCodeError):
             attempted=attempted,
             step_id=step_id,
         )
-
-
-#: The name of the first release; the same class.
-NonDeterministicReplay = NonDeterminismError
 
 
 class ConcurrentContextUse(WorkflowCodeError):
@@ -454,7 +478,47 @@ class NonRetryableError(Exception):
     ``"NonRetryableError"`` (or your subclass's name)."""
 
 
+class NeedsAsyncio(WorkflowCodeError, NonRetryableError):
+    """A step's code needs a running asyncio event loop (an asyncio library: aiohttp,
+    asyncpg, redis.asyncio, ``asyncio.sleep``...) but its function is not an
+    :func:`asyncio_step`, so it ran on trio. Its step is not retried (the same code fails
+    the same way) and the run fails with this, even if the workflow catches the step's
+    failure; mark the function, then ``retry()`` the run. ``error`` is what asyncio said."""
+
+    code = "step_needs_asyncio"
+
+    def __init__(self, run_id: str, step_id: str, error: str) -> None:
+        super().__init__(
+            f"step {step_id!r} of run {run_id!r} needs asyncio ({error}), but steps run on trio; "
+            "decorate its function with @engine.asyncio_step (or pass engine.asyncio_step(fn) to "
+            "ctx.step) so that it runs on an asyncio loop, then retry the run",
+            run_id=run_id,
+            step_id=step_id,
+            error=error,
+        )
+
+
+class AsyncioStepCancelled(WorkflowError):
+    """The asyncio task of an :func:`asyncio_step` was cancelled on the asyncio side, not by
+    tarry (its loop shut down under it, or other code cancelled the task). The attempt fails
+    with this and is retried as the step's ``Retry`` says; a cancellation that comes from
+    tarry (the run cancelled, a step timeout, the runtime stopping) cancels the task instead."""
+
+    code = "asyncio_step_cancelled"
+
+    def __init__(self, step: str) -> None:
+        super().__init__(
+            f"the asyncio task of step {step} was cancelled on the asyncio side (its loop stopped, or "
+            "other code cancelled it)",
+            step=step,
+        )
+
+
 class RunCancelled(WorkflowError):
+    """The run was cancelled: raised inside its workflow where it stood (as the step's
+    or the wait's error, for ``finally`` blocks), and by ``result()`` of a cancelled run.
+    ``reason`` is what the cancel said."""
+
     code = "run_cancelled"
 
     def __init__(self, run_id: str, reason: str | None) -> None:
@@ -463,19 +527,83 @@ class RunCancelled(WorkflowError):
         )
 
 
+class RunFailed(WorkflowError):
+    """``result()`` of a run that ended ``failed``.
+
+    ``error`` is the run's :class:`RunError` (``type``, ``message``, ``traceback``,
+    ``code`` for tarry's own errors, ``step_id`` of the step whose failure ended it);
+    ``error_type``, ``error_message`` and ``step_id`` repeat it for ``to_dict()``. Fix the
+    cause, then ``retry(run_id)`` re-drives the run from its journal.
+    """
+
+    code = "run_failed"
+    run_id: str
+    workflow_id: str
+    error_type: str
+    error_message: str
+    step_id: str | None
+
+    def __init__(self, run_id: str, workflow_id: str, error: RunError) -> None:
+        where = f" in step {error.step_id!r}" if error.step_id else ""
+        super().__init__(
+            f"run {run_id!r} ({workflow_id}) failed{where}: {error.type}: {error.message}",
+            run_id=run_id,
+            workflow_id=workflow_id,
+            error_type=error.type,
+            error_message=error.message,
+            step_id=error.step_id,
+        )
+        self.error = error
+
+
 class WaitTimeout(WorkflowError, TimeoutError):
-    """``Client.wait`` (or ``tarry ... --wait --timeout``) gave up before the run suspended or
-    ended. ``status`` is the run's status when it gave up; the run itself goes on."""
+    """``result()`` or ``Client.wait`` (``tarry wait``, ``tarry ... --wait --timeout``) gave
+    up before the run ended (``until="end"``) or suspended or ended (``until="rest"``).
+    ``status`` is the run's status when it gave up; the run itself goes on."""
 
     code = "wait_timeout"
 
-    def __init__(self, run_id: str, timeout: float, status: str) -> None:
+    def __init__(self, run_id: str, timeout: float, status: str, *, until: str = "rest") -> None:
+        awaited = "end" if until == "end" else "suspend or end"
         super().__init__(
-            f"run {run_id!r} did not suspend or end within {timeout:g}s (it is {status}, and goes on); "
+            f"run {run_id!r} did not {awaited} within {timeout:g}s (it is {status}, and goes on); "
             "wait longer, or check that a worker serves this database (tarry worker APP)",
             run_id=run_id,
             timeout=timeout,
             status=status,
+            until=until,
+        )
+
+
+class HostNotServing(WorkflowError):
+    """A call through an :class:`AsyncioHost` (``host.trigger`` ...) while its runtime is
+    not serving: the host was not entered yet, is still standing by for its worker's lease,
+    or has stopped (also when it stopped while the call was in flight). When the runtime
+    stopped because it failed, that error is the ``__cause__``."""
+
+    code = "host_not_serving"
+
+    def __init__(self, state: str) -> None:
+        super().__init__(
+            f"the tarry runtime hosted in this asyncio loop is {state}; call it inside "
+            "`async with engine.hosted(runtime) as host:` (in a FastAPI lifespan: around its `yield`)",
+            state=state,
+        )
+
+
+class NeedsTrio(WorkflowError):
+    """A :class:`Runtime`'s verb (``trigger``, ``async with runtime:`` ...) was awaited
+    outside a trio task, typically under ``asyncio.run``. tarry runs on trio: run the program
+    with ``trio.run``, or host the runtime in the asyncio application with
+    :func:`engine.hosted` and call its verbs there. Nothing was written."""
+
+    code = "needs_trio"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a tarry Runtime runs on trio, and this was awaited outside a trio task (under asyncio?); "
+            "run the program with trio.run(main), or host the runtime in your asyncio app: "
+            "`async with engine.hosted(runtime) as host:` and `await host.trigger(...)`"
         )
 
 

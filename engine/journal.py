@@ -29,31 +29,40 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import orjson
 
-from .errors import IdempotencyConflict, InvalidArgument, RunNotRetryable
+from .errors import IdempotencyConflict, InvalidArgument
 
 __all__ = [
     "ACTIVE",
     "STATUSES",
     "TERMINAL",
     "new_run_id",
-    "retry_cut",
     "PRUNE_BATCH",
-    "fork",
+    "Plan",
+    "RunTree",
+    "descendant_range",
+    "decode_tags",
+    "descendants_of",
+    "encode_tags",
     "prune_filter",
     "same_signal",
     "same_trigger",
+    "tag_pattern",
     "run_filter",
     "EntryRow",
     "RunRow",
     "SignalRow",
+    "AuditRow",
     "Write",
+    "cancel_audit",
+    "retry_audit",
+    "trigger_audit",
 ]
 
 #: Statuses a run never leaves.
@@ -106,6 +115,29 @@ class RunRow:
     #: ``recovery_mark`` without it getting further; reset by progress and by retry().
     recoveries: int = 0
     recovery_mark: int | None = None
+    #: The W3C ``traceparent`` of the span current when the run was triggered (its
+    #: activations' spans join that trace, even after a restart).
+    traceparent: str | None = None
+    tags: str | None = None  # its workflow's tags when it was created: see encode_tags
+
+
+def encode_tags(tags: tuple[str, ...]) -> str | None:
+    """A run's tags as stored: ``",approval,billing,"`` (sorted, each between commas), or
+    ``None`` for none. One text column, not a JSON array: a filter on one tag is the same
+    ``tags LIKE '%,billing,%'`` in SQLite and PostgreSQL, with no JSON function, and a run
+    row is read whole without a join (a ``run_tags`` table would cost a write per tag on
+    the trigger path). Tags never hold a comma (:func:`engine.workflow.check_tags`)."""
+    return "," + ",".join(sorted(tags)) + "," if tags else None
+
+
+def decode_tags(text: str | None) -> tuple[str, ...]:
+    """The tags :func:`encode_tags` stored, sorted."""
+    return tuple(t for t in text.split(",") if t) if text else ()
+
+
+def tag_pattern(tag: str) -> str:
+    """The ``LIKE ... ESCAPE '\\'`` pattern of runs carrying ``tag``."""
+    return "%," + tag.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ",%"
 
 
 @dataclass(slots=True)
@@ -132,6 +164,7 @@ class SignalRow:
     sent_at: float
     consumed_at: float | None = None
     consumed_by: str | None = None  # the step id of the wait that took it
+    sent_by: str | None = None  # who sent it (``user@host``, ``--as``, ``identity=``); None: the engine
     #: Not stored: True when add_signal found this signal by its dedup key instead of adding it.
     duplicate: bool = False
     #: Not stored (nor compared): the run's ``wait_event`` when add_signal added it.
@@ -169,6 +202,19 @@ def delivery(signal: SignalRow) -> str:
 
 
 @dataclass(slots=True)
+class AuditRow:
+    """Who asked for what of a run, and when: ``action`` is ``trigger``, ``cancel`` or
+    ``retry`` (a signal's sender is on its own row, :attr:`SignalRow.sent_by`); ``detail``
+    is JSON text (a cancel's ``reason``, a retry's ``attempt`` or ``from_step``...)."""
+
+    run_id: str
+    action: str
+    by: str
+    at: float
+    detail: str | None = None
+
+
+@dataclass(slots=True)
 class Write:
     """One atomic change to one run, committed by the store as a unit (or not at all).
 
@@ -177,7 +223,8 @@ class Write:
     taken by a wait and fails the whole write when one was already taken. ``truncate_from``
     deletes journal entries from that position on (used by retry). ``signals`` are sent to
     other runs in the same transaction, as ``(run_id, event, payload JSON)`` (a child's
-    outcome to its parent).
+    outcome to its parent). ``audit`` rows are inserted with it (who asked for the change).
+    ``delete`` removes the run and everything of it.
     """
 
     run_id: str
@@ -188,6 +235,70 @@ class Write:
     truncate_from: int | None = None
     require: frozenset[str] | None = None
     signals: list[tuple[str, str, str]] = field(default_factory=list)
+    audit: list[AuditRow] = field(default_factory=list)
+    #: Delete the run with its journal, signals and change rows (once ``require`` holds);
+    #: nothing else of the write applies.
+    delete: bool = False
+
+
+@dataclass(slots=True)
+class RunTree:
+    """What a transition (:mod:`engine.lifecycle`) reads of a run, in the transaction
+    that applies it.
+
+    ``journal`` is filled only for transitions that need it (retry); ``descendants``
+    only for those that reach children (cancel): every run started by the run, by its
+    children, and so on (active or not), parents before their children.
+    """
+
+    root: RunRow
+    journal: list[EntryRow] = field(default_factory=list)
+    descendants: list[RunRow] = field(default_factory=list)
+
+
+#: A transition as a store applies it: the tree in, the writes out (or a typed error,
+#: raised before anything is written). Built by :mod:`engine.lifecycle`.
+Plan = Callable[[RunTree], list[Write]]
+
+
+def descendants_of(root_id: str, candidates: Iterable[RunRow]) -> list[RunRow]:
+    """The runs of ``candidates`` whose chain of ``parent_run_id`` reaches ``root_id``,
+    parents before their children. A child's id starts with its parent's and ``":"``, so
+    a store reads the candidates as one range of the primary key; this keeps only real
+    descendants (a run someone named ``"<root>:x"`` by hand is not one)."""
+    by_parent: dict[str, list[RunRow]] = {}
+    for row in candidates:
+        if row.parent_run_id is not None:
+            by_parent.setdefault(row.parent_run_id, []).append(row)
+    found: list[RunRow] = []
+    level = [root_id]
+    while level:
+        children = [row for parent in level for row in by_parent.get(parent, ())]
+        found.extend(children)
+        level = [row.run_id for row in children]
+    return found
+
+
+def descendant_range(run_id: str) -> tuple[str, str]:
+    """The half-open key range ``[low, high)`` that holds every descendant's run id."""
+    return run_id + ":", run_id + ";"  # ";" is the character after ":"
+
+
+def trigger_audit(row: RunRow, by: str | None, from_step: str | None = None) -> AuditRow | None:
+    """The audit row of a run ``by`` asked for (a fork's names the run and step it copied)."""
+    if by is None:
+        return None
+    fork = {"forked_from": row.forked_from, "from_step": from_step}
+    detail = None if row.forked_from is None else orjson.dumps(fork).decode()
+    return AuditRow(row.run_id, "trigger", by, row.created_at, detail)
+
+
+def cancel_audit(run_id: str, by: str, at: float, reason: str) -> AuditRow:
+    return AuditRow(run_id, "cancel", by, at, orjson.dumps({"reason": reason}).decode())
+
+
+def retry_audit(run_id: str, by: str, at: float, attempt: int) -> AuditRow:
+    return AuditRow(run_id, "retry", by, at, orjson.dumps({"attempt": attempt}).decode())
 
 
 #: Runs a prune deletes per transaction (a big prune never holds the write lock long).
@@ -243,52 +354,6 @@ def same_signal(existing: SignalRow, event: str, payload: str, dedup_key: str) -
         )
     existing.duplicate = True
     return existing
-
-
-def fork(
-    row: RunRow, entries: list[EntryRow], from_step: str, run_id: str, now: float
-) -> tuple[RunRow, list[EntryRow]]:
-    """A new run ``run_id`` of ``row``'s workflow and payload whose journal is ``entries``
-    before the entry of ``from_step``: a replay returns their recorded results, and
-    ``from_step`` and everything after it run again. ``forked_from`` names the original.
-
-    Raises:
-        RunNotRetryable: the original has not ended.
-        InvalidArgument: no entry of the journal has that step id (the message lists them).
-    """
-    if row.status not in TERMINAL:
-        raise RunNotRetryable(row.run_id, row.status, from_step)
-    at = next((e.seq for e in entries if e.step_id == from_step), None)
-    if at is None:
-        known = ", ".join(repr(e.step_id) for e in entries) or "none"
-        raise InvalidArgument(
-            f"run {row.run_id!r} has no step {from_step!r} in its journal (its steps: {known})", run_id=row.run_id
-        )
-    copied = [replace(e, run_id=run_id) for e in entries if e.seq < at]
-    new = RunRow(run_id, row.workflow_id, "running", row.payload, now, now, forked_from=row.run_id)
-    return new, copied
-
-
-def retry_cut(error: str | None, entries: list[tuple[int, str, str]]) -> int:
-    """Where a retry truncates a failed run's journal (``entries``: ``(seq, step_id,
-    status)`` in seq order; ``error``: the run's error JSON).
-
-    At the failed entry of the step that ended the run (with a ``gather``, the siblings
-    journaled after it run again too); else after the trailing failed entries. A run that
-    failed on a rule (non-determinism, a deadline) keeps its whole journal and replays it
-    under the fixed code.
-    """
-    data = orjson.loads(error) if error else None
-    step_id = data.get("step_id") if isinstance(data, dict) else None
-    for seq, entry_step, status in entries:
-        if entry_step == step_id and status == "failed":
-            return seq
-    cut = len(entries)
-    while cut > 0 and entries[cut - 1][2] == "failed":
-        cut -= 1
-    if cut < len(entries):
-        return entries[cut][0]
-    return entries[-1][0] + 1 if entries else 0
 
 
 def new_run_id() -> str:

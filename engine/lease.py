@@ -2,11 +2,13 @@
 
 On an exclusive store (SQLite) every worker competes for the one lease ``"worker"``: a
 worker takes it when there is none, when it expired, or when it is its own, and renews it
-every ``ttl / 4`` seconds. A second worker finds it held and stands by, trying again every
-``ttl / 4`` seconds: when the first one dies (``kill -9`` included) its lease runs out and the
-standby takes over within ``ttl`` plus one try. On a shared store (PostgreSQL) each worker
-has a lease of its own, taken at once; when it runs out, the other workers take its runs.
-A worker that stops cleanly expires its lease at once, so nobody waits for it.
+every ``ttl / store.lease_renewals`` seconds (SQLite: 2.5 s renewed every second). A second
+worker finds it held and stands by: it reads the lease (a read takes no write lock) at that
+interval and right after the expiry it saw, and only then tries to take it. When the first
+one dies (``kill -9`` included) its lease runs out and the standby takes over within ``ttl``
+plus a few milliseconds. On a shared store (PostgreSQL: 2 s renewed every ``ttl / 4``) each
+worker has a lease of its own, taken at once; when it runs out, the other workers take its
+runs. A worker that stops cleanly expires its lease at once, so nobody waits for it.
 
 Losing the lease (the owner stalled past ``ttl`` and another took over) is detected twice:
 the heartbeat's renewal fails, and, before that, the store's fence
@@ -43,16 +45,18 @@ class Lease:
 
     Args:
         store: the database.
-        ttl: seconds a lease lasts without a heartbeat (at least 0.5).
+        ttl: seconds a lease lasts without a heartbeat (at least 0.5; default: the
+            store's ``lease_ttl``); renewed every ``ttl / store.lease_renewals`` seconds.
         owner: this worker's id; defaults to ``host:pid:random``.
     """
 
-    def __init__(self, store: SharedStore, *, ttl: float = 4.0, owner: str | None = None) -> None:
+    def __init__(self, store: SharedStore, *, ttl: float | None = None, owner: str | None = None) -> None:
+        ttl = store.lease_ttl if ttl is None else ttl
         if not ttl >= 0.5:
             raise InvalidArgument(f"the lease ttl must be at least 0.5 seconds, not {ttl!r}")
         self.store = store
         self.ttl = float(ttl)
-        self.interval = self.ttl / 4
+        self.interval = self.ttl / store.lease_renewals
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.name = store.lease_name(self.owner)
         self.valid_until = 0.0
@@ -65,13 +69,16 @@ class Lease:
         """
         announced = False
         while True:
+            # Standing by reads: only a lease seen free, expired or ours is worth a write.
+            row = await trio.to_thread.run_sync(self._current)
             now = time.time()
-            taken, row = await trio.to_thread.run_sync(
-                self.store.lease_acquire, self.name, self.owner, now, self.ttl, info
-            )
-            if taken:
-                self.valid_until = now + self.ttl
-                return row
+            if row is None or row.owner == self.owner or row.expires_at <= now:
+                taken, row = await trio.to_thread.run_sync(
+                    self.store.lease_acquire, self.name, self.owner, now, self.ttl, info
+                )
+                if taken:
+                    self.valid_until = now + self.ttl
+                    return row
             assert row is not None
             if not announced:
                 announced = True
@@ -87,7 +94,7 @@ class Lease:
             await trio.sleep(min(self.interval, max(0.01, row.expires_at - now + 0.01)))
 
     async def keep(self) -> None:
-        """Renew the lease every ``ttl / 4`` seconds, until cancelled.
+        """Renew the lease every ``ttl / store.lease_renewals`` seconds, until cancelled.
 
         Raises:
             LeaseLost: another worker holds it now, or it could not be renewed (database
@@ -132,7 +139,9 @@ class Lease:
 
     def holder(self) -> str | None:
         """Who holds this lease now (blocking)."""
-        for row in self.store.leases():
-            if row.name == self.name:
-                return row.owner
-        return None
+        row = self._current()
+        return None if row is None else row.owner
+
+    def _current(self) -> LeaseRow | None:
+        """This lease's row as committed now (blocking; a read)."""
+        return next((row for row in self.store.leases() if row.name == self.name), None)

@@ -53,6 +53,7 @@ def describe(wf: Workflow[Any]) -> dict[str, Any]:
         "schema_kind": wf.schema.kind,
         "payload_schema": payload_schema(wf),
         "schedule": None if wf.schedule is None else wf.schedule.describe(),
+        "tags": list(wf.tags),
     }
 
 

@@ -7,14 +7,15 @@ prints; they are stable.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
 from . import codec
-from .journal import EntryRow, RunRow, SignalRow
+from .errors import RunCancelled, RunFailed
+from .journal import AuditRow, EntryRow, RunRow, SignalRow, decode_tags
 
-__all__ = ["HistoryEntry", "RunError", "RunInfo", "RunResult", "SignalInfo"]
+__all__ = ["AuditInfo", "HistoryEntry", "RunError", "RunInfo", "RunResult", "SignalInfo", "outcome"]
 
 
 def _dt(epoch: float | None) -> datetime | None:
@@ -33,18 +34,20 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-class _ToDict:
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+def _to_dict(self: Any) -> dict[str, Any]:
+    """JSON-ready: the fields by name, datetimes as ISO 8601 strings."""
+    return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
 
 
 @dataclass(frozen=True, slots=True)
-class RunError(_ToDict):
+class RunError:
     """Why a run or a step failed: the exception's type name, message and traceback.
 
     ``code`` is set for tarry's own errors (e.g. ``nondeterministic_replay``); ``step_id``
     names the step whose failure ended the run, if a step did.
     """
+
+    to_dict = _to_dict
 
     type: str
     message: str
@@ -72,7 +75,7 @@ def _pending(text: str | None) -> dict[str, Any] | None:
 
 
 @dataclass(frozen=True, slots=True)
-class RunResult(_ToDict):
+class RunResult:
     """Where a run stands: returned by ``trigger``, ``sweep``, ``cancel``, ``retry``.
 
     ``status`` is one of ``running``, ``suspended``, ``completed``, ``failed``,
@@ -87,6 +90,8 @@ class RunResult(_ToDict):
     ``parent_run_id`` names the run that started this one with ``ctx.child``.
     """
 
+    to_dict = _to_dict
+
     run_id: str
     workflow_id: str
     status: str
@@ -100,6 +105,8 @@ class RunResult(_ToDict):
     parent_run_id: str | None = None
     #: The run a ``retry(..., from_step=...)`` copied this one from.
     forked_from: str | None = None
+    #: Its workflow's tags when it was created, sorted.
+    tags: tuple[str, ...] = ()
 
     @classmethod
     def from_row(cls, row: RunRow) -> RunResult:
@@ -115,22 +122,26 @@ class RunResult(_ToDict):
             last_step=row.last_step,
             parent_run_id=row.parent_run_id,
             forked_from=row.forked_from,
+            tags=decode_tags(row.tags),
         )
 
 
 @dataclass(frozen=True, slots=True)
-class HistoryEntry(_ToDict):
+class HistoryEntry:
     """One journal entry: a step, sleep, event wait, child run, patch marker, or a
     recorded ``now``/``uuid``.
 
     ``status`` is ``completed`` or ``failed`` (steps, children), ``retrying`` between a
     step's attempts, ``waiting`` while a sleep, wait or child is in progress. ``detail``
     holds kind-specific facts: ``wake_at`` of a sleep; ``event`` (``events``,
-    ``received``), ``deadline``, ``signal_id`` and ``timed_out`` of an event wait;
+    ``received``), ``deadline``, ``signal_id``, ``sent_by``, ``sent_at`` and ``timed_out``
+    of an event wait;
     ``failures`` (every failed attempt: ``attempt``, ``started_at``, ``finished_at``,
     ``type``, ``message``) and ``next_at`` of a retried step; ``child_run_id``,
     ``workflow_id`` and ``wait`` of a child.
     """
+
+    to_dict = _to_dict
 
     seq: int
     step_id: str
@@ -178,8 +189,11 @@ class HistoryEntry(_ToDict):
 
 
 @dataclass(frozen=True, slots=True)
-class SignalInfo(_ToDict):
-    """A signal in a run's inbox; ``consumed_by`` is the step id of the wait that took it."""
+class SignalInfo:
+    """A signal in a run's inbox; ``consumed_by`` is the step id of the wait that took it,
+    ``sent_by`` who sent it (``None``: the engine, e.g. a child's outcome)."""
+
+    to_dict = _to_dict
 
     id: int
     event: str
@@ -187,6 +201,7 @@ class SignalInfo(_ToDict):
     sent_at: datetime
     consumed_at: datetime | None
     consumed_by: str | None
+    sent_by: str | None = None
 
     @classmethod
     def from_row(cls, row: SignalRow) -> SignalInfo:
@@ -197,12 +212,33 @@ class SignalInfo(_ToDict):
             sent_at=_dt(row.sent_at),  # type: ignore[arg-type]
             consumed_at=_dt(row.consumed_at),
             consumed_by=row.consumed_by,
+            sent_by=row.sent_by,
         )
 
 
 @dataclass(frozen=True, slots=True)
-class RunInfo(_ToDict):
+class AuditInfo:
+    """Who asked for what of a run, and when: ``action`` is ``trigger``, ``cancel`` or
+    ``retry``; ``detail`` holds a cancel's ``reason``, a retry's ``attempt``, a fork's
+    ``forked_from`` and ``from_step``. (Who sent each signal is in :attr:`SignalInfo.sent_by`.)"""
+
+    action: str
+    by: str
+    at: datetime
+    detail: dict[str, Any]
+
+    to_dict = _to_dict
+
+    @classmethod
+    def from_row(cls, row: AuditRow) -> AuditInfo:
+        return cls(row.action, row.by, _dt(row.at), codec.loads(row.detail) or {})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
     """Everything about one run: returned by ``get_run``."""
+
+    to_dict = _to_dict
 
     run_id: str
     workflow_id: str
@@ -219,9 +255,14 @@ class RunInfo(_ToDict):
     cancel_reason: str | None
     parent_run_id: str | None = None
     forked_from: str | None = None
+    #: Who triggered, cancelled and retried the run, oldest first.
+    audit: list[AuditInfo] = field(default_factory=list)
+    tags: tuple[str, ...] = ()
 
     @classmethod
-    def from_rows(cls, row: RunRow, entries: list[EntryRow], signals: list[SignalRow]) -> RunInfo:
+    def from_rows(
+        cls, row: RunRow, entries: list[EntryRow], signals: list[SignalRow], audit: list[AuditRow] | None = None
+    ) -> RunInfo:
         return cls(
             run_id=row.run_id,
             workflow_id=row.workflow_id,
@@ -238,6 +279,8 @@ class RunInfo(_ToDict):
             cancel_reason=row.cancel_reason,
             parent_run_id=row.parent_run_id,
             forked_from=row.forked_from,
+            audit=[AuditInfo.from_row(a) for a in audit or ()],
+            tags=decode_tags(row.tags),
         )
 
     @property
@@ -260,4 +303,20 @@ class RunInfo(_ToDict):
             last,
             self.parent_run_id,
             self.forked_from,
+            self.tags,
         )
+
+
+def outcome(row: RunRow) -> Any:
+    """What ``result()`` gives for an ended run: its output if it completed.
+
+    Raises:
+        RunFailed: it failed (the run's error attached).
+        RunCancelled: it was cancelled (``reason`` is the cancel's).
+    """
+    if row.status == "failed":
+        error = RunError.from_json(row.error) or RunError("Error", "the run failed without a recorded error")
+        raise RunFailed(row.run_id, row.workflow_id, error)
+    if row.status == "cancelled":
+        raise RunCancelled(row.run_id, row.cancel_reason)
+    return codec.loads(row.output)

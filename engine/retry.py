@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .errors import InvalidArgument, NonRetryableError
 
-__all__ = ["Retry", "RetryPolicy"]
+__all__ = ["Retry"]
 
 
 def _exception_types(name: str, value: object) -> tuple[type[BaseException], ...]:
@@ -85,6 +85,3 @@ class Retry:
 
 #: The policy of a step with no ``retry`` and no workflow default: one attempt.
 _ONCE = Retry(max_attempts=1)
-
-#: The name of the first release; the same class.
-RetryPolicy = Retry

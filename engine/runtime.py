@@ -27,48 +27,59 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 import trio
 
-from . import codec
-from .actor import RELOAD, TIMER, RunActor
+from . import codec, lifecycle
+from .actor import RELOAD, TIMER, RunActor, RunMetrics
+from .aio import AsyncioLoop
 from .errors import (
     InvalidArgument,
     LeaseLost,
+    NeedsTrio,
     RunNotFound,
-    RunNotRetryable,
     StoreError,
+    WaitTimeout,
     WorkflowError,
     WorkflowNotFound,
 )
+from .identity import default_identity, resolve_identity
 from .journal import (
     ACTIVE,
     PRUNE_BATCH,
     TERMINAL,
     RunRow,
     SignalRow,
-    Write,
-    fork,
+    encode_tags,
     new_run_id,
     prune_filter,
-    retry_cut,
     run_filter,
     same_trigger,
+    trigger_audit,
 )
 from .limits import DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_PAYLOAD_BYTES, check_limit, check_name
-from .results import RunInfo, RunResult
+from .results import RunInfo, RunResult, outcome
 from .schedules import run_schedule
+from .seat import Seat
 from .store import MemoryStore
-from .store.base import Store
+from .store.base import SharedStore, Store
 from .timers import TimerWheel
+from .tracing import Tracer, current_traceparent
 from .workflow import Workflow
 
 __all__ = ["Runtime", "create_runtime"]
 
 log = logging.getLogger("tarry.runtime")
+
+#: result(): seconds between re-reads of a run (for an end committed by another process
+#: that told this one nothing), doubling up to the max while nothing happens.
+_RESULT_REREAD = 1.0
+_RESULT_REREAD_MAX = 30.0
 
 
 class Clock:
@@ -130,6 +141,15 @@ class Runtime:
         max_output_bytes: the largest step or workflow output as JSON; a step whose
             result is larger fails its run with :class:`PayloadTooLarge` (not retried:
             the same code gives the same size). Default 2 MiB; ``None``: no limit.
+        identity: who this runtime's verbs (``trigger``, ``signal``, ``cancel``, ``retry``)
+            are recorded as in the audit trail, unless a call says ``by=``; default
+            ``user@host`` of this process.
+        tracing: ``True``: OpenTelemetry spans of every run activation and step attempt,
+            through the global tracer provider; or a ``TracerProvider`` to use. Needs
+            ``pip install 'tarry[otel]'`` (see :mod:`engine.tracing`). Default off.
+
+    Raises:
+        InvalidArgument: a bad limit or identity; ``tracing`` without OpenTelemetry installed.
     """
 
     def __init__(
@@ -143,7 +163,14 @@ class Runtime:
         max_recoveries: int | None = 5,
         max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
         max_output_bytes: int | None = DEFAULT_MAX_OUTPUT_BYTES,
+        identity: str | None = None,
+        tracing: Any = False,
     ) -> None:
+        self.identity = resolve_identity(identity, default_identity())
+        #: Makes the spans of runs and steps; ``None`` when tracing is off (the hot path's one check).
+        self.tracer: Tracer | None = None
+        if tracing is not False and tracing is not None:
+            self.tracer = Tracer(None if tracing is True else tracing)
         self.max_recoveries = check_limit("max_recoveries", max_recoveries, unit="pick-ups")
         self.max_payload_bytes = check_limit("max_payload_bytes", max_payload_bytes)
         self.max_output_bytes = check_limit("max_output_bytes", max_output_bytes)
@@ -167,6 +194,13 @@ class Runtime:
         self._cancels: dict[str, str] = {}
         self._early_signals: dict[str, list[SignalRow]] = {}
         self._limiters: dict[str, trio.CapacityLimiter] = {}
+        self._seat = Seat(self.store)
+        #: Where its ``asyncio_step`` steps run (a loop of its own is started on first use).
+        self.asyncio_loop = AsyncioLoop()
+        self._result_waiters: dict[str, list[trio.Event]] = {}  # result(): woken when a run may have ended
+        #: Where runs report what they do (``None``: nowhere, at no cost); ``tarry worker
+        #: --metrics`` sets an :class:`engine.metrics.Metrics`.
+        self.metrics: RunMetrics | None = None
         self.register(*workflows)
 
     # -- registry -------------------------------------------------------------------------
@@ -179,7 +213,7 @@ class Runtime:
         """
         for wf in workflows:
             if not isinstance(wf, Workflow):
-                raise InvalidArgument(f"register() takes workflows made by @workflow or define_workflow, not {wf!r}")
+                raise InvalidArgument(f"register() takes workflows made by @workflow, not {wf!r}")
             existing = self._workflows.get(wf.id)
             if existing is not None and existing is not wf:
                 raise InvalidArgument(f"another workflow is already registered with id {wf.id!r}", workflow_id=wf.id)
@@ -219,7 +253,13 @@ class Runtime:
         validated = wf.validate(payload)
         payload_json = codec.dumps(validated, what="payload", run_id=run_id, limit=self.max_payload_bytes)
         now = self.now()
-        new = RunRow(run_id, wf.id, "running", payload_json, now, now, parent_run_id=parent.run_id)
+        new = RunRow(
+            run_id, wf.id, "running", payload_json, now, now, parent_run_id=parent.run_id, tags=encode_tags(wf.tags)
+        )
+        # The child joins the trace of its parent's activation (or of its parent's trigger).
+        tracer = self.tracer
+        traced = tracer is not None and parent.span is not None
+        new.traceparent = tracer.traceparent(parent.span) if tracer and traced else parent.run.traceparent
         row, created = await self.store.create_run(new)
         if created:
             log.info(
@@ -229,6 +269,8 @@ class Runtime:
                 parent.run_id,
                 extra={"run_id": run_id, "workflow_id": wf.id, "status": "running", "parent_run_id": parent.run_id},
             )
+            if self.metrics is not None:
+                self.metrics.run_started(wf.id)
             actor = self._new_actor(wf, row, [], [], validated)
             if self._nursery is not None:
                 self._nursery.start_soon(actor.drive)
@@ -245,6 +287,10 @@ class Runtime:
             limiter = self._limiters[workflow.id] = trio.CapacityLimiter(workflow.max_concurrent)
         return limiter
 
+    def queued(self) -> dict[str, int]:
+        """Runs in line for a place, by workflow (those with ``max_concurrent``)."""
+        return {wf_id: limiter.statistics().tasks_waiting for wf_id, limiter in list(self._limiters.items())}
+
     def child_ended(self, parent_run_id: str) -> None:
         """A child's outcome was committed to its parent's inbox: wake the parent."""
         actor = self._actors.get(parent_run_id)
@@ -255,7 +301,7 @@ class Runtime:
         # Passive: the next sweep() finds the parent (its signal is in its inbox).
 
     async def cancel_child(self, run_id: str, reason: str) -> None:
-        await self.cancel(run_id, reason=reason)
+        await self._cancel(run_id, reason, None)  # the engine's own doing: no audit row
 
     def schedule_wake(self, run_id: str, wake_at: float) -> None:
         if self._nursery is None or self._draining:
@@ -280,6 +326,7 @@ class Runtime:
         self._wheel.cancel(run_id)
 
     def actor_stopped(self, actor: RunActor) -> None:
+        self._wake_result_waiters(actor.run_id)
         if self._actors.get(actor.run_id) is actor:
             del self._actors[actor.run_id]
         if actor.store_fault is not None:
@@ -325,6 +372,8 @@ class Runtime:
         return self._nursery is not None
 
     async def _open(self) -> None:
+        if not trio.lowlevel.in_trio_task():  # asyncio code calling a verb: say what to do instead
+            raise NeedsTrio
         if not self._opened:
             await self.store.open()
             self._opened = True
@@ -348,14 +397,12 @@ class Runtime:
             return
         finally:
             self._loading.discard(run_id)
-        reason = self._cancels.pop(run_id, None)
-        early = self._early_signals.pop(run_id, ())
-        if actor is not None:
-            if reason is not None:
-                actor.cancel(reason)
-            for signal in early:  # a duplicate of what the load read is dropped when consumed
-                actor.mailbox.put(signal)
-            await actor.drive()
+        if actor is None:
+            self._cancels.pop(run_id, None)
+            self._early_signals.pop(run_id, None)
+            return
+        self._hand_over(actor)
+        await actor.drive()
 
     async def _load_actor(self, run_id: str, recovering: bool = False) -> RunActor | None:
         loaded = await self.store.load(run_id)
@@ -397,23 +444,66 @@ class Runtime:
                 raise actor.store_fault
         return RunResult.from_row(actor.run)
 
+    def _announcing(self) -> SharedStore | None:
+        """The shared store a passive runtime writes through, announcing each change as a
+        client does, so that a process serving the database hears of it (``None``: serving,
+        or no other process can open the store)."""
+        return self._seat.shared if self._nursery is None else None
+
+    @asynccontextmanager
+    async def _driving(self) -> AsyncIterator[bool]:
+        """Whether this call may drive runs: always when serving (this process serves the
+        database); when passive, while it holds the seat (engine/seat.py). Taken only once
+        there is something to drive, so a refused call writes nothing at all."""
+        if self._nursery is not None:
+            yield True
+            return
+        async with self._seat.hold() as seated:
+            yield seated
+
     async def _resume(self, run_id: str, recovering: bool = False) -> RunResult | None:
-        if run_id in self._actors:
+        """Drive ``run_id`` until it suspends or ends, unless an activation of it is live or
+        loading in this process (``None``: that one drives it; what this call brought,
+        a signal say, is in the store and reaches it)."""
+        while (current := self._actors.get(run_id)) is not None:
+            if current.accepting:
+                return None
+            await current.stopped.wait()  # letting its run go: what it missed is in the store
+        if run_id in self._loading:
             return None
-        actor = await self._load_actor(run_id, recovering)
-        return None if actor is None else await self._run_until_stop(actor)
+        # Claimed before the first await: two overlapping calls never both load it.
+        self._loading.add(run_id)
+        try:
+            actor = await self._load_actor(run_id, recovering)
+        finally:
+            self._loading.discard(run_id)
+        if actor is None:
+            return None
+        self._hand_over(actor)
+        return await self._run_until_stop(actor)
+
+    def _hand_over(self, actor: RunActor) -> None:
+        """Give a freshly loaded actor what arrived while it was loading: a cancel, and
+        signals its load may have read too early to see."""
+        reason = self._cancels.pop(actor.run_id, None)
+        if reason is not None:
+            actor.cancel(reason)
+        for signal in self._early_signals.pop(actor.run_id, ()):  # a duplicate is dropped when consumed
+            actor.mailbox.put(signal)
 
     # -- the verbs ------------------------------------------------------------------------
 
     async def trigger(
-        self, workflow: Workflow[Any] | str, payload: Any = None, *, run_id: str | None = None
+        self, workflow: Workflow[Any] | str, payload: Any = None, *, run_id: str | None = None, by: str | None = None
     ) -> RunResult:
         """Start a run of ``workflow`` (a Workflow or its id) with ``payload``.
 
         Returns when the run first suspends or ends, with its status, output or pending
         wait. With a ``run_id`` that already exists for this workflow, nothing new starts:
         the existing run's state is returned (an idempotent trigger). Without one, the
-        run gets a new UUIDv7 (ids sort by creation time).
+        run gets a new UUIDv7 (ids sort by creation time). ``by``: who asks, for the audit
+        trail (default: the runtime's ``identity``). The W3C ``traceparent`` of the span
+        current here, if any (OpenTelemetry), is stored with the run: its spans join it.
 
         Raises:
             WorkflowNotFound: an unknown workflow id.
@@ -432,22 +522,46 @@ class Runtime:
         """
         wf = self._resolve(workflow)
         check_name("run_id", run_id, optional=True, workflow_id=wf.id)
+        who = resolve_identity(by, self.identity)
         validated = wf.validate(payload)
         payload_json = codec.dumps(validated, what="payload", run_id=run_id, limit=self.max_payload_bytes)
         if run_id is None:
             run_id = new_run_id()
         await self._open()
         now = self.now()
-        row, created = await self.store.create_run(RunRow(run_id, wf.id, "running", payload_json, now, now))
+        new = RunRow(
+            run_id,
+            wf.id,
+            "running",
+            payload_json,
+            now,
+            now,
+            traceparent=current_traceparent(),
+            tags=encode_tags(wf.tags),
+        )
+        audit = trigger_audit(new, who)
+        if (shared := self._announcing()) is not None:
+            row, created = await trio.to_thread.run_sync(shared.client_trigger, new, None, audit)
+        else:
+            row, created = await self.store.create_run(new, audit=audit)
         if not created:
             same_trigger(row, payload_json)
             return RunResult.from_row(row)
         log.info(
             "run %s started (%s)", run_id, wf.id, extra={"run_id": run_id, "workflow_id": wf.id, "status": "running"}
         )
-        return await self._run_until_stop(self._new_actor(wf, row, [], [], validated))
+        if self.metrics is not None:
+            self.metrics.run_started(wf.id)
+        if shared is None:  # the hot path: serving, or nobody else can open the store
+            return await self._run_until_stop(self._new_actor(wf, row, [], [], validated))
+        async with self._driving() as seated:
+            if not seated:  # another process holds the database: it drives the run
+                return RunResult.from_row(row)
+            return await self._run_until_stop(self._new_actor(wf, row, [], [], validated))
 
-    async def signal(self, run_id: str, event: str, payload: Any = None, *, dedup_key: str | None = None) -> bool:
+    async def signal(
+        self, run_id: str, event: str, payload: Any = None, *, dedup_key: str | None = None, by: str | None = None
+    ) -> bool:
         """Send the signal ``event`` with ``payload`` to a run; whether it was new.
 
         With a ``dedup_key`` the run already received a signal under (consumed or not,
@@ -456,7 +570,9 @@ class Runtime:
 
         The signal is committed to the run's inbox before this returns. A run waiting for
         ``event`` takes it and goes on (inline when passive); otherwise it stays in the
-        inbox for the run's next ``wait_for_event(..., event)``.
+        inbox for the run's next ``wait_for_event(..., event)``. ``by``: who sends it, stored
+        with the signal (default: the runtime's ``identity``); the workflow reads it as
+        ``ctx.last_signal_sender``.
 
         Raises:
             RunNotFound: no such run.
@@ -470,12 +586,22 @@ class Runtime:
         check_name("run_id", run_id)
         check_name("event name", event, run_id=run_id)
         check_name("dedup_key", dedup_key, optional=True, run_id=run_id)
+        who = resolve_identity(by, self.identity)
         payload_json = codec.dumps(payload, what="signal payload", run_id=run_id, limit=self.max_payload_bytes)
         await self._open()
-        signal = await self.store.add_signal(run_id, event, payload_json, self.now(), dedup_key)
+        if (shared := self._announcing()) is not None:
+            sent = partial(shared.client_signal, run_id, event, payload_json, self.now(), dedup_key, who)
+            signal = await trio.to_thread.run_sync(sent)
+        else:
+            signal = await self.store.add_signal(run_id, event, payload_json, self.now(), dedup_key, who)
         if signal.duplicate:
             return False
-        await self.deliver_signal(signal)
+        if shared is None:
+            await self.deliver_signal(signal)
+            return True
+        async with self._driving() as seated:
+            if seated:  # else the process that holds the run takes it
+                await self.deliver_signal(signal)
         return True
 
     async def deliver_signal(self, signal: SignalRow, row: RunRow | None = None) -> None:
@@ -514,6 +640,8 @@ class Runtime:
         its timer and its warm actor. A no-op when not serving or draining. Signals go
         through :meth:`deliver_signal` instead.
         """
+        if row.status in TERMINAL:
+            self._wake_result_waiters(row.run_id)
         if self._nursery is None or self._draining:
             return
         run_id = row.run_id
@@ -559,31 +687,138 @@ class Runtime:
                 if run_id in waiting:
                     self._activate(run_id)
 
-    async def sweep(self) -> list[RunResult]:
+    async def resume(self, run_id: str) -> RunResult:
+        """Drive one run now if it can move: a sleep or timeout that is due, a wait whose
+        signal is in its inbox, or a run left ``running`` by a process that stopped. Returns
+        its state as it first suspends again or ends; a run with nothing to do (or that
+        another activation drives) is returned as it stands.
+
+        Raises:
+            RunNotFound: no such run.
+            InvalidArgument: a run id that is not a name.
+
+        Guarantees:
+            As :meth:`sweep`, for one run: never a second activation of it, in this process
+            or another.
+        """
+        check_name("run_id", run_id)
+        await self._open()
+        loaded = await self.store.load(run_id)
+        if loaded is None:
+            raise RunNotFound(run_id)
+        row, _, inbox = loaded
+        due = row.wake_at is not None and row.wake_at <= self.now()
+        signalled = any(_waits_for(row, s.event) for s in inbox)
+        movable = row.status == "running" or (row.status == "suspended" and (due or signalled))
+        result = None
+        async with self._driving() as seated:
+            if seated and movable:
+                result = await self._resume(run_id, recovering=row.status == "running" and run_id not in self._actors)
+            if result is None:
+                now = await self.store.get_run(run_id)
+                result = RunResult.from_row(now or row)
+            return result
+
+    async def sweep(self, *, limit: int = 10_000) -> list[RunResult]:
         """Resume every run that can move: sleeps and timeouts that are due, waits whose
         signal is already in the inbox (sent by another process, say), and runs left
         ``running`` by a process that stopped (they replay and re-run their interrupted
         step). Returns the resumed runs' states, as each first suspends again or ends.
+
+        Args:
+            limit: resume at most this many runs (a cron job that must end in time); the
+                rest wait for the next sweep.
+
+        Raises:
+            InvalidArgument: ``limit`` is not a whole number >= 1.
+
+        Guarantees:
+            A run is driven by one activation at a time: a run that another call of this
+            runtime drives is skipped, and on a SQLite file that another process serves (a
+            worker, or an overlapping sweep from another cron job) nothing is driven and
+            ``[]`` is returned: that process drives the runs.
         """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidArgument(f"sweep(limit=...) takes a whole number >= 1, not {limit!r}", field="limit")
         await self._open()
-        due = [run_id for run_id, _ in await self.store.due_runs(self.now())]
-        candidates = [*await self.store.running_runs(), *due, *await self.store.runs_with_signals()]
-        results = []
-        for run_id in dict.fromkeys(candidates):
-            result = await self._resume(run_id, recovering=True)
-            if result is not None:
-                results.append(result)
-        return results
+        async with self._driving() as seated:
+            if not seated:
+                log.info("sweep skipped: another process serves %s and drives its runs", self.store.name)
+                return []
+            due = [run_id for run_id, _ in await self.store.due_runs(self.now(), limit)]
+            candidates = [*await self.store.running_runs(), *due, *await self.store.runs_with_signals()]
+            results = []
+            for run_id in dict.fromkeys(candidates):
+                result = await self._resume(run_id, recovering=True)
+                if result is not None:
+                    results.append(result)
+                    if len(results) >= limit:
+                        break
+            return results
+
+    async def result(self, run_id: str, *, timeout: float | None = None) -> Any:
+        """Wait until the run has ended (``completed``, ``failed`` or ``cancelled``; a
+        suspension is not an end) and return its output.
+
+        Woken by the run's actor in this runtime when it stops, or by a Client's change
+        this worker takes in, with no polling. A run that only another process drives
+        (another PostgreSQL worker's, or any run while this runtime does not serve and a
+        worker elsewhere does) is read again after 1 s, then at doubling intervals up to
+        30 s: from another process, use :meth:`Client.result`, which watches the database.
+        Passive, nothing moves a suspended run but ``sweep()`` or ``signal()`` from another
+        task: wait with a ``timeout`` then.
+
+        Args:
+            timeout: seconds (trio's clock); ``None`` waits for ever.
+
+        Raises:
+            RunFailed: the run ended ``failed``; ``.error`` is its :class:`RunError`.
+            RunCancelled: the run was cancelled; ``.reason`` says why.
+            WaitTimeout: it had not ended within ``timeout`` (a ``TimeoutError`` too); the
+                run goes on.
+            RunNotFound: no such run.
+            InvalidArgument: a run id that is not a name, or a negative or NaN timeout.
+        """
+        check_name("run_id", run_id)
+        if timeout is not None and not timeout >= 0:
+            raise InvalidArgument(f"timeout must be a number of seconds >= 0, not {timeout!r}", field="timeout")
+        await self._open()
+        deadline = math.inf if timeout is None else trio.current_time() + timeout
+        reread = _RESULT_REREAD
+        while True:
+            ended = trio.Event()  # registered before the read: an end after it wakes us
+            waiters = self._result_waiters.setdefault(run_id, [])
+            waiters.append(ended)
+            try:
+                row = await self.store.get_run(run_id)
+                if row is None:
+                    raise RunNotFound(run_id)
+                if row.status in TERMINAL:
+                    return outcome(row)
+                if trio.current_time() >= deadline:
+                    assert timeout is not None
+                    raise WaitTimeout(run_id, timeout, row.status, until="end")
+                with trio.move_on_at(min(deadline, trio.current_time() + reread)):
+                    await ended.wait()
+                reread = _RESULT_REREAD if ended.is_set() else min(reread * 2, _RESULT_REREAD_MAX)
+            finally:
+                if ended in waiters:
+                    waiters.remove(ended)
+                if not waiters and self._result_waiters.get(run_id) is waiters:
+                    del self._result_waiters[run_id]
+
+    def _wake_result_waiters(self, run_id: str) -> None:
+        for ended in self._result_waiters.pop(run_id, ()):
+            ended.set()
 
     async def get_run(self, run_id: str) -> RunInfo:
         """Everything about a run: status, payload, output or error, pending wait, the
         journal and the signals. Raises :class:`RunNotFound`."""
         await self._open()
-        row = await self.store.get_run(run_id)
-        if row is None:
+        found = await self.store.run_info(run_id)
+        if found is None:
             raise RunNotFound(run_id)
-        entries, signals = await self.store.history(run_id)
-        return RunInfo.from_rows(row, entries, signals)
+        return RunInfo.from_rows(*found)
 
     async def list_runs(
         self,
@@ -592,15 +827,21 @@ class Runtime:
         workflow_id: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        tag: str | None = None,
     ) -> list[RunResult]:
-        """Runs, newest first, filtered by status (one or several) and workflow id.
+        """Runs, newest first, filtered by status (one or several), workflow id and a tag
+        their workflow carried when they were created.
 
         Raises:
-            InvalidArgument: an unknown status or a negative limit/offset.
+            InvalidArgument: an unknown status, a negative limit/offset, or a tag that is
+                not a name.
         """
         statuses = run_filter(status, limit=limit, offset=offset)
+        check_name("tag", tag, optional=True)
         await self._open()
-        rows = await self.store.list_runs(status=statuses, workflow_id=workflow_id, limit=limit, offset=offset)
+        rows = await self.store.list_runs(
+            status=statuses, workflow_id=workflow_id, limit=limit, offset=offset, tag=tag or None
+        )
         return [RunResult.from_row(r) for r in rows]
 
     async def prune(self, *, older_than: Any, status: str | Iterable[str] | None = None) -> int:
@@ -625,31 +866,86 @@ class Runtime:
             log.info("pruned %d run(s) that ended before %s", total, before, extra={"pruned": total})
         return total
 
-    async def cancel(self, run_id: str, *, reason: str | None = None) -> RunResult:
-        """Cancel a run: a step in progress is interrupted, a sleep or wait ends, and the
-        run ends ``cancelled``.
+    async def delete(self, run_id: str) -> None:
+        """Delete an ended run with its journal and signals (a prune of one run). The runs
+        it started are not touched.
+
+        Raises:
+            RunNotFound: no such run.
+            RunStillActive: the run has not ended (nothing is deleted): cancel it first.
+            InvalidArgument: a run id that is not a name.
+        """
+        check_name("run_id", run_id)
+        await self._open()
+        await self.store.transition(run_id, lifecycle.delete(self.now()))
+        log.info("run %s deleted", run_id, extra={"run_id": run_id})
+
+    async def cancel(self, run_id: str, *, reason: str | None = None, by: str | None = None) -> RunResult:
+        """Cancel a run and every active run it started: a step in progress is
+        interrupted, a sleep or wait ends, and the run ends ``cancelled``. A child run's
+        parent gets the outcome (its ``ctx.child`` raises ``ChildFailed``). ``by``: who
+        asks, for the audit trail (default: the runtime's ``identity``).
 
         Raises:
             RunNotFound, RunFinished: nothing to cancel.
+            InvalidArgument: a run id or ``by`` that is not a name.
 
         Guarantees:
-            The request is committed first. A run that another process is executing (or
+            One transaction ends every suspended run of the tree (warm, passivated, or held
+            by a process that died) and asks every running one to stop
+            (:func:`engine.lifecycle.cancel`). A run that another process is executing (or
             that a crashed process left ``running``) ends ``cancelled`` as soon as its
             owner, or the next recovery, sees the request.
         """
+        check_name("run_id", run_id)
+        return await self._cancel(run_id, reason or "cancelled by request", resolve_identity(by, self.identity))
+
+    async def _cancel(self, run_id: str, reason: str, by: str | None) -> RunResult:
         await self._open()
-        reason = reason or "cancelled by request"
-        row = await self.store.request_cancel(run_id, reason, self.now())
-        self._wheel.cancel(run_id)
-        actor = self._actors.get(run_id)
-        if actor is not None:
-            actor.cancel(reason)
-            await actor.stopped.wait()
-            row = await self.store.get_run(run_id) or row
+        plan = lifecycle.cancel(reason, self.now(), by)
+        if (shared := self._announcing()) is not None:  # a process that holds the runs stops them
+            cancel = partial(shared.client_transition, run_id, plan, announce="cancel", descendants=True)
+            rows = await trio.to_thread.run_sync(cancel)
+        else:
+            rows = await self.store.transition(run_id, plan, descendants=True)
+        for row in rows:
+            self._wake_result_waiters(row.run_id)
+        async with self._driving() as seated:
+            if not seated:
+                return RunResult.from_row(rows[0])
+            await self._after_transition(rows)
+            actor = self._actors.get(run_id)
+            if actor is not None:
+                await actor.stopped.wait()
+            row = await self.store.get_run(run_id) or rows[0]
         log.info("run %s cancel requested: %s", run_id, reason, extra={"run_id": run_id, "reason": reason})
         return RunResult.from_row(row)
 
-    async def retry(self, run_id: str, *, from_step: str | None = None) -> RunResult:
+    async def _after_transition(self, rows: list[RunRow]) -> None:
+        """Bring this process in line with runs a transition changed in the store: a
+        cancelled run loses its timer and its live actor; a parent that was sent a
+        child's outcome is woken (driven inline when passive)."""
+        written = {row.run_id for row in rows}
+        parents = []
+        for row in rows:
+            if row.cancel_reason is not None and row.status in ("running", "cancelled"):
+                self._wheel.cancel(row.run_id)
+                actor = self._actors.get(row.run_id)
+                if actor is not None:
+                    actor.cancel(row.cancel_reason)
+                elif row.run_id in self._loading:
+                    self._cancels[row.run_id] = row.cancel_reason
+                if actor is None and row.status == "cancelled" and self.metrics is not None:
+                    self.metrics.run_ended(row.workflow_id, "cancelled")  # the transition ended it, not an actor
+            if row.status in TERMINAL and row.parent_run_id is not None and row.parent_run_id not in written:
+                parents.append(row.parent_run_id)
+        for parent in parents:
+            if self._nursery is not None:
+                self.child_ended(parent)
+            else:
+                await self._resume(parent)
+
+    async def retry(self, run_id: str, *, from_step: str | None = None, by: str | None = None) -> RunResult:
         """Re-drive a failed run from its journal, e.g. after fixing the code.
 
         Completed steps are not run again; the step whose failure ended the run (and any
@@ -659,22 +955,31 @@ class Runtime:
         same workflow and payload whose journal is a copy of this run's up to that step, so
         that step and everything after it run again; this run is left as it is. Any ended
         run (completed, failed, cancelled) can be forked. The copy and the new run commit
-        in one transaction.
+        in one transaction. ``by``: who asks, for the audit trail (default: the runtime's
+        ``identity``).
 
         Raises:
             RunNotFound; RunNotRetryable (the run has not failed; with ``from_step``: it
             has not ended); WorkflowNotFound (its workflow is not registered here);
             InvalidArgument (``from_step`` is not in the journal: the message lists its steps).
         """
+        check_name("run_id", run_id)
+        who = resolve_identity(by, self.identity)
         await self._open()
-        loaded = await self.store.load(run_id)
-        if loaded is None:
-            raise RunNotFound(run_id)
-        row, journal, _ = loaded
+        shared = self._announcing()
         if from_step is not None:
+            loaded = await self.store.load(run_id)
+            if loaded is None:
+                raise RunNotFound(run_id)
+            row, journal, _ = loaded
             wf = self._resolve(row.workflow_id)
-            new, copied = fork(row, journal, from_step, new_run_id(), self.now())
-            created, _ = await self.store.create_run(new, copied)
+            new, copied = lifecycle.fork(row, journal, from_step, new_run_id(), self.now())
+            new.traceparent = current_traceparent()
+            audit = trigger_audit(new, who, from_step)
+            if shared is not None:
+                created, _ = await trio.to_thread.run_sync(shared.client_trigger, new, copied, audit)
+            else:
+                created, _ = await self.store.create_run(new, copied, audit)
             log.info(
                 "run %s forked from %s at step %r",
                 new.run_id,
@@ -682,25 +987,31 @@ class Runtime:
                 from_step,
                 extra={"run_id": new.run_id, "workflow_id": wf.id, "status": "running", "forked_from": run_id},
             )
-            return await self._run_until_stop(self._new_actor(wf, created, copied, []))
-        if row.status != "failed":
-            raise RunNotRetryable(run_id, row.status)
-        self._resolve(row.workflow_id)
-        cut = retry_cut(row.error, [(e.seq, e.step_id, e.status) for e in journal])
-        run = {"status": "running", "error": None, "output": None, "attempt": row.attempt + 1, "cancel_reason": None}
-        run.update(recoveries=0, recovery_mark=None)  # a quarantined run gets a fresh count
-        write = Write(run_id, self.now(), run=run, truncate_from=cut, require=frozenset({"failed"}))
-        if not await self.store.write(write):
-            current = await self.store.get_run(run_id)
-            raise RunNotRetryable(run_id, current.status if current else "unknown")
+            if self.metrics is not None:
+                self.metrics.run_started(wf.id)
+            async with self._driving() as seated:
+                if not seated:  # the process that holds the database drives the copy
+                    return RunResult.from_row(created)
+                return await self._run_until_stop(self._new_actor(wf, created, copied, []))
+        found = await self.store.get_run(run_id)
+        if found is None:
+            raise RunNotFound(run_id)
+        self._resolve(found.workflow_id)  # before anything is written: it must be runnable here
+        plan = lifecycle.retry(self.now(), who)
+        if shared is not None:
+            retry = partial(shared.client_transition, run_id, plan, announce="retry", journal=True)
+            (row,) = await trio.to_thread.run_sync(retry)
+        else:
+            (row,) = await self.store.transition(run_id, plan, journal=True)
         log.info(
             "run %s retried (attempt %d)",
             run_id,
-            row.attempt + 1,
-            extra={"run_id": run_id, "workflow_id": row.workflow_id, "status": "running", "attempt": row.attempt + 1},
+            row.attempt,
+            extra={"run_id": run_id, "workflow_id": row.workflow_id, "status": "running", "attempt": row.attempt},
         )
-        result = await self._resume(run_id)
-        if result is None:  # already live (another task resumed it first)
+        async with self._driving() as seated:
+            result = await self._resume(run_id) if seated else None
+        if result is None:  # already live (another task resumed it first), or another process drives it
             now = await self.store.get_run(run_id)
             assert now is not None
             result = RunResult.from_row(now)
@@ -740,12 +1051,17 @@ class Runtime:
         nursery.cancel_scope.cancel()
         try:
             return bool(await manager.__aexit__(exc_type, exc, tb))
+        except BaseExceptionGroup as group:  # trio's strict groups: one error leaves as itself
+            if len(group.exceptions) != 1:
+                raise
+            reraise(group.exceptions[0])
         finally:
             self._nursery = self._nursery_manager = None
             for run_id in list(self._actors):
                 self._wheel.cancel(run_id)
             self._actors.clear()
             self._loading.clear()
+            await self.asyncio_loop.aclose()
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Supervise runs until cancelled: ``async with runtime: await trio.sleep_forever()``."""
@@ -767,8 +1083,10 @@ class Runtime:
         step and stops before the next one (it stays ``running`` and is replayed from its
         journal later); a suspended run lets its actor go at once. Returns ``True`` when
         every actor stopped within ``grace``, ``False`` when some were still busy; leaving
-        ``async with runtime:`` then cancels those where they stand (their steps run again
-        on recovery: at-least-once). Nothing committed is lost either way.
+        ``async with runtime:`` then interrupts those where they stand (a sync step's thread
+        is abandoned, its result dropped): they stay ``running`` in the store, and their
+        steps run again on recovery (at-least-once). Nothing committed is lost either way.
+        When it ends (or is cancelled) it logs what became of each active run.
 
         Serving mode only (a no-op otherwise); not reversible: leave and enter again.
 
@@ -786,17 +1104,16 @@ class Runtime:
         for actor in busy:
             actor.accepting = actor.warm = False
             actor.mailbox.put(TIMER)  # wakes a warm suspended actor, which now lets its run go
-        with trio.move_on_after(grace):
-            for actor in busy:
-                await actor.stopped.wait()
-            return True
-        left = sum(not actor.stopped.is_set() for actor in busy)
-        log.warning(
-            "grace period over: cancelling %d run(s) mid-step; they resume from their journal on the next start",
-            left,
-            extra={"active": left},
-        )
-        return False
+        started = trio.current_time()
+        try:
+            with trio.move_on_after(grace):
+                for actor in busy:
+                    await actor.stopped.wait()
+        finally:  # cut short (a second signal) too
+            took = trio.current_time() - started
+            done = all(actor.stopped.is_set() for actor in busy)
+            _log_drained(busy, took, "drained" if done else "grace period over" if took >= grace else "drain cut short")
+        return done
 
     async def _supervise(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Recover, then move the wheel's window along: sleep until the earliest wake-up
@@ -836,10 +1153,48 @@ class Runtime:
         self._next_far = await self.store.next_wake_after(horizon)
 
     async def aclose(self) -> None:
-        """Close the store (the runtime must not be serving)."""
+        """Close the store and stop the runtime's own asyncio loop, if it started one (the
+        runtime must not be serving)."""
+        await self.asyncio_loop.aclose()
         if self._opened:
             await self.store.close()
             self._opened = False
+
+
+def reraise(exc: BaseException) -> NoReturn:
+    """Raise ``exc``, taken out of the exception group trio wrapped it in, as itself (so
+    ``except RunNotFound:`` around ``async with runtime:`` catches it) with the traceback,
+    ``__cause__`` and ``__context__`` it had where it was raised, not the group as context."""
+    context, suppress = exc.__context__, exc.__suppress_context__
+    try:
+        raise exc
+    finally:
+        exc.__context__, exc.__suppress_context__ = context, suppress
+        del exc
+
+
+def _log_drained(actors: list[RunActor], took: float, outcome: str) -> None:
+    """Say what became of each run that was active when the drain began: it ended, it was
+    let go suspended, it stopped between two steps (``running``, replayed later), or it is
+    left mid-step, to be interrupted when the runtime is left and resumed by the next one."""
+    counts: dict[str, int] = {}
+    left: list[str] = []
+    for actor in actors:
+        if not actor.stopped.is_set():
+            where = ", ".join(repr(s) for s in actor.steps_in_flight) or "its workflow code"
+            left.append(f"{actor.run_id} in {where}")
+            continue
+        status = "stopped between steps" if actor.run.status == "running" else actor.run.status
+        counts[status] = counts.get(status, 0) + 1
+    parts = [f"{n} {status}" for status, n in sorted(counts.items())]
+    if left:
+        shown = "; ".join(left[:10]) + ("; ..." if len(left) > 10 else "")
+        parts.append(f"{len(left)} left mid-step ({shown}) for the next worker to resume from its journal")
+    what = ", ".join(parts) or "no active runs"
+    if left:
+        log.warning("%s after %.1fs: %s", outcome, took, what, extra={"active": len(left)})
+    else:
+        log.info("%s in %.1fs: %s", outcome, took, what, extra={"active": 0})
 
 
 def _waits_for(row: RunRow, event: str) -> bool:

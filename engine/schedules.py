@@ -110,7 +110,7 @@ async def _fire(runtime: Runtime, workflow: Workflow[Any], tick: datetime) -> No
     run_id = tick_run_id(workflow.id, tick)
     scheduled_at = tick.astimezone(UTC).isoformat().replace("+00:00", "Z")
     try:
-        result = await runtime.trigger(workflow, {"scheduled_at": scheduled_at}, run_id=run_id)
+        result = await runtime.trigger(workflow, {"scheduled_at": scheduled_at}, run_id=run_id, by="tarry:schedule")
     except WorkflowError:
         log.exception("scheduled run %s of %s could not be started", run_id, workflow.id)
         return

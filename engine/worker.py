@@ -8,11 +8,14 @@ A worker's life:
 2. **Serve**: publish its workflows (:mod:`engine.registry`), enter the runtime (which
    recovers every unfinished run it owns), then feed it what clients commit and, on
    PostgreSQL, the runs it claims (:class:`engine.changes.ChangeFeed`), renewing the lease
-   every ``ttl / 4`` seconds.
+   every ``ttl / store.lease_renewals`` seconds (SQLite: ``ttl / 2.5``, once a second by
+   default; PostgreSQL: ``ttl / 4``).
 3. **Drain** when :meth:`Worker.stop` is called (``tarry worker`` does on SIGINT/SIGTERM):
    no new work is taken, steps in progress get ``grace`` seconds to finish and commit
-   (:meth:`Runtime.drain`), then whatever still runs is cancelled where it stands and left
-   for the next worker to replay. The lease is released, so a standby takes over at once.
+   (:meth:`Runtime.drain`), then whatever still runs is interrupted where it stands (a sync
+   step's thread is abandoned, never waited for) and left ``running`` for the next worker to
+   resume from its journal: it is not cancelled. The log says what became of each run. The
+   lease is released, so a standby takes over at once.
 
 If the lease is lost (this process stalled past its expiry and a standby took over), the
 worker stops driving runs at once: the store's fence already refuses its commits, and
@@ -36,7 +39,7 @@ from .errors import DiskFull, InvalidArgument, LeaseLost, WorkflowError
 from .journal import prune_filter
 from .lease import Lease
 from .registry import describe
-from .runtime import Runtime
+from .runtime import Runtime, reraise
 from .store.base import LeaseRow, SharedStore
 
 __all__ = ["Worker", "run_until_signalled"]
@@ -52,7 +55,7 @@ class Worker:
             (:class:`SQLiteStore`, :class:`PostgresStore`).
         lease_ttl: seconds without a heartbeat after which a standby takes over (SQLite),
             or the other workers take this one's runs (PostgreSQL); default: the store's
-            ``lease_ttl`` (4 s on SQLite, 2 s on PostgreSQL).
+            ``lease_ttl`` (2.5 s on SQLite, 2 s on PostgreSQL).
         grace: seconds steps in progress get to finish when stopping (see :meth:`stop`).
         poll_interval: seconds between checks for other processes' commits when no
             datagram arrives (the fallback of the wake socket).
@@ -86,7 +89,7 @@ class Worker:
             raise InvalidArgument(f"grace must be a number of seconds >= 0, not {grace!r}")
         self.runtime = runtime
         self.store: SharedStore = runtime.store
-        self.lease = Lease(self.store, ttl=self.store.lease_ttl if lease_ttl is None else lease_ttl)
+        self.lease = Lease(self.store, ttl=lease_ttl)
         self.grace = float(grace)
         self.retention = None if retention is None else prune_filter(retention, None)[0]
         if prune_every is None:
@@ -104,11 +107,26 @@ class Worker:
         self._drain_scope: trio.CancelScope | None = None
         self._lost: LeaseLost | None = None
         self._token: trio.lowlevel.TrioToken | None = None
+        #: How the last drain ended: ``True`` every run reached a durable point within the
+        #: grace; ``False`` some were left mid-step (grace over, or cut short by
+        #: ``stop(grace=0)``); ``None`` no drain (it never served).
+        self.drained: bool | None = None
 
     @property
     def owner(self) -> str:
         """This worker's id in the lease: ``host:pid:tag``."""
         return self.lease.owner
+
+    @property
+    def lease_lost(self) -> bool:
+        """True once another worker took this one's lease over."""
+        return self._lost is not None
+
+    @property
+    def holds_lease(self) -> bool:
+        """True while this worker holds its lease: from the start of serving until it is
+        released after draining (or lost)."""
+        return self.state in ("starting", "serving", "draining") and self._lost is None
 
     @property
     def stopping(self) -> bool:
@@ -166,7 +184,10 @@ class Worker:
                 self.state = "starting"
                 await self._serve(previous, task_status)
         except BaseExceptionGroup as group:  # one engine error from inside the nurseries: raise it as is
-            raise _only_error(group) from None
+            only = _only_error(group)
+            if only is group:
+                raise
+            reraise(only)
         finally:
             self._scope = None
             self.store.set_owner(None)
@@ -217,10 +238,10 @@ class Worker:
                 await self._stop.wait()
                 self.state = "draining"
                 self.feed.stop()
+                self.drained = False
                 with trio.CancelScope() as drain:
                     self._drain_scope = drain
-                    if self.grace > 0:
-                        await self.runtime.drain(self.grace)
+                    self.drained = await self.runtime.drain(self.grace)
                 self._drain_scope = None
             # Stop watching before the lease goes: once it is free, a standby serves, and
             # this worker is stopped but for the release.
@@ -247,21 +268,31 @@ class Worker:
             self._lose(exc)
 
 
-async def run_until_signalled(worker: Worker) -> None:
+async def run_until_signalled(worker: Worker) -> int:
     """Run ``worker`` until SIGINT or SIGTERM; the first drains (``worker.grace``), a second
     one stops at once (what ``tarry worker`` does).
+
+    Returns:
+        The process's exit status: 0 when every run it was driving stopped at a durable
+        point (a clean drain) or it never served; ``128 + signal number`` (130 for SIGINT,
+        143 for SIGTERM) when it left runs mid-step, because the grace ran out or a second
+        signal cut the drain short. Those runs stay ``running`` and the next worker
+        resumes them (their interrupted steps run again).
 
     Raises:
         WorkflowError: from :meth:`Worker.run` (``LeaseLost``; a store error such as
             ``NotATarryDatabase``).
     """
     failed: WorkflowError | None = None
+    last_signal = signal.SIGTERM
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
 
             async def watch() -> None:
+                nonlocal last_signal
                 async for signum in signals:
-                    name = signal.Signals(signum).name
+                    last_signal = signal.Signals(signum)
+                    name = last_signal.name
                     # "starting": recovery has already started runs, so they get the grace too.
                     if not worker.stopping and worker.state in ("starting", "serving"):
                         log.info(
@@ -275,7 +306,7 @@ async def run_until_signalled(worker: Worker) -> None:
                         log.info("%s: stopping", name)
                         worker.stop(grace=0)
                     else:
-                        log.info("%s again: stopping now", name)
+                        log.info("%s again: stopping now, leaving the runs mid-step to the next worker", name)
                         worker.stop(grace=0)
 
             nursery.start_soon(watch)
@@ -287,6 +318,7 @@ async def run_until_signalled(worker: Worker) -> None:
                 nursery.cancel_scope.cancel()
     if failed is not None:
         raise failed
+    return 0 if worker.drained is not False else 128 + int(last_signal)
 
 
 def _only_error(group: BaseExceptionGroup[Any]) -> BaseException:

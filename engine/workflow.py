@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -17,7 +17,10 @@ from .schema import PayloadSchema
 if TYPE_CHECKING:
     from .context import RunContext
 
-__all__ = ["Workflow", "define_workflow", "workflow"]
+__all__ = ["MAX_TAGS", "Workflow", "check_tags", "workflow"]
+
+#: How many tags a workflow may carry: a label set to filter runs by, not a data store.
+MAX_TAGS = 16
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -26,8 +29,8 @@ RunFunction = Callable[["RunContext[Any]"], Awaitable[Any]]
 
 
 class Workflow(Generic[P]):
-    """A registered unit of durable work. Build one with :func:`workflow` or
-    :func:`define_workflow`; hand it to ``create_runtime(workflows=[...])``.
+    """A registered unit of durable work. Build one with :func:`workflow` (as a decorator,
+    or called: ``workflow("id")(run)``); hand it to ``create_runtime(workflows=[...])``.
 
     Attributes:
         id: the stable name runs are stored under. Renaming it orphans existing runs.
@@ -43,9 +46,12 @@ class Workflow(Generic[P]):
             a serving runtime triggers a run at each tick, with the payload
             ``{"scheduled_at": ISO time}`` (a payload schema must accept it).
         description: free text, shown by the CLI and the dashboard.
+        tags: a small set of names (``("approval", "billing")``, sorted) that its runs carry
+            from their creation: ``list_runs(tag=...)``, ``tarry runs --tag`` and the
+            dashboard filter on them, without the workflow's code.
     """
 
-    __slots__ = ("deadline", "description", "id", "max_concurrent", "retry", "run", "schedule", "schema")
+    __slots__ = ("deadline", "description", "id", "max_concurrent", "retry", "run", "schedule", "schema", "tags")
 
     def __init__(
         self,
@@ -60,6 +66,7 @@ class Workflow(Generic[P]):
         schedule: str | None = None,
         tz: str = "UTC",
         catch_up: float | timedelta = 3600.0,
+        tags: Iterable[str] | None = None,
     ) -> None:
         check_name("workflow id", id)
         if not inspect.iscoroutinefunction(run):
@@ -83,6 +90,7 @@ class Workflow(Generic[P]):
         seconds = catch_up.total_seconds() if isinstance(catch_up, timedelta) else catch_up
         self.schedule = None if schedule is None else Schedule(schedule, tz, seconds)
         self.description = description if description is not None else inspect.getdoc(run)
+        self.tags = check_tags(id, tags)
 
     def validate(self, payload: Any) -> Any:
         """The validated payload. Raises :class:`PayloadValidationError` naming the fields."""
@@ -90,6 +98,39 @@ class Workflow(Generic[P]):
 
     def __repr__(self) -> str:
         return f"<Workflow {self.id!r}>"
+
+
+def check_tags(workflow_id: str, tags: Iterable[str] | None) -> tuple[str, ...]:
+    """``tags`` as a sorted tuple without duplicates.
+
+    Raises:
+        InvalidArgument: not a list or set of strings (a lone string is refused: it would
+            be its letters), a tag that is not a name (``limits.check_name``) or holds a
+            comma (runs store them comma-separated), or more than :data:`MAX_TAGS`.
+    """
+    if tags is None:
+        return ()
+    if isinstance(tags, str | bytes) or not isinstance(tags, Iterable):
+        raise InvalidArgument(
+            f"workflow {workflow_id!r}: tags must be a list of names, not {tags!r}",
+            field="tags",
+            workflow_id=workflow_id,
+        )
+    found = set()
+    for tag in tags:
+        check_name("tag", tag, workflow_id=workflow_id)
+        if "," in tag:
+            raise InvalidArgument(
+                f"workflow {workflow_id!r}: tag {tag!r} must not hold a comma", field="tag", workflow_id=workflow_id
+            )
+        found.add(tag)
+    if len(found) > MAX_TAGS:
+        raise InvalidArgument(
+            f"workflow {workflow_id!r}: at most {MAX_TAGS} tags, not {len(found)}",
+            field="tags",
+            workflow_id=workflow_id,
+        )
+    return tuple(sorted(found))
 
 
 def _seconds(workflow_id: str, name: str, value: float | timedelta | None) -> float | None:
@@ -115,6 +156,7 @@ def workflow(
     schedule: str | None = None,
     tz: str = "UTC",
     catch_up: float | timedelta = 3600.0,
+    tags: Iterable[str] | None = None,
 ) -> Callable[[RunFunction], Workflow[Any]]:
     """Decorate an ``async def run(ctx)`` as a workflow::
 
@@ -139,34 +181,7 @@ def workflow(
             schedule=schedule,
             tz=tz,
             catch_up=catch_up,
+            tags=tags,
         )
 
     return decorate
-
-
-def define_workflow(
-    *,
-    id: str,
-    run: RunFunction,
-    payload: object | None = None,
-    retry: Retry | int | None = None,
-    description: str | None = None,
-    deadline: float | timedelta | None = None,
-    max_concurrent: int | None = None,
-    schedule: str | None = None,
-    tz: str = "UTC",
-    catch_up: float | timedelta = 3600.0,
-) -> Workflow[Any]:
-    """The ``defineWorkflow({id, payload, run})`` of @visulima/workflow, with keywords."""
-    return Workflow(
-        id,
-        run,
-        payload=payload,
-        retry=retry,
-        description=description,
-        deadline=deadline,
-        max_concurrent=max_concurrent,
-        schedule=schedule,
-        tz=tz,
-        catch_up=catch_up,
-    )

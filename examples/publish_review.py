@@ -5,14 +5,18 @@ The wait is durable: the run can sit for two days across restarts. Approve it fr
 
     tarry --db review.db worker examples.publish_review:review &
     tarry --db review.db trigger publish --run-id article-1 --payload '{"article": "hello"}' --wait
-    tarry --db review.db signal article-1 review-decision --payload '{"approved": true}' --wait
+    tarry --db review.db signal article-1 review-decision --payload '{"approved": true}' --as ana@example.com --wait
+
+The run keeps who decided (``ctx.last_signal_sender``: ``--as``, a Client's ``identity=``,
+or ``user@host`` of the sender's process), journaled with the wait, so it is the same on
+every replay.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from engine import RunContext, define_workflow
+from engine import RunContext, workflow
 
 published: list[str] = []
 
@@ -27,10 +31,11 @@ async def run(ctx: RunContext[Any]) -> dict[str, Any]:
     decision = await ctx.wait_for_event("review", "review-decision", timeout={"amount": 2, "unit": "days"})
     if decision is None:
         return {"published": False, "reason": "nobody decided within two days"}
+    decided_by = ctx.last_signal_sender
     if not decision.get("approved"):
-        return {"published": False, "reason": decision.get("reason", "rejected")}
+        return {"published": False, "reason": decision.get("reason", "rejected"), "decided_by": decided_by}
     page = await ctx.step("publish", publish, article)
-    return {"published": True, **page}
+    return {"published": True, **page, "decided_by": decided_by}
 
 
-review = define_workflow(id="publish", run=run, description="Publish an article after a reviewer approves it.")
+review = workflow("publish", description="Publish an article after a reviewer approves it.")(run)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -148,9 +150,50 @@ def test_approval_from_other_processes(tmp_path: Path, cli_db: Path | str, worke
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=15) == 0
     lines = [json.loads(line) for line in (tmp_path / "worker.log").read_text().splitlines()]
-    about = [(line.get("status"), line["message"]) for line in lines if line.get("run_id") == run["run_id"]]
+    about = [
+        (line["status"], line["message"]) for line in lines if line.get("run_id") == run["run_id"] and "status" in line
+    ]
     assert [status for status, _ in about] == ["running", "suspended", "suspended", "completed"], about
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+
+
+@pytest.mark.subprocess
+def test_as_names_who_asked_in_the_audit_trail(tmp_path: Path, cli_db: Path | str, worker: Any) -> None:
+    db = cli_db
+    run = json.loads(
+        tarry(db, "trigger", "approval", "--payload", '{"title": "T"}', "--as", "alice", "--wait", "--json").stdout
+    )
+    signalled = tarry(
+        db, "signal", run["run_id"], "approve", "--payload", '{"approved": true}', "--as", "bob", "--wait"
+    )
+    assert signalled.returncode == 0, signalled.stderr
+    info = json.loads(tarry(db, "show", run["run_id"], "--json").stdout)
+    assert [(a["action"], a["by"]) for a in info["audit"]] == [("trigger", "alice")]
+    assert [(s["event"], s["sent_by"]) for s in info["signals"]] == [("approve", "bob")]
+    assert info["history"][1]["detail"]["sent_by"] == "bob"
+    human = " ".join(tarry(db, "show", run["run_id"]).stdout.split())
+    assert "trigger by alice" in human
+    assert "(from bob)" in human  # the wait's timeline entry
+    assert "SENT BY" in human
+    assert " bob " in human
+
+    flag = tmp_path / "fixed"
+    failed = json.loads(
+        tarry(db, "trigger", "flaky", "--payload", json.dumps({"path": str(flag)}), "--wait", "--json").stdout
+    )
+    flag.touch()
+    assert tarry(db, "retry", failed["run_id"], "--as", "carol", "--wait").returncode == 0
+    waiting = json.loads(tarry(db, "trigger", "approval", "--payload", '{"title": "U"}', "--wait", "--json").stdout)
+    assert tarry(db, "cancel", waiting["run_id"], "--reason", "dup", "--as", "dave").returncode == 0
+    retried = json.loads(tarry(db, "show", failed["run_id"], "--json").stdout)["audit"]
+    assert [(a["action"], a["by"], a["detail"]) for a in retried[1:]] == [("retry", "carol", {"attempt": 2})]
+    audit = json.loads(tarry(db, "show", waiting["run_id"], "--json").stdout)["audit"]
+    assert audit[0]["by"] == f"{getpass.getuser()}@{socket.gethostname()}"  # the default: USER@HOST
+    assert [(a["action"], a["by"], a["detail"]) for a in audit[1:]] == [("cancel", "dave", {"reason": "dup"})]
+
+    refused = tarry(db, "signal", waiting["run_id"], "approve", "--as", "")
+    assert refused.returncode != 0
+    assert "identity" in one_line_error(refused, "InvalidArgument")
 
 
 @pytest.mark.subprocess
@@ -396,7 +439,7 @@ def test_log_lines_carry_the_run_fields(name: str) -> None:
         assert json.loads(second)["run_id"] == "r2"
     else:
         assert "tarry.runs" in first
-        assert first.endswith("run r1 suspended: sleep 'nap'")
+        assert first.endswith("run r1 suspended: sleep 'nap'  run_id=r1 status=suspended step_id=nap")
 
 
 @pytest.mark.subprocess

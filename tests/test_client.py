@@ -309,6 +309,23 @@ def test_list_runs_filters_and_searches(db: Path) -> None:
         assert client.count_by_status() == {"running": 3, "suspended": 0, "completed": 0, "failed": 0, "cancelled": 0}
 
 
+def test_list_runs_with_payload_pairs_each_run_with_its_payload(db: Path) -> None:
+    with Client(db, workflows=LOCAL) as client:
+        client.trigger("order", {"order_id": "o-1"}, run_id="r-a")
+        client.trigger("free", ["x", 2], run_id="r-b")
+        client.trigger("free", None, run_id="r-c")
+        found = client.list_runs_with_payload()
+        assert [(r.run_id, payload) for r, payload in found] == [
+            ("r-c", None),
+            ("r-b", ["x", 2]),
+            ("r-a", {"order_id": "o-1", "amount": 1}),  # as validated and stored
+        ]
+        assert [r for r, _ in found] == client.list_runs()
+        assert [r.run_id for r, _ in client.list_runs_with_payload(search="o-1", limit=5)] == ["r-a"]
+        with pytest.raises(InvalidArgument, match="waiting"):
+            client.list_runs_with_payload(waiting="human")
+
+
 async def test_list_and_count_the_runs_waiting_for_a_person(db: Path) -> None:
     with Client(db) as client:
         first = client.trigger("approval", {"title": "first"})
@@ -381,6 +398,14 @@ async def serving(db: Path, **options: Any) -> AsyncIterator[Worker]:
 
 async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return await trio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+
+async def test_workers_alive_counts_the_workers_serving_the_database(db: Path) -> None:
+    with Client(db) as client:
+        assert client.workers_alive() == 0
+        async with serving(db):
+            assert client.workers_alive() == 1
+        assert client.workers_alive() == 0  # a stopped worker releases its lease at once
 
 
 async def test_the_worker_picks_up_what_was_triggered_before_it_started(db: Path) -> None:

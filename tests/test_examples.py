@@ -46,8 +46,14 @@ async def _status(runtime: Any, run_id: str, status: str) -> Any:
 @pytest.mark.parametrize(
     ("decision", "expected"),
     [
-        ({"approved": True}, {"published": True, "url": "https://example.invalid/a1"}),
-        ({"approved": False, "reason": "typos"}, {"published": False, "reason": "typos"}),
+        (
+            {"approved": True},
+            {"published": True, "url": "https://example.invalid/a1", "decided_by": "ana@example.com"},
+        ),
+        (
+            {"approved": False, "reason": "typos"},
+            {"published": False, "reason": "typos", "decided_by": "ana@example.com"},
+        ),
         (None, {"published": False, "reason": "nobody decided within two days"}),
     ],
 )
@@ -57,13 +63,15 @@ async def test_publish_review(mock_clock: Any, tmp_path: Path, decision: Any, ex
     assert result.pending is not None
     assert result.pending["event"] == "review-decision"
     if decision is not None:
-        await runtime.signal(result.run_id, "review-decision", decision)
+        await runtime.signal(result.run_id, "review-decision", decision, by="ana@example.com")
     else:
         await trio.sleep(2 * 86400 + 1)
         await runtime.sweep()
     info = await runtime.get_run(result.run_id)
     assert info.status == "completed"
     assert info.output == expected
+    if decision is not None:  # the approver is on the signal too, for tarry show
+        assert [s.sent_by for s in info.signals] == ["ana@example.com"]
     await runtime.aclose()
 
 

@@ -23,11 +23,25 @@ pytest.importorskip("psycopg", reason="PostgresStore needs psycopg: pip install 
 
 import psycopg
 
-from engine import LeaseLost, SchemaTooNew, StoreError
+from engine import LeaseLost, SchemaTooNew, StoreError, lifecycle
 from engine.journal import EntryRow, RunRow, Write
 from engine.store.postgres import SCHEMA_VERSION, PostgresStore
 
 Stores = Callable[..., PostgresStore]
+
+
+def cancel(store: Any, run_id: str, reason: str, at: float) -> RunRow:
+    """A client's cancel, as engine.Client sends it."""
+    rows: list[RunRow] = store.client_transition(
+        run_id, lifecycle.cancel(reason, at), announce="cancel", descendants=True
+    )
+    return rows[0]
+
+
+def retry(store: Any, run_id: str, at: float) -> RunRow:
+    """A client's retry, as engine.Client sends it."""
+    rows: list[RunRow] = store.client_transition(run_id, lifecycle.retry(at), announce="retry", journal=True)
+    return rows[0]
 
 
 def run_row(run_id: str, *, status: str = "running", at: float = 100.0) -> RunRow:
@@ -242,7 +256,7 @@ async def test_clients_changes_reach_the_runs_owner(postgres_url: str, stores: S
     assert await sync(other.changes_after, 0, 100) == []
     last = changes[0].seq
 
-    cancelled = await sync(client.client_cancel, "r1", "stop", 7.0)
+    cancelled = await sync(cancel, client, "r1", "stop", 7.0)
     assert (cancelled.status, cancelled.cancel_reason) == ("cancelled", "stop")  # it was suspended
     changes = await sync(worker.changes_after, last, 100)
     assert [(c.kind, c.run is not None and c.run.status) for c in changes] == [("cancel", "cancelled")]
@@ -262,7 +276,7 @@ async def test_clients_changes_reach_the_runs_owner(postgres_url: str, stores: S
             entries=[entry("r2", 0, "a"), entry("r2", 1, "b", status="failed"), entry("r2", 2, "c", status="failed")],
         )
     )
-    retried = await sync(client.client_retry, "r2", 10.0)
+    retried = await sync(retry, client, "r2", 10.0)
     assert (retried.status, retried.attempt, retried.error) == ("running", 2, None)
     assert [e.step_id for e in (await client.history("r2"))[0]] == ["a"]
     assert owners(postgres_url)["r2"] is None
@@ -325,9 +339,9 @@ def test_a_change_that_commits_late_with_a_lower_seq_still_reaches_the_worker(
     threads = [
         # Batch 1 waits for r4. Batch 2 (queued meanwhile): the signal to r1 takes its seq,
         # then the cancel of r3 waits for r3's lock, which keeps batch 2 uncommitted.
-        threading.Thread(target=slow_client.client_cancel, args=("r4", "x", 1.0)),
+        threading.Thread(target=cancel, args=(slow_client, "r4", "x", 1.0)),
         threading.Thread(target=slow_client.client_signal, args=("r1", "go", "1", 2.0)),
-        threading.Thread(target=slow_client.client_cancel, args=("r3", "x", 3.0)),
+        threading.Thread(target=cancel, args=(slow_client, "r3", "x", 3.0)),
     ]
     for thread in threads:
         thread.start()
@@ -356,7 +370,7 @@ def test_no_change_is_left_pending_for_ever(postgres_url: str, stores: Stores) -
     a.changes_after(0, 10)
     trio.run(a.write, Write("r1", 5.0, run={"status": "suspended", "wake_at": 500.0}))
     a.lease_release(a.lease_name("a"), "a", time.time())  # a stops
-    client.client_cancel("r1", "stop", 6.0)
+    cancel(client, "r1", "stop", 6.0)
     b = stores(postgres_url, "b")
     b.forget_changes(b.last_change())
     b.changes_after(0, 10)
@@ -421,6 +435,32 @@ def test_a_database_of_a_newer_tarry_is_refused_and_left_untouched(postgres_url:
     newer.close_sync()
     assert sql(postgres_url, "SELECT value FROM tarry_meta WHERE key = 'schema_version'") == [("99",)]
     assert sql(postgres_url, "SELECT run_id FROM tarry_runs") == [("r1",)]
+
+
+def test_a_schema_6_database_gains_the_audit_trail_and_keeps_its_runs(postgres_url: str, stores: Stores) -> None:
+    stores(postgres_url).client_trigger(run_row("r1"))
+    # What schema 6 had: no sent_by, no traceparent, no tarry_audit.
+    sql(postgres_url, "ALTER TABLE tarry_signals DROP COLUMN sent_by")
+    sql(postgres_url, "ALTER TABLE tarry_runs DROP COLUMN traceparent")
+    sql(postgres_url, "DROP TABLE tarry_audit")
+    sql(postgres_url, "ALTER TABLE tarry_runs DROP COLUMN tags")  # schema 8's
+    sql(postgres_url, "ALTER TABLE tarry_workflows DROP COLUMN tags")
+    sql(postgres_url, "DROP INDEX tarry_runs_id_c")  # schema 9's
+    sql(postgres_url, "UPDATE tarry_meta SET value = '6' WHERE key = 'schema_version'")
+    sql(postgres_url, "INSERT INTO tarry_signals (run_id, event, payload, sent_at) VALUES ('r1', 'old', '1', 1.0)")
+
+    store = stores(postgres_url)
+    assert store.engine_counts().schema_version == SCHEMA_VERSION == 9
+    assert sql(postgres_url, "SELECT indexname FROM pg_indexes WHERE indexname = 'tarry_runs_id_c'") == [
+        ("tarry_runs_id_c",)
+    ]
+    store.client_signal("r1", "new", "2", 2.0, by="ana")
+    store.client_transition("r1", lifecycle.cancel("done", 3.0, "bob"), announce="cancel", descendants=True)
+    found = store.snapshot("r1")
+    assert found is not None
+    assert (found[0].status, found[0].traceparent) == ("running", None)
+    assert [(s.event, s.sent_by) for s in found[2]] == [("old", None), ("new", "ana")]
+    assert [(a.action, a.by, a.at) for a in store.audit_trail("r1")] == [("cancel", "bob", 3.0)]
 
 
 def _free_port() -> int:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import pydoc
+from pathlib import Path
+
 import engine
 from engine import errors
 
 PUBLIC = [
+    "AsyncClient",
+    "AsyncioHost",
+    "AsyncioStepCancelled",
+    "AuditInfo",
     "ChildFailed",
     "Client",
     "ConcurrentContextUse",
@@ -17,6 +25,7 @@ PUBLIC = [
     "DuplicateStepId",
     "EngineInfo",
     "HistoryEntry",
+    "HostNotServing",
     "IdempotencyConflict",
     "InvalidArgument",
     "InvalidCron",
@@ -24,8 +33,9 @@ PUBLIC = [
     "InvalidInput",
     "LeaseLost",
     "MemoryStore",
+    "NeedsAsyncio",
+    "NeedsTrio",
     "NonDeterminismError",
-    "NonDeterministicReplay",
     "NonRetryableError",
     "NotATarryDatabase",
     "NotFound",
@@ -34,11 +44,11 @@ PUBLIC = [
     "PayloadTooLarge",
     "PayloadValidationError",
     "Retry",
-    "RetryPolicy",
     "RunAlreadyExists",
     "RunCancelled",
     "RunContext",
     "RunError",
+    "RunFailed",
     "RunFinished",
     "RunInfo",
     "RunNotFound",
@@ -46,6 +56,7 @@ PUBLIC = [
     "RunQuarantined",
     "RunResult",
     "RunStateError",
+    "RunStillActive",
     "Runtime",
     "SQLiteStore",
     "SchemaTooNew",
@@ -65,8 +76,9 @@ PUBLIC = [
     "WorkflowInfo",
     "WorkflowNotFound",
     "__version__",
+    "asyncio_step",
     "create_runtime",
-    "define_workflow",
+    "hosted",
     "store_from_url",
     "workflow",
 ]
@@ -90,11 +102,11 @@ def test_public_objects_read_as_engine_names() -> None:
 
 
 def test_every_error_is_exported_with_a_unique_code() -> None:
-    # NonRetryableError is for workflow code to raise, not one of tarry's own errors; an
-    # old name kept as an alias (NonDeterministicReplay) is the same class.
-    classes = list(dict.fromkeys(getattr(errors, name) for name in errors.__all__ if name != "NonRetryableError"))
+    # NonRetryableError is for workflow code to raise, not one of tarry's own errors.
+    classes = [getattr(errors, name) for name in errors.__all__ if name != "NonRetryableError"]
     assert not issubclass(engine.NonRetryableError, engine.WorkflowError)
-    assert engine.NonDeterministicReplay is engine.NonDeterminismError
+    defined = {v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, engine.WorkflowError)}
+    assert defined == set(classes), "an error class missing from errors.__all__"
     assert all(issubclass(cls, engine.WorkflowError) for cls in classes)
     assert {cls.__name__ for cls in classes} <= set(engine.__all__)
     codes = [cls.code for cls in classes]
@@ -106,3 +118,31 @@ def test_errors_name_what_was_wrong() -> None:
     assert err.run_id == "r_42"
     assert "r_42" in str(err)
     assert err.to_dict() == {"code": "run_not_found", "type": "RunNotFound", "message": str(err), "run_id": "r_42"}
+
+
+def test_no_pre_release_aliases_or_second_constructors() -> None:
+    # Never released (CHANGELOG.md has no release yet): one name per thing.
+    for name in ("NonDeterministicReplay", "RetryPolicy", "define_workflow"):
+        assert not hasattr(engine, name), name
+    assert "create_runtime" in engine.__all__  # the one way to build a runtime the README shows
+
+
+def test_dir_and_help_show_the_api_not_the_submodules() -> None:
+    assert dir(engine) == sorted(engine.__all__)
+    assert "actor" not in dir(engine)
+    text = pydoc.render_doc(engine, renderer=pydoc.plaintext)
+    classes = text.split("\nCLASSES\n", 1)[1].split("\nFUNCTIONS\n", 1)[0]
+    for internal in ("engine.results", "engine.errors", "engine.client", "engine.runtime"):
+        assert internal not in classes, internal
+    for name in ("Runtime", "Client", "AsyncClient", "RunFailed", "WorkflowError"):
+        assert f"class {name}(" in classes, name
+
+
+def test_the_version_is_written_once() -> None:
+    assert importlib.metadata.version("tarry") == engine.__version__
+    pyproject = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    assert engine.__version__ not in pyproject
+    assert 'dynamic = ["version"]' in pyproject
+    licence = (Path(__file__).resolve().parent.parent / "LICENSE").read_text()
+    assert licence.startswith("MIT License\n\nCopyright (c) 2026 the tarry authors\n")
+    assert 'license = { text = "MIT" }' in pyproject

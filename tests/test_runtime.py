@@ -18,11 +18,10 @@ from engine import (
     InvalidArgument,
     InvalidCron,
     InvalidDuration,
-    NonDeterministicReplay,
+    NonDeterminismError,
     NotSerializable,
     PayloadValidationError,
     Retry,
-    RetryPolicy,
     RunAlreadyExists,
     RunFinished,
     RunNotFound,
@@ -32,7 +31,6 @@ from engine import (
     WorkflowError,
     WorkflowNotFound,
     create_runtime,
-    define_workflow,
     workflow,
 )
 from engine.journal import new_run_id
@@ -73,7 +71,7 @@ async def _review(ctx: Any) -> Any:
     return {"decision": decision}
 
 
-review = define_workflow(id="publish", run=_review)
+review = workflow("publish")(_review)
 
 
 @pytest.fixture(autouse=True)
@@ -375,7 +373,7 @@ async def test_register_later_and_trigger_by_id(mock_clock: Any, store: Store) -
     result = await runtime.trigger("publish", {})
     assert result.status == "suspended"
     with pytest.raises(InvalidArgument, match="already registered"):
-        runtime.register(define_workflow(id="publish", run=_review))
+        runtime.register(workflow("publish")(_review))
 
 
 # -- bad input: a typed error, nothing written ------------------------------------------------
@@ -524,7 +522,7 @@ async def test_changed_code_is_detected_on_replay_and_retry_after_fix(mock_clock
     assert failed.status == "failed"
     assert failed.error is not None
     assert failed.error.type == "NonDeterminismError"
-    assert failed.error.code == NonDeterministicReplay.code
+    assert failed.error.code == NonDeterminismError.code
     assert "step 'charge'" in failed.error.message
     assert "step 'charge-v2'" in failed.error.message
     assert "deterministic" in failed.error.message
@@ -599,13 +597,13 @@ async def test_definition_errors() -> None:
         pass
 
     with pytest.raises(InvalidArgument, match="async def"):
-        define_workflow(id="sync", run=not_async)  # type: ignore[arg-type]
+        workflow("sync")(not_async)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument, match="non-empty"):
         workflow("")(_review)
     with pytest.raises(InvalidArgument):
         workflow("bad-schema", payload=42)(_review)
     with pytest.raises(InvalidArgument, match="max_attempts"):
-        RetryPolicy(max_attempts=0)
+        Retry(max_attempts=0)
 
 
 # -- actor mode: the supervisor and the timer wheel drive runs by themselves ------------------

@@ -81,10 +81,15 @@ async def test_a_file_of_an_older_schema_is_migrated_and_keeps_its_data(
             "0006_forks",
             "0007_published_schedules",
             "0008_recoveries",
+            "0009_audit_traces",
+            "0010_run_tags",
         ]
         row = await store.get_run("r")
         assert row is not None
         assert row.parent_run_id is None
+        assert row.traceparent is None
+        assert await store.audit("r") == []
+        assert row.tags is None  # runs created before tags existed carry none
         assert (row.recoveries, row.recovery_mark) == (0, None)
         assert await store.due_runs(until=10.0) == [("r", 5.0)]
         conn = sqlite3.connect(path)

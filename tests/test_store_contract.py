@@ -3,9 +3,12 @@ PostgresStore (on a real server: tests/pg.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import orjson
 import pytest
 
-from engine import RunAlreadyExists, RunFinished, RunNotFound, RunStateError, Store
+from engine import RunAlreadyExists, RunFinished, RunNotFound, RunNotRetryable, RunStateError, Store, lifecycle
 from engine.journal import EntryRow, RunRow, Write
 
 
@@ -121,17 +124,75 @@ async def test_signal_to_unknown_or_finished_run_writes_nothing(store: Store) ->
     assert (await store.history("r1"))[1] == []
 
 
-async def test_request_cancel(store: Store) -> None:
+async def test_transition_cancel(store: Store) -> None:
     await store.create_run(run_row("running"))
     await store.create_run(run_row("sleeping", status="suspended"))
-    running = await store.request_cancel("running", "stop", 5.0)
+    (running,) = await store.transition("running", lifecycle.cancel("stop", 5.0), descendants=True)
     assert (running.status, running.cancel_reason) == ("running", "stop")  # its owner finishes it
-    sleeping = await store.request_cancel("sleeping", "stop", 5.0)
+    (sleeping,) = await store.transition("sleeping", lifecycle.cancel("stop", 5.0), descendants=True)
     assert (sleeping.status, sleeping.cancel_reason, sleeping.wake_at) == ("cancelled", "stop", None)
     with pytest.raises(RunFinished):
-        await store.request_cancel("sleeping", "again", 6.0)
+        await store.transition("sleeping", lifecycle.cancel("again", 6.0), descendants=True)
     with pytest.raises(RunNotFound):
-        await store.request_cancel("nope", "x", 6.0)
+        await store.transition("nope", lifecycle.cancel("x", 6.0))
+
+
+async def test_transition_cancel_reaches_every_descendant(store: Store) -> None:
+    """A parent's cancel ends its suspended children and grandchildren in one transaction,
+    asks its running ones to stop, and leaves ended children and look-alike ids alone."""
+    await store.create_run(run_row("p", status="suspended"))
+    for run_id, parent, status in [
+        ("p:a", "p", "suspended"),
+        ("p:a:x", "p:a", "suspended"),
+        ("p:b", "p", "running"),
+        ("p:c", "p", "completed"),
+    ]:
+        await store.create_run(replace(run_row(run_id, status=status), parent_run_id=parent))
+    await store.create_run(run_row("p:lookalike", status="suspended"))  # not a child: no parent
+    rows = await store.transition("p", lifecycle.cancel("stop", 5.0), descendants=True)
+    assert [(r.run_id, r.status) for r in rows] == [
+        ("p", "cancelled"),
+        ("p:a", "cancelled"),
+        ("p:b", "running"),
+        ("p:a:x", "cancelled"),
+    ]
+    assert rows[2].cancel_reason == "its parent run 'p' was cancelled"
+    for run_id, status in [("p:c", "completed"), ("p:lookalike", "suspended")]:
+        row = await store.get_run(run_id)
+        assert row is not None
+        assert row.status == status
+    # The parent was cancelled in the same transaction: its children's outcomes are dropped.
+    assert (await store.history("p"))[1] == []
+
+
+async def test_transition_cancel_of_a_child_tells_its_parent(store: Store) -> None:
+    await store.create_run(run_row("p", status="suspended"))
+    await store.create_run(replace(run_row("p:a", status="suspended"), parent_run_id="p"))
+    (child,) = await store.transition("p:a", lifecycle.cancel("no longer wanted", 5.0), descendants=True)
+    assert child.status == "cancelled"
+    (signal,) = (await store.history("p"))[1]
+    assert signal.event == "tarry.child:p:a"
+    outcome = orjson.loads(signal.payload)
+    assert outcome["status"] == "cancelled"
+    assert outcome["error"] == {"type": "RunCancelled", "message": "no longer wanted"}
+    parent = await store.get_run("p")
+    assert parent is not None
+    assert parent.status == "suspended"  # the parent's own wait takes the outcome
+
+
+async def test_transition_retry(store: Store) -> None:
+    await store.create_run(run_row())
+    error = '{"type": "X", "message": "no", "step_id": "b"}'
+    await store.write(
+        Write(
+            "r1", 2.0, run={"status": "failed", "error": error}, entries=[entry(0, "a"), entry(1, "b", status="failed")]
+        )
+    )
+    (row,) = await store.transition("r1", lifecycle.retry(3.0), journal=True)
+    assert (row.status, row.error, row.attempt) == ("running", None, 2)
+    assert [e.step_id for e in (await store.history("r1"))[0]] == ["a"]
+    with pytest.raises(RunNotRetryable):
+        await store.transition("r1", lifecycle.retry(4.0), journal=True)
 
 
 async def test_truncate_for_retry(store: Store) -> None:

@@ -16,7 +16,7 @@ from engine import RunInfo, RunResult
 
 from ..format import age, clock_time, compact_json, countdown, pretty_json, waiting_for
 from ..loader import Reloader
-from ..widgets import JournalTimeline
+from ..widgets import JournalTimeline, WorkerBanner
 from ..widgets.run_table import status_style
 
 __all__ = ["RunDetailScreen"]
@@ -45,6 +45,7 @@ class RunDetailScreen(Screen[None]):
         self._reloader = Reloader(self, key=lambda: self.run_id, fetch=self._fetch, apply=self._show)
 
     def compose(self) -> ComposeResult:
+        yield WorkerBanner()
         with VerticalScroll(id="detail"):
             yield Static(Text(f"run {self.run_id}"), id="summary")
             yield Static("", id="pending")
@@ -60,11 +61,11 @@ class RunDetailScreen(Screen[None]):
             yield JournalTimeline(id="timeline")
             yield Label("signals", classes="panel-title")
             yield DataTable(id="signals", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         signals = self.query_one("#signals", DataTable)
-        for key in ("id", "event", "payload", "sent", "state"):
+        for key in ("id", "event", "payload", "sent", "sent by", "state"):
             signals.add_column(key, key=key)
         self.query_one(JournalTimeline).focus()
         self.set_interval(1.0, self._tick)
@@ -118,7 +119,8 @@ class RunDetailScreen(Screen[None]):
         signals.clear()
         for sig in info.signals:
             state = f"consumed by {sig.consumed_by}" if sig.consumed_at else "buffered"
-            signals.add_row(str(sig.id), sig.event, compact_json(sig.payload), clock_time(sig.sent_at, now), state)
+            sent = clock_time(sig.sent_at, now)
+            signals.add_row(str(sig.id), sig.event, compact_json(sig.payload), sent, sig.sent_by or "-", state)
 
     def _tick(self) -> None:
         """Redraw what depends on "now": the summary's ages and the wait's countdown."""
@@ -140,6 +142,10 @@ class RunDetailScreen(Screen[None]):
             summary.append(f"\nchildren: {', '.join(info.children)}")
         if info.forked_from:
             summary.append(f"\nforked from {info.forked_from}")
+        if info.audit:  # who triggered, cancelled and retried it
+            done = {"trigger": "triggered", "cancel": "cancelled", "retry": "retried"}
+            trail = (f"{done.get(a.action, a.action)} by {a.by} {clock_time(a.at, now)}" for a in info.audit)
+            summary.append("\n" + " · ".join(trail))
         self.query_one("#summary", Static).update(summary)
         pending = self.query_one("#pending", Static)
         pending.display = bool(info.pending) and info.status in ("suspended", "running")

@@ -18,7 +18,7 @@ from engine import RunResult
 from ..actions import filter_bindings
 from ..loader import Reloader
 from ..source import FILTERS_BY_NAME, PAGE_SIZE, Filter, Page
-from ..widgets import RunTable, StatusCounts
+from ..widgets import RunTable, StatusCounts, WorkerBanner
 from .run_detail import RunDetailScreen
 
 __all__ = ["RunsScreen"]
@@ -69,11 +69,12 @@ class RunsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Label(f"[b]tarry[/] {self.app.sub_title}", id="title")
+        yield WorkerBanner()
         yield StatusCounts(id="counts")
         yield Input(placeholder="search run id, workflow or payload text; enter to keep, escape to clear", id="search")
         yield RunTable(id="runs")
         yield Static("", id="pager")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#search", Input).display = False
@@ -110,7 +111,7 @@ class RunsScreen(Screen[None]):
         now = self.app.now()  # type: ignore[attr-defined]
         self.total = page.total
         table = self.query_one(RunTable)
-        table.sync(page.runs, now)
+        table.sync(page.runs, now, page.payloads)
         counts = self.query_one(StatusCounts)
         counts.counts = page.counts
         counts.active = self.run_filter.name

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import partial
 from typing import Any, ClassVar
 
 from textual import on
@@ -10,15 +12,22 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Select, Static
+from textual.widgets import Button, Label, Select, Static, TextArea
+
+from engine import WorkflowError
 
 from .json_editor import JsonEditor
 
 __all__ = ["TriggerModal"]
 
 
-class TriggerModal(ModalScreen[tuple[str, Any] | None]):
-    """Dismisses with ``(workflow_id, payload)`` to trigger, or ``None`` when cancelled.
+class TriggerModal(ModalScreen[Any]):
+    """Triggers a run with ``trigger(workflow_id, payload)`` (blocking: it runs in a thread)
+    and dismisses with what that returned, or with ``None`` when cancelled.
+
+    The cursor starts in the payload editor, inside its ``{}``. When ``trigger`` raises a
+    ``WorkflowError`` (the payload fails the schema, the workflow is unknown ...), the
+    error shows under the editor and the dialog stays open with the text as typed.
 
     ``workflows`` are dicts with ``id`` and optionally ``description`` and a payload
     ``schema``, as ``engine.Client.workflows()`` describes them.
@@ -34,9 +43,12 @@ class TriggerModal(ModalScreen[tuple[str, Any] | None]):
         Binding("escape", "cancel", "Cancel", priority=True),
     ]
 
-    def __init__(self, workflows: list[dict[str, Any]]) -> None:
+    def __init__(self, workflows: list[dict[str, Any]], trigger: Callable[[str, Any], Any]) -> None:
         super().__init__()
         self.workflows = {str(w["id"]): w for w in workflows}
+        self.trigger = trigger
+        #: A trigger is in flight (a second ctrl+s waits for it).
+        self.busy = False
 
     def compose(self) -> ComposeResult:
         first = next(iter(self.workflows), None)
@@ -52,13 +64,17 @@ class TriggerModal(ModalScreen[tuple[str, Any] | None]):
             yield Static("", id="workflow-help")
             yield Label("payload (JSON)")
             yield JsonEditor("{}", id="payload")
+            yield Label("", id="trigger-error", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Trigger ^s", id="send", variant="primary")
                 yield Button("Cancel esc", id="cancel")
 
     def on_mount(self) -> None:
         self._describe()
-        self.query_one("#workflow", Select).focus()
+        self.query_one("#trigger-error", Label).display = False
+        editor = self.query_one("#json", TextArea)
+        editor.focus()
+        editor.move_cursor((0, 1))  # inside the {}
 
     @on(Select.Changed, "#workflow")
     def _describe(self) -> None:
@@ -80,6 +96,8 @@ class TriggerModal(ModalScreen[tuple[str, Any] | None]):
 
     @on(JsonEditor.Validated)
     def _validate(self) -> None:
+        if self.is_mounted:
+            self.query_one("#trigger-error", Label).display = False
         ok = self.query_one(JsonEditor).valid and self.query_one("#workflow", Select).value != Select.BLANK
         self.query_one("#send", Button).disabled = not ok
 
@@ -91,9 +109,31 @@ class TriggerModal(ModalScreen[tuple[str, Any] | None]):
             self.notify("Pick a workflow first.", severity="warning")
             return
         if not editor.valid:
-            self.notify(editor.error, title="Not triggered", severity="error")
+            self._error(editor.error)
             return
-        self.dismiss((str(workflow), editor.value))
+        if not self.busy:
+            self.busy = True
+            self.run_worker(partial(self._trigger, str(workflow), editor.value), thread=True, exit_on_error=False)
+
+    def _trigger(self, workflow: str, payload: Any) -> None:
+        try:
+            result = self.trigger(workflow, payload)
+        except WorkflowError as exc:
+            self.app.call_from_thread(self._failed, f"{exc.code}: {exc.message}")
+        except Exception as exc:  # not tarry's: still shown, not a crash
+            self.app.call_from_thread(self._failed, f"{type(exc).__name__}: {exc}")
+        else:
+            self.app.call_from_thread(self.dismiss, result)
+
+    def _failed(self, message: str) -> None:
+        self.busy = False
+        self._error(message)
+
+    def _error(self, message: str) -> None:
+        """Show ``message`` under the editor; the dialog and its text stay."""
+        error = self.query_one("#trigger-error", Label)
+        error.update(message)
+        error.display = True
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

@@ -98,7 +98,8 @@ def _result(entry: HistoryEntry) -> Text:
             return Text(f"waits for {event}")
         if entry.detail.get("timed_out"):
             return Text(f"{event}: timed out")
-        return Text(f"{event}: {compact_json(entry.output)}")
+        sender = f" (from {entry.detail['sent_by']})" if entry.detail.get("sent_by") else ""
+        return Text(f"{event}: {compact_json(entry.output)}{sender}")
     if entry.kind == "sleep":
         wake_at = entry.detail.get("wake_at")
         return Text(f"until {wake_at.isoformat(timespec='seconds')}" if isinstance(wake_at, datetime) else "")

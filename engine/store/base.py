@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..journal import EntryRow, RunRow, SignalRow, Write
+from ..journal import AuditRow, EntryRow, Plan, RunRow, SignalRow, Write
 
 __all__ = ["Change", "ChangeWatch", "EngineCounts", "LeaseRow", "PublishedWorkflow", "SharedStore", "Store"]
 
@@ -30,6 +30,18 @@ class Store(ABC):
     #: A short description for logs and errors ("memory", "sqlite:/path/to.db").
     name: str = "store"
 
+    #: Told of each transaction that committed writes: ``(writes in it, seconds it took)``.
+    #: Called on the thread that committed (the event loop or a writer thread), so it must
+    #: be quick and thread-safe; ``None`` (the default) costs nothing (``tarry worker
+    #: --metrics`` sets it).
+    commit_hook: Callable[[int, float], None] | None = None
+
+    def committed(self, writes: int, seconds: float) -> None:
+        """Report a committed transaction to :attr:`commit_hook` (the stores' one way to)."""
+        hook = self.commit_hook
+        if hook is not None:
+            hook(writes, seconds)
+
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Prepare the store (create or migrate the schema, start threads). Idempotent."""
 
@@ -39,9 +51,11 @@ class Store(ABC):
     # -- writes ---------------------------------------------------------------------------
 
     @abstractmethod
-    async def create_run(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
-        """Insert a new run, with ``journal`` (a fork's copied entries) in the same
-        transaction; return ``(row, True)``.
+    async def create_run(
+        self, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+    ) -> tuple[RunRow, bool]:
+        """Insert a new run, with ``journal`` (a fork's copied entries) and ``audit`` (who
+        asked for it) in the same transaction; return ``(row, True)``.
 
         If ``row.run_id`` exists for the same workflow, nothing is written and the stored
         row comes back with ``False`` (an idempotent trigger).
@@ -74,9 +88,15 @@ class Store(ABC):
 
     @abstractmethod
     async def add_signal(
-        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+        self,
+        run_id: str,
+        event: str,
+        payload: str,
+        sent_at: float,
+        dedup_key: str | None = None,
+        by: str | None = None,
     ) -> SignalRow:
-        """Append a signal to a run's inbox. With a ``dedup_key`` the run already has a
+        """Append a signal sent ``by`` someone to a run's inbox. With a ``dedup_key`` the run already has a
         signal under (consumed or not), nothing is added: that signal comes back with
         ``duplicate=True`` (the key holds for the run's lifetime).
 
@@ -86,14 +106,26 @@ class Store(ABC):
         """
 
     @abstractmethod
-    async def request_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
-        """Mark a run as asked to cancel; a run that is not running ends ``cancelled`` at once.
+    async def transition(
+        self, run_id: str, plan: Plan, *, journal: bool = False, descendants: bool = False
+    ) -> list[RunRow]:
+        """Apply a lifecycle transition (:mod:`engine.lifecycle`) in one transaction.
 
-        Returns the row after the change: ``cancelled`` if no process was running it,
-        else still ``running`` with ``cancel_reason`` set for its owner to act on.
+        Reads the run's :class:`RunTree` (its journal if ``journal``, every run it started,
+        recursively, if ``descendants``), calls ``plan`` with it, and applies the writes it
+        returns, in order, all or nothing. The store holds no rule of its own: what the
+        transition does is the plan's. A signal a write sends to another run (a child's
+        outcome to its parent) is delivered as :meth:`write` delivers it.
+
+        Returns the rows of the runs written, as they are after the transition, in the
+        order of the writes (the run itself first); a deleted run has none.
 
         Raises:
-            RunNotFound, RunFinished.
+            RunNotFound: no such run.
+            Whatever ``plan`` raises (``RunFinished``, ``RunNotRetryable`` ...): nothing
+                is written.
+            RunStateError: a write's ``require`` did not hold although the tree was read in
+                the same transaction (a bug in the plan); nothing is written.
         """
 
     # -- reads ----------------------------------------------------------------------------
@@ -112,6 +144,19 @@ class Store(ABC):
         """The journal in order and every signal (consumed or not), oldest first."""
 
     @abstractmethod
+    async def audit(self, run_id: str) -> list[AuditRow]:
+        """Who asked for the run's triggers, cancels and retries, oldest first."""
+
+    async def run_info(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow], list[AuditRow]] | None:
+        """The run, its journal, every signal and its audit trail (``None``: no such run):
+        what ``Runtime.get_run`` shows. Stores override it to read them in one go."""
+        row = await self.get_run(run_id)
+        if row is None:
+            return None
+        entries, signals = await self.history(run_id)
+        return row, entries, signals, await self.audit(run_id)
+
+    @abstractmethod
     async def list_runs(
         self,
         *,
@@ -119,8 +164,10 @@ class Store(ABC):
         workflow_id: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        tag: str | None = None,
     ) -> list[RunRow]:
-        """Runs, most recently created first, filtered by status(es) and workflow."""
+        """Runs, most recently created first, filtered by status(es), workflow and a tag
+        in ``RunRow.tags``."""
 
     @abstractmethod
     async def count_by_status(self) -> dict[str, int]:
@@ -191,6 +238,7 @@ class PublishedWorkflow:
     published_at: float
     published_by: str | None
     schedule: dict[str, Any] | None = None  # {"cron", "tz", "catch_up"} of a scheduled workflow
+    tags: tuple[str, ...] = ()  # what its runs carry: a Client without the code tags its triggers
 
 
 @dataclass(slots=True)
@@ -257,6 +305,9 @@ class SharedStore(Store):
 
     #: A worker's default lease: seconds without a heartbeat before others take over.
     lease_ttl: float = 4.0
+
+    #: Heartbeats per ``ttl``: a worker renews its lease every ``ttl / lease_renewals``.
+    lease_renewals: float = 4.0
 
     # -- the worker's lease -----------------------------------------------------------------
 
@@ -335,31 +386,35 @@ class SharedStore(Store):
     # -- clients' verbs: each change and its notice to the workers in one transaction ---------
 
     @abstractmethod
-    def client_trigger(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
+    def client_trigger(
+        self, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+    ) -> tuple[RunRow, bool]:
         """:meth:`Store.create_run`, announced to the workers."""
 
     @abstractmethod
     def client_signal(
-        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+        self,
+        run_id: str,
+        event: str,
+        payload: str,
+        sent_at: float,
+        dedup_key: str | None = None,
+        by: str | None = None,
     ) -> SignalRow:
         """:meth:`Store.add_signal`, announced to the run's worker."""
-
-    @abstractmethod
-    def client_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
-        """:meth:`Store.request_cancel`, announced to the run's worker."""
 
     @abstractmethod
     def client_prune(self, before: float, statuses: list[str], limit: int) -> int:
         """:meth:`Store.prune`, from another process."""
 
     @abstractmethod
-    def client_retry(self, run_id: str, at: float) -> RunRow:
-        """Put a failed run back to ``running`` from its journal (its failed steps are
-        dropped so they run again), announced to the workers.
-
-        Raises:
-            RunNotFound; RunNotRetryable (it has not failed).
-        """
+    def client_transition(
+        self, run_id: str, plan: Plan, *, announce: str, journal: bool = False, descendants: bool = False
+    ) -> list[RunRow]:
+        """:meth:`Store.transition`, from another process: every run written gets a change
+        of kind ``announce`` (``"cancel"``, ``"retry"``) for its worker, and every signal a
+        write sends (a cancelled child's outcome to its parent) a ``"signal"`` change, in
+        the same transaction."""
 
     # -- clients' reads ----------------------------------------------------------------------
 
@@ -383,6 +438,10 @@ class SharedStore(Store):
         (:func:`engine.journal.prefix_range`), never a scan."""
 
     @abstractmethod
+    def audit_trail(self, run_id: str) -> list[AuditRow]:
+        """:meth:`Store.audit` for a plain thread (a Client)."""
+
+    @abstractmethod
     def query_runs(
         self,
         statuses: list[str] | None,
@@ -392,10 +451,12 @@ class SharedStore(Store):
         search: str | None = None,
         waiting: str | None = None,
         oldest_first: bool = False,
+        *,
+        tag: str | None = None,
     ) -> list[RunRow]:
         """Runs newest first (``oldest_first``: the longest unchanged first), filtered by
-        status, workflow, kind of wait (``"event"``, ``"sleep"``) and a case-insensitive
-        substring of the run id, workflow id or payload text."""
+        status, workflow, kind of wait (``"event"``, ``"sleep"``), a case-insensitive
+        substring of the run id, workflow id or payload text, and a tag in ``RunRow.tags``."""
 
     @abstractmethod
     def count_runs(
@@ -404,6 +465,8 @@ class SharedStore(Store):
         workflow_id: str | None,
         search: str | None = None,
         waiting: str | None = None,
+        *,
+        tag: str | None = None,
     ) -> int:
         """How many runs :meth:`query_runs` would return with no limit."""
 

@@ -16,7 +16,20 @@ from dataclasses import replace
 import trio
 
 from ..errors import RunAlreadyExists, RunFinished, RunNotFound, RunStateError, WorkflowError
-from ..journal import TERMINAL, EntryRow, RunRow, SignalRow, Write, same_signal
+from ..journal import (
+    TERMINAL,
+    AuditRow,
+    EntryRow,
+    Plan,
+    RunRow,
+    RunTree,
+    SignalRow,
+    Write,
+    decode_tags,
+    descendant_range,
+    descendants_of,
+    same_signal,
+)
 from .base import Store
 
 __all__ = ["MemoryStore"]
@@ -35,6 +48,7 @@ class MemoryStore(Store):
         self._signals: dict[str, list[SignalRow]] = {}
         self._signal_ids = itertools.count(1)
         self._dedup: dict[int, str] = {}  # signal id -> dedup key
+        self._audit: dict[str, list[AuditRow]] = {}
 
     def _run(self, run_id: str) -> RunRow:
         try:
@@ -42,7 +56,9 @@ class MemoryStore(Store):
         except KeyError:
             raise RunNotFound(run_id) from None
 
-    async def create_run(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
+    async def create_run(
+        self, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+    ) -> tuple[RunRow, bool]:
         await trio.lowlevel.checkpoint()
         existing = self._runs.get(row.run_id)
         if existing is not None:
@@ -52,6 +68,7 @@ class MemoryStore(Store):
         self._runs[row.run_id] = replace(row)
         self._entries[row.run_id] = sorted(journal or [], key=lambda e: e.seq)
         self._signals[row.run_id] = []
+        self._audit[row.run_id] = [] if audit is None else [replace(audit)]
         return replace(row), True
 
     async def write(self, write: Write) -> bool:
@@ -68,6 +85,9 @@ class MemoryStore(Store):
         run = self._run(write.run_id)
         if write.require is not None and run.status not in write.require:
             return False
+        if write.delete:
+            self._delete([write.run_id])
+            return True
         signals = {s.id: s for s in self._signals[write.run_id]}
         for signal_id, _ in write.consume:
             signal = signals.get(signal_id)
@@ -95,6 +115,7 @@ class MemoryStore(Store):
                 self._signals[target].append(
                     SignalRow(next(self._signal_ids), target, event, payload, write.updated_at)
                 )
+        self._audit[write.run_id].extend(replace(a) for a in write.audit)
         for column, value in write.run.items():
             setattr(run, column, value)
         if write.entries:
@@ -103,7 +124,13 @@ class MemoryStore(Store):
         return True
 
     async def add_signal(
-        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+        self,
+        run_id: str,
+        event: str,
+        payload: str,
+        sent_at: float,
+        dedup_key: str | None = None,
+        by: str | None = None,
     ) -> SignalRow:
         await trio.lowlevel.checkpoint()
         run = self._run(run_id)
@@ -113,22 +140,29 @@ class MemoryStore(Store):
                     return same_signal(replace(signal), event, payload, dedup_key)
         if run.status in TERMINAL:
             raise RunFinished(run_id, run.status, "signal")
-        signal = SignalRow(next(self._signal_ids), run_id, event, payload, sent_at)
+        signal = SignalRow(next(self._signal_ids), run_id, event, payload, sent_at, sent_by=by)
         self._signals[run_id].append(signal)
         if dedup_key is not None:
             self._dedup[signal.id] = dedup_key
         return replace(signal, run_waits_for=run.wait_event)
 
-    async def request_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
+    async def transition(
+        self, run_id: str, plan: Plan, *, journal: bool = False, descendants: bool = False
+    ) -> list[RunRow]:
         await trio.lowlevel.checkpoint()
-        run = self._run(run_id)
-        if run.status in TERMINAL:
-            raise RunFinished(run_id, run.status, "cancel")
-        run.cancel_reason = reason
-        run.updated_at = at
-        if run.status != "running":
-            _cancelled(run)
-        return replace(run)
+        tree = RunTree(replace(self._run(run_id)))
+        if journal:
+            tree.journal = list(self._entries[run_id])
+        if descendants:
+            low, high = descendant_range(run_id)
+            candidates = (replace(r) for key, r in self._runs.items() if low <= key < high)
+            tree.descendants = descendants_of(run_id, candidates)
+        writes = plan(tree)
+        # Nothing awaits between the read and the writes, so every require still holds.
+        for change in writes:
+            if not self._apply(change):
+                raise RunStateError(f"run {change.run_id!r} changed under a transition", run_id=change.run_id)
+        return [replace(self._runs[change.run_id]) for change in writes if not change.delete]
 
     async def get_run(self, run_id: str) -> RunRow | None:
         await trio.lowlevel.checkpoint()
@@ -149,6 +183,11 @@ class MemoryStore(Store):
         self._run(run_id)
         return [replace(e) for e in self._entries[run_id]], [replace(s) for s in self._signals[run_id]]
 
+    async def audit(self, run_id: str) -> list[AuditRow]:
+        await trio.lowlevel.checkpoint()
+        self._run(run_id)
+        return [replace(a) for a in self._audit[run_id]]
+
     async def list_runs(
         self,
         *,
@@ -156,13 +195,16 @@ class MemoryStore(Store):
         workflow_id: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        tag: str | None = None,
     ) -> list[RunRow]:
         await trio.lowlevel.checkpoint()
         statuses = {status} if isinstance(status, str) else (set(status) if status is not None else None)
         rows = [
             r
             for r in reversed(self._runs.values())
-            if (statuses is None or r.status in statuses) and (workflow_id is None or r.workflow_id == workflow_id)
+            if (statuses is None or r.status in statuses)
+            and (workflow_id is None or r.workflow_id == workflow_id)
+            and (tag is None or tag in decode_tags(r.tags))
         ]
         rows.sort(key=lambda r: r.created_at, reverse=True)
         end = None if limit is None else offset + limit
@@ -211,21 +253,15 @@ class MemoryStore(Store):
             for r in self._runs.values()
             if r.status in TERMINAL and r.status in statuses and r.updated_at < before
         ][:limit]
-        for run_id in doomed:
-            del self._runs[run_id], self._entries[run_id]
+        self._delete(doomed)
+        return len(doomed)
+
+    def _delete(self, run_ids: list[str]) -> None:
+        for run_id in run_ids:
+            del self._runs[run_id], self._entries[run_id], self._audit[run_id]
             for signal in self._signals.pop(run_id):
                 self._dedup.pop(signal.id, None)
-        return len(doomed)
 
     async def running_runs(self) -> list[str]:
         await trio.lowlevel.checkpoint()
         return [r.run_id for r in self._runs.values() if r.status == "running"]
-
-
-def _cancelled(run: RunRow) -> None:
-    """Turn a run that nobody is executing into a cancelled one (shared wording)."""
-    run.status = "cancelled"
-    run.pending = None
-    run.wake_at = None
-    run.wait_event = None
-    run.error = None

@@ -57,14 +57,29 @@ from ..errors import (
     RunAlreadyExists,
     RunFinished,
     RunNotFound,
-    RunNotRetryable,
     RunStateError,
     SchemaTooNew,
     StoreBusy,
     StoreError,
     WorkflowError,
 )
-from ..journal import TERMINAL, EntryRow, RunRow, SignalRow, Write, prefix_range, retry_cut, same_signal
+from ..journal import (
+    TERMINAL,
+    AuditRow,
+    EntryRow,
+    Plan,
+    RunRow,
+    RunTree,
+    SignalRow,
+    Write,
+    decode_tags,
+    descendant_range,
+    descendants_of,
+    encode_tags,
+    prefix_range,
+    same_signal,
+    tag_pattern,
+)
 from .base import Change, ChangeWatch, EngineCounts, LeaseRow, PublishedWorkflow, SharedStore
 from .queued import Op, deliver
 
@@ -72,7 +87,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 log = logging.getLogger("tarry.store")
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 9
 CHANNEL = "tarry_changes"
 #: Seconds between two looks at the claimable runs when no notice came (takeover's bound).
 CLAIM_EVERY = 0.5
@@ -92,7 +107,8 @@ WRITABLE_RUN_COLUMNS = frozenset(
 RUN_FIELDS = (
     "r.run_id, r.workflow_id, r.status, r.payload, r.created_at, "
     "greatest(r.updated_at, coalesce(e.at, 0)), r.output, r.error, r.pending, r.wake_at, r.wait_event, "
-    "r.cancel_reason, r.attempt, e.step_id, r.parent_run_id, r.forked_from, r.recoveries, r.recovery_mark"
+    "r.cancel_reason, r.attempt, e.step_id, r.parent_run_id, r.forked_from, r.recoveries, r.recovery_mark, "
+    "r.traceparent, r.tags"
 )
 LATEST_ENTRY = (
     "LEFT JOIN LATERAL (SELECT coalesce(x.finished_at, x.started_at) AS at, x.step_id FROM tarry_entries x "
@@ -100,7 +116,8 @@ LATEST_ENTRY = (
 )
 RUN_SELECT = f"{RUN_FIELDS} FROM tarry_runs r {LATEST_ENTRY}"
 ENTRY_COLUMNS = "run_id, seq, step_id, kind, status, started_at, finished_at, output, error, detail, attempts"
-SIGNAL_COLUMNS = "id, run_id, event, payload, sent_at, consumed_at, consumed_by"
+SIGNAL_COLUMNS = "id, run_id, event, payload, sent_at, consumed_at, consumed_by, sent_by"
+AUDIT_COLUMNS = "run_id, action, who, at, detail"
 ACTIVE_SQL = "('running', 'suspended')"
 
 _SCHEMA = [
@@ -151,8 +168,19 @@ _MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE tarry_runs ADD COLUMN recoveries integer NOT NULL DEFAULT 0",
         "ALTER TABLE tarry_runs ADD COLUMN recovery_mark integer",
     ],
+    # Who sent each signal; who triggered, cancelled and retried each run; the trace a run joins.
+    7: [
+        "ALTER TABLE tarry_signals ADD COLUMN sent_by text",
+        "ALTER TABLE tarry_runs ADD COLUMN traceparent text",
+        "CREATE TABLE tarry_audit (id bigserial PRIMARY KEY, run_id text NOT NULL REFERENCES tarry_runs (run_id) "
+        "ON DELETE CASCADE, action text NOT NULL, who text NOT NULL, at float8 NOT NULL, detail text)",
+        "CREATE INDEX tarry_audit_run ON tarry_audit (run_id, id)",
+    ],
+    # The workflow's tags when the run was created, ",a,b," (see journal.encode_tags).
+    # ... and the published registry's, for clients without the code.
+    8: ["ALTER TABLE tarry_runs ADD COLUMN tags text", "ALTER TABLE tarry_workflows ADD COLUMN tags text"],
     # Run-id prefixes (the CLI's RUN): a range seek in code point order, whatever the collation.
-    7: ['CREATE INDEX tarry_runs_id_c ON tarry_runs (run_id COLLATE "C")'],
+    9: ['CREATE INDEX tarry_runs_id_c ON tarry_runs (run_id COLLATE "C")'],
 }
 
 _STOP = object()
@@ -332,9 +360,12 @@ class PostgresStore(SharedStore):
     def _commit(self, conn: psycopg.Connection[Any], batch: list[Op]) -> psycopg.Connection[Any]:
         """Commit ``batch``: optimistic first, then a savepoint per write if one failed.
         Returns the connection to go on with (a new one if the old one broke)."""
+        started, commits = time.perf_counter(), self.commits
         try:
             if not self._run_batch(conn, batch, savepoints=False):
                 self._run_batch(conn, batch, savepoints=True)
+            if self.commits != commits:
+                self.committed(len(batch), time.perf_counter() - started)
         except psycopg.OperationalError as exc:  # the connection broke: fail the batch, reconnect
             error = self._map(exc)
             for op in batch:
@@ -479,8 +510,10 @@ class PostgresStore(SharedStore):
 
     # -- the store protocol -------------------------------------------------------------------
 
-    async def create_run(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
-        return await self._submit(_create_run, row, self._owner, journal)  # type: ignore[no-any-return]
+    async def create_run(
+        self, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+    ) -> tuple[RunRow, bool]:
+        return await self._submit(_create_run, row, self._owner, journal, audit)  # type: ignore[no-any-return]
 
     async def write(self, write: Write) -> bool:
         return await self._submit(_write, write)  # type: ignore[no-any-return]
@@ -489,12 +522,20 @@ class PostgresStore(SharedStore):
         self._queue.put(Op(_write, (write,), trio.lowlevel.current_trio_token(), None))
 
     async def add_signal(
-        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+        self,
+        run_id: str,
+        event: str,
+        payload: str,
+        sent_at: float,
+        dedup_key: str | None = None,
+        by: str | None = None,
     ) -> SignalRow:
-        return await self._submit(_add_signal, run_id, event, payload, sent_at, True, dedup_key)  # type: ignore[no-any-return]
+        return await self._submit(_add_signal, run_id, event, payload, sent_at, True, dedup_key, by)  # type: ignore[no-any-return]
 
-    async def request_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
-        return await self._submit(_request_cancel, run_id, reason, at, True)  # type: ignore[no-any-return]
+    async def transition(
+        self, run_id: str, plan: Plan, *, journal: bool = False, descendants: bool = False
+    ) -> list[RunRow]:
+        return await self._submit(_transition, run_id, plan, journal, descendants, None)  # type: ignore[no-any-return]
 
     async def get_run(self, run_id: str) -> RunRow | None:
         return await self._read(_get_run, run_id)  # type: ignore[no-any-return]
@@ -508,6 +549,15 @@ class PostgresStore(SharedStore):
             raise RunNotFound(run_id)
         return found[1], found[2]
 
+    async def audit(self, run_id: str) -> list[AuditRow]:
+        return await self._read(_audit, run_id)  # type: ignore[no-any-return]
+
+    async def run_info(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow], list[AuditRow]] | None:
+        return await self._read(_run_info, run_id)  # type: ignore[no-any-return]
+
+    def audit_trail(self, run_id: str) -> list[AuditRow]:
+        return self._read_sync(_audit, run_id)  # type: ignore[no-any-return]
+
     async def list_runs(
         self,
         *,
@@ -515,9 +565,12 @@ class PostgresStore(SharedStore):
         workflow_id: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        tag: str | None = None,
     ) -> list[RunRow]:
         statuses = [status] if isinstance(status, str) else (list(status) if status is not None else None)
-        return await self._read(_list_runs, statuses, workflow_id, limit, offset)  # type: ignore[no-any-return]
+        return await self._read(  # type: ignore[no-any-return]
+            _list_runs, statuses, workflow_id, limit, offset, None, None, False, tag
+        )
 
     async def count_by_status(self) -> dict[str, int]:
         return await self._read(_count_by_status)  # type: ignore[no-any-return]
@@ -598,22 +651,29 @@ class PostgresStore(SharedStore):
     def watch(self, poll_interval: float, *, wake_socket: bool = True) -> ChangeWatch:
         return _Listen(self)
 
-    def client_trigger(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
-        return self._submit_sync(_client_trigger, row, journal)  # type: ignore[no-any-return]
+    def client_trigger(
+        self, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+    ) -> tuple[RunRow, bool]:
+        return self._submit_sync(_client_trigger, row, journal, audit)  # type: ignore[no-any-return]
 
     def client_signal(
-        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+        self,
+        run_id: str,
+        event: str,
+        payload: str,
+        sent_at: float,
+        dedup_key: str | None = None,
+        by: str | None = None,
     ) -> SignalRow:
-        return self._submit_sync(_add_signal, run_id, event, payload, sent_at, False, dedup_key)  # type: ignore[no-any-return]
-
-    def client_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
-        return self._submit_sync(_request_cancel, run_id, reason, at, False)  # type: ignore[no-any-return]
+        return self._submit_sync(_add_signal, run_id, event, payload, sent_at, False, dedup_key, by)  # type: ignore[no-any-return]
 
     def client_prune(self, before: float, statuses: list[str], limit: int) -> int:
         return self._submit_sync(_prune, before, statuses, limit)  # type: ignore[no-any-return]
 
-    def client_retry(self, run_id: str, at: float) -> RunRow:
-        return self._submit_sync(_client_retry, run_id, at)  # type: ignore[no-any-return]
+    def client_transition(
+        self, run_id: str, plan: Plan, *, announce: str, journal: bool = False, descendants: bool = False
+    ) -> list[RunRow]:
+        return self._submit_sync(_transition, run_id, plan, journal, descendants, announce)  # type: ignore[no-any-return]
 
     def snapshot(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow]] | None:
         return self._read_sync(_load, run_id, True)  # type: ignore[no-any-return]
@@ -633,9 +693,11 @@ class PostgresStore(SharedStore):
         search: str | None = None,
         waiting: str | None = None,
         oldest_first: bool = False,
+        *,
+        tag: str | None = None,
     ) -> list[RunRow]:
         return self._read_sync(  # type: ignore[no-any-return]
-            _list_runs, statuses, workflow_id, limit, offset, search, waiting, oldest_first
+            _list_runs, statuses, workflow_id, limit, offset, search, waiting, oldest_first, tag
         )
 
     def count_runs(
@@ -644,8 +706,10 @@ class PostgresStore(SharedStore):
         workflow_id: str | None,
         search: str | None = None,
         waiting: str | None = None,
+        *,
+        tag: str | None = None,
     ) -> int:
-        return self._read_sync(_count_runs, statuses, workflow_id, search, waiting)  # type: ignore[no-any-return]
+        return self._read_sync(_count_runs, statuses, workflow_id, search, waiting, tag)  # type: ignore[no-any-return]
 
     def engine_counts(self) -> EngineCounts:
         return self._read_sync(_engine_counts)  # type: ignore[no-any-return]
@@ -748,11 +812,16 @@ def _notify(conn: Conn, kind: str, run_id: str, at: float, signal_id: int | None
 
 
 def _create_run(
-    store: PostgresStore, conn: Conn, row: RunRow, owner: str | None, journal: list[EntryRow] | None = None
+    store: PostgresStore,
+    conn: Conn,
+    row: RunRow,
+    owner: str | None,
+    journal: list[EntryRow] | None = None,
+    audit: AuditRow | None = None,
 ) -> tuple[RunRow, bool]:
     inserted = conn.execute(
-        f"INSERT INTO tarry_runs ({RUN_COLUMNS}, owner, parent_run_id, forked_from) "
-        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (run_id) DO NOTHING",
+        f"INSERT INTO tarry_runs ({RUN_COLUMNS}, owner, parent_run_id, forked_from, traceparent, tags) "
+        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (run_id) DO NOTHING",
         (
             row.run_id,
             row.workflow_id,
@@ -770,11 +839,15 @@ def _create_run(
             owner,
             row.parent_run_id,
             row.forked_from,
+            row.traceparent,
+            row.tags,
         ),
     ).rowcount
     if inserted:
         if journal:
             _write(store, conn, Write(row.run_id, row.updated_at, entries=journal))
+        if audit is not None:
+            _insert_audit(conn, [audit])
         return row, True
     existing = _get_run(store, conn, row.run_id)
     assert existing is not None  # the conflict was on this run_id
@@ -784,15 +857,22 @@ def _create_run(
 
 
 def _client_trigger(
-    store: PostgresStore, conn: Conn, row: RunRow, journal: list[EntryRow] | None = None
+    store: PostgresStore, conn: Conn, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
 ) -> tuple[RunRow, bool]:
-    stored, created = _create_run(store, conn, row, None, journal)  # nobody's: the first worker to look claims it
+    # Nobody's: the first worker to look claims it.
+    stored, created = _create_run(store, conn, row, None, journal, audit)
     if created:
         _notify(conn, "trigger", row.run_id, row.created_at)
     return stored, created
 
 
-def _write(store: PostgresStore, conn: Conn, write: Write) -> bool:
+def _write(store: PostgresStore, conn: Conn, write: Write, in_process: bool = True) -> bool:
+    if write.delete:
+        status, _, _ = _status(conn, write.run_id)
+        if write.require is not None and status not in write.require:
+            return False
+        _delete_runs(conn, [write.run_id])
+        return True
     if write.run or write.require is not None or write.signals:
         columns = ["updated_at = %s"]
         values: list[Any] = [write.updated_at]
@@ -858,9 +938,34 @@ def _write(store: PostgresStore, conn: Conn, write: Write) -> bool:
             "INSERT INTO tarry_signals (run_id, event, payload, sent_at) VALUES (%s, %s, %s, %s) RETURNING id",
             (target, event, payload, write.updated_at),
         ).fetchone()
-        if _tell_owner(store, found[1], True):
+        if _tell_owner(store, found[1], in_process):
             _notify(conn, "signal", target, write.updated_at, int(added[0]))
+    if write.audit:
+        _insert_audit(conn, write.audit)
     return True
+
+
+def _insert_audit(conn: Conn, rows: list[AuditRow]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO tarry_audit ({AUDIT_COLUMNS}) VALUES (%s, %s, %s, %s, %s)",
+            [(a.run_id, a.action, a.by, a.at, a.detail) for a in rows],
+        )
+
+
+def _run_info(
+    store: PostgresStore, conn: Conn, run_id: str
+) -> tuple[RunRow, list[EntryRow], list[SignalRow], list[AuditRow]] | None:
+    """The run, its journal and signals (one snapshot), then its audit trail: one read."""
+    found = _load(store, conn, run_id, True)
+    return None if found is None else (*found, _audit(store, conn, run_id))
+
+
+def _audit(store: PostgresStore, conn: Conn, run_id: str) -> list[AuditRow]:
+    return [
+        AuditRow(*r)
+        for r in conn.execute(f"SELECT {AUDIT_COLUMNS} FROM tarry_audit WHERE run_id = %s ORDER BY id", (run_id,))
+    ]
 
 
 def _status(conn: Conn, run_id: str) -> tuple[str, str | None, str | None]:
@@ -892,6 +997,7 @@ def _add_signal(
     sent_at: float,
     in_process: bool,
     dedup_key: str | None = None,
+    by: str | None = None,
 ) -> SignalRow:
     status, owner, waits_for = _status(conn, run_id)  # locks the run: two senders of one key queue here
     if dedup_key is not None:
@@ -903,61 +1009,68 @@ def _add_signal(
     if status in TERMINAL:
         raise RunFinished(run_id, status, "signal")
     row = conn.execute(
-        "INSERT INTO tarry_signals (run_id, event, payload, sent_at, dedup_key) VALUES (%s, %s, %s, %s, %s) "
-        "RETURNING id",
-        (run_id, event, payload, sent_at, dedup_key),
+        "INSERT INTO tarry_signals (run_id, event, payload, sent_at, dedup_key, sent_by) "
+        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+        (run_id, event, payload, sent_at, dedup_key, by),
     ).fetchone()
-    signal = SignalRow(int(row[0]), run_id, event, payload, sent_at, run_waits_for=waits_for)
+    signal = SignalRow(int(row[0]), run_id, event, payload, sent_at, sent_by=by, run_waits_for=waits_for)
     if _tell_owner(store, owner, in_process):
         _notify(conn, "signal", run_id, sent_at, signal.id)
     return signal
 
 
-def _request_cancel(store: PostgresStore, conn: Conn, run_id: str, reason: str, at: float, in_process: bool) -> RunRow:
-    status, owner, _ = _status(conn, run_id)
-    if status in TERMINAL:
-        raise RunFinished(run_id, status, "cancel")
-    if status == "running":
+def _transition(
+    store: PostgresStore,
+    conn: Conn,
+    run_id: str,
+    plan: Plan,
+    with_journal: bool,
+    with_descendants: bool,
+    announce: str | None,
+) -> list[RunRow]:
+    """See :meth:`engine.store.base.Store.transition`. The run and its descendants are
+    locked first (``FOR UPDATE``), so the plan sees them as they are when it writes.
+    ``announce``: a client's change kind (``None``: this process's runtime, which tells
+    other workers only about runs they own)."""
+    _status(conn, run_id)  # locks the run (RunNotFound)
+    low, high = descendant_range(run_id)
+    owners = dict(
         conn.execute(
-            "UPDATE tarry_runs SET cancel_reason = %s, updated_at = %s WHERE run_id = %s", (reason, at, run_id)
-        )
-    else:
-        conn.execute(
-            "UPDATE tarry_runs SET status = 'cancelled', cancel_reason = %s, updated_at = %s, pending = NULL, "
-            "wake_at = NULL, wait_event = NULL, error = NULL WHERE run_id = %s",
-            (reason, at, run_id),
-        )
-    if _tell_owner(store, owner, in_process):
-        _notify(conn, "cancel", run_id, at)
-    row = _get_run(store, conn, run_id)
-    assert row is not None
-    return row
-
-
-def _client_retry(store: PostgresStore, conn: Conn, run_id: str, at: float) -> RunRow:
-    """The failed run back to ``running``, nobody's (any worker claims it), its journal cut
-    where :func:`engine.journal.retry_cut` says, ``attempt`` + 1."""
-    status, _, _ = _status(conn, run_id)
-    if status != "failed":
-        raise RunNotRetryable(run_id, status)
-    entries = [
-        (int(r[0]), str(r[1]), str(r[2]))
-        for r in conn.execute(
-            "SELECT seq, step_id, status FROM tarry_entries WHERE run_id = %s ORDER BY seq", (run_id,)
-        )
-    ]
-    error = conn.execute("SELECT error FROM tarry_runs WHERE run_id = %s", (run_id,)).fetchone()[0]
-    cut = retry_cut(error, entries)
-    conn.execute("DELETE FROM tarry_entries WHERE run_id = %s AND seq >= %s", (run_id, cut))
-    conn.execute(
-        "UPDATE tarry_runs SET status = 'running', error = NULL, output = NULL, attempt = attempt + 1, "
-        "cancel_reason = NULL, owner = NULL, recoveries = 0, recovery_mark = NULL, updated_at = %s WHERE run_id = %s",
-        (at, run_id),
+            "SELECT run_id, owner FROM tarry_runs WHERE run_id = %s OR (run_id >= %s AND run_id < %s) FOR UPDATE",
+            (run_id, low, high) if with_descendants else (run_id, run_id, run_id),
+        ).fetchall()
     )
-    _notify(conn, "retry", run_id, at)
-    row = _get_run(store, conn, run_id)
-    assert row is not None
-    return row
+    root = _get_run(store, conn, run_id)
+    assert root is not None
+    tree = RunTree(root)
+    if with_journal:
+        tree.journal = [
+            EntryRow(*r)
+            for r in conn.execute(
+                f"SELECT {ENTRY_COLUMNS} FROM tarry_entries WHERE run_id = %s ORDER BY seq", (run_id,)
+            )
+        ]
+    if with_descendants:
+        rows = conn.execute(f"SELECT {RUN_SELECT} WHERE r.run_id >= %s AND r.run_id < %s", (low, high))
+        tree.descendants = descendants_of(run_id, (_run_row(r) for r in rows))
+    in_process = announce is None
+    written = []
+    for change in plan(tree):
+        if not _write(store, conn, change, in_process):
+            raise RunStateError(f"run {change.run_id!r} changed under a transition", run_id=change.run_id)
+        if change.delete:
+            continue  # nothing left to return or to announce
+        if announce == "retry":
+            # Claims: a retried run is nobody's, so whichever worker is free takes it.
+            conn.execute("UPDATE tarry_runs SET owner = NULL WHERE run_id = %s", (change.run_id,))
+        row = _get_run(store, conn, change.run_id)
+        assert row is not None
+        if _tell_owner(store, owners.get(change.run_id), in_process):
+            # The kind only words the worker's log line; what it does follows the row.
+            kind = announce or ("cancel" if row.cancel_reason is not None else "retry")
+            _notify(conn, kind, change.run_id, change.updated_at)
+        written.append(row)
+    return written
 
 
 def _load(
@@ -994,10 +1107,17 @@ def _load(
 
 
 def _run_filter(
-    statuses: list[str] | None, workflow_id: str | None, search: str | None, waiting: str | None
+    statuses: list[str] | None,
+    workflow_id: str | None,
+    search: str | None,
+    waiting: str | None,
+    tag: str | None = None,
 ) -> tuple[str, list[Any]]:
     where: list[str] = []
     values: list[Any] = []
+    if tag is not None:  # r.tags is ",a,b,": see journal.encode_tags (LIKE's escape is "\\")
+        where.append("r.tags LIKE %s")
+        values.append(tag_pattern(tag))
     if statuses is not None:
         where.append("r.status = ANY(%s)")
         values.append(statuses)
@@ -1025,8 +1145,9 @@ def _list_runs(
     search: str | None = None,
     waiting: str | None = None,
     oldest_first: bool = False,
+    tag: str | None = None,
 ) -> list[RunRow]:
-    where, values = _run_filter(statuses, workflow_id, search, waiting)
+    where, values = _run_filter(statuses, workflow_id, search, waiting, tag)
     order = "r.updated_at ASC, r.run_id ASC" if oldest_first else "r.created_at DESC, r.run_id DESC"
     sql = f"SELECT {RUN_SELECT}{where} ORDER BY {order} LIMIT %s OFFSET %s"
     values.extend([limit, offset])
@@ -1040,8 +1161,9 @@ def _count_runs(
     workflow_id: str | None,
     search: str | None = None,
     waiting: str | None = None,
+    tag: str | None = None,
 ) -> int:
-    where, values = _run_filter(statuses, workflow_id, search, waiting)
+    where, values = _run_filter(statuses, workflow_id, search, waiting, tag)
     return int(conn.execute(f"SELECT count(*) FROM tarry_runs r{where}", values).fetchone()[0])
 
 
@@ -1111,9 +1233,15 @@ def _prune(store: PostgresStore, conn: Conn, before: float, statuses: list[str],
         )
     ]
     if doomed:
-        conn.execute("DELETE FROM tarry_outbox WHERE run_id = ANY(%s)", (doomed,))
-        conn.execute("DELETE FROM tarry_runs WHERE run_id = ANY(%s)", (doomed,))
+        _delete_runs(conn, doomed)
     return len(doomed)
+
+
+def _delete_runs(conn: Conn, run_ids: list[str]) -> None:
+    """Delete runs; their journals and signals go by ON DELETE CASCADE, their outbox rows
+    explicitly."""
+    conn.execute("DELETE FROM tarry_outbox WHERE run_id = ANY(%s)", (run_ids,))
+    conn.execute("DELETE FROM tarry_runs WHERE run_id = ANY(%s)", (run_ids,))
 
 
 def _running_runs(store: PostgresStore, conn: Conn) -> list[str]:
@@ -1301,7 +1429,7 @@ def _publish_workflows(
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO tarry_workflows (id, published_by, description, schema_kind, payload_schema, published_at, "
-            "schedule) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            "schedule, tags) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             [
                 (
                     w["id"],
@@ -1311,6 +1439,7 @@ def _publish_workflows(
                     None if w.get("payload_schema") is None else orjson.dumps(w["payload_schema"]).decode(),
                     now,
                     None if w.get("schedule") is None else orjson.dumps(w["schedule"]).decode(),
+                    encode_tags(tuple(w.get("tags") or ())),
                 )
                 for w in workflows
             ],
@@ -1320,10 +1449,17 @@ def _publish_workflows(
 def _published_workflows(store: PostgresStore, conn: Conn) -> list[PublishedWorkflow]:
     return [
         PublishedWorkflow(
-            r[0], r[1], r[2], orjson.loads(r[3]) if r[3] else None, r[4], r[5], orjson.loads(r[6]) if r[6] else None
+            r[0],
+            r[1],
+            r[2],
+            orjson.loads(r[3]) if r[3] else None,
+            r[4],
+            r[5],
+            orjson.loads(r[6]) if r[6] else None,
+            decode_tags(r[7]),
         )
         for r in conn.execute(
             "SELECT DISTINCT ON (id) id, description, schema_kind, payload_schema, published_at, published_by, "
-            "schedule FROM tarry_workflows ORDER BY id, published_at DESC"
+            "schedule, tags FROM tarry_workflows ORDER BY id, published_at DESC"
         )
     ]

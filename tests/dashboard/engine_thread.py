@@ -11,7 +11,7 @@ from typing import Any
 
 import trio
 
-from engine import Runtime, Worker, Workflow, store_from_url
+from engine import Worker, Workflow, create_runtime, store_from_url
 
 
 class WorkerThread:
@@ -19,7 +19,7 @@ class WorkerThread:
     PostgreSQL URL) until the block ends."""
 
     def __init__(self, db: Path | str, workflows: list[Workflow[Any]]) -> None:
-        self.worker = Worker(Runtime(workflows, store_from_url(db), passivate_after=0.2), grace=0.5)
+        self.worker = Worker(create_runtime(workflows, store_from_url(db), passivate_after=0.2), grace=0.5)
         self._token: trio.lowlevel.TrioToken | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None

@@ -7,7 +7,18 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine import HistoryEntry, RunError, RunFinished, RunInfo, RunNotFound, RunNotRetryable, RunResult, SignalInfo
+from engine import (
+    AuditInfo,
+    HistoryEntry,
+    PayloadValidationError,
+    RunError,
+    RunFinished,
+    RunInfo,
+    RunNotFound,
+    RunNotRetryable,
+    RunResult,
+    SignalInfo,
+)
 
 NOW = datetime(2026, 11, 26, 14, 0, 0, tzinfo=UTC)
 
@@ -141,15 +152,16 @@ def _runs() -> list[RunInfo]:
                     14.9,
                     300,
                     {"approved": True},
-                    detail={"event": "review-decision", "signal_id": 1},
+                    detail={"event": "review-decision", "signal_id": 1, "sent_by": "ana@example.com"},
                 ),
                 entry(2, "publish", "step", "completed", 9.9, 0.02, "published"),
             ],
-            [SignalInfo(1, "review-decision", {"approved": True}, _t(9.95), _t(9.9), "review")],
+            [SignalInfo(1, "review-decision", {"approved": True}, _t(9.95), _t(9.9), "review", "ana@example.com")],
             _t(15),
             _t(9.9),
             1,
             None,
+            audit=[AuditInfo("trigger", "web@shop", _t(15), {})],
         ),
         RunInfo(
             "run-0006",
@@ -194,6 +206,8 @@ class FakeClient:
         self.version = 1
         self.sent: list[tuple[str, str, Any]] = []
         self.lock = threading.Lock()
+        #: Workers holding a current lease (0: nothing serves the database).
+        self.workers = 1
 
     def _bump(self) -> None:
         self.version += 1
@@ -222,6 +236,12 @@ class FakeClient:
         if oldest_first:
             runs.sort(key=lambda r: (r.updated_at, r.run_id))
         return [r.result for r in runs[offset : offset + limit]]
+
+    def list_runs_with_payload(self, **filters: Any) -> list[tuple[RunResult, Any]]:
+        return [(r, self.runs[r.run_id].payload) for r in self.list_runs(**filters)]
+
+    def workers_alive(self) -> int:
+        return self.workers
 
     def count(self, *, status: Any = None, workflow_id: Any = None, search: Any = None, waiting: Any = None) -> int:
         return len(self._matching(status, search, waiting))
@@ -268,6 +288,9 @@ class FakeClient:
         return self.runs[run_id].result
 
     def trigger(self, workflow: str, payload: Any = None, *, run_id: str | None = None) -> RunResult:
+        missing = [f for f in ("order_id", "amount") if workflow == "order-fulfilment" and f not in (payload or {})]
+        if missing:
+            raise PayloadValidationError(workflow, [{"field": f, "message": "field required"} for f in missing])
         raise NotImplementedError
 
     def workflows(self) -> list[dict[str, Any]]:

@@ -83,3 +83,22 @@ def test_cli_errors_are_one_line(tmp_path: Path, monkeypatch: Any) -> None:
     assert result.exit_code == 2
     assert "not a tarry database" in result.output
     assert "Traceback" not in result.output
+
+
+def test_dashboard_as_names_who_its_actions_are_recorded_as(tmp_path: Path, monkeypatch: Any) -> None:
+    from dashboard.app import DashboardApp
+    from engine import Client
+    from engine.identity import default_identity
+
+    db = tmp_path / "t.db"
+    Client(db).close()
+    seen: list[str] = []
+    monkeypatch.setattr(DashboardApp, "run", lambda self: seen.append(self.source.client.identity))
+    runner = CliRunner()
+    assert runner.invoke(dashboard, ["--db", str(db), "--as", "ana@example.com"]).exit_code == 0
+    assert runner.invoke(dashboard, ["--db", str(db)]).exit_code == 0
+    assert seen == ["ana@example.com", default_identity()]
+    refused = runner.invoke(dashboard, ["--db", str(db), "--as", "a\nb"])
+    assert refused.exit_code == 2  # bad input, as for every tarry command
+    assert "identity" in refused.output
+    assert "Traceback" not in refused.output

@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
 
 from dashboard import DashboardApp
 from dashboard.screens import ConfirmModal, RunDetailScreen, RunsScreen, SignalModal, TriggerModal
 from dashboard.widgets import JournalTimeline, RunTable
+from engine.identity import default_identity
 
 from .helpers import loaded, wait_for
 from .workflows import FIXED
@@ -27,7 +29,12 @@ Scenario = Callable[[Pilot[Any], DashboardApp], Awaitable[None]]
 
 
 def run_app(
-    path: Path | str, scenario: Scenario, notes: list[tuple[str, str, str]] | None = None, **options: Any
+    path: Path | str,
+    scenario: Scenario,
+    notes: list[tuple[str, str, str]] | None = None,
+    *,
+    size: tuple[int, int] = SIZE,
+    **options: Any,
 ) -> list[tuple[str, str, str]]:
     """Run the dashboard on ``path`` through ``scenario``; returns the notifications shown
     as ``(severity, title, message)`` (also appended to ``notes`` as they come)."""
@@ -42,7 +49,7 @@ def run_app(
             original(message, title=title, severity=severity, **kw)
 
         app.notify = notify  # type: ignore[method-assign]
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=size) as pilot:
             await wait_for(pilot, loaded(pilot, RunsScreen), "the runs table to load")
             await scenario(pilot, app)
 
@@ -163,9 +170,11 @@ def test_approve_and_reject(served: tuple[Path | str, Any]) -> None:
         await pilot.press("y")
         await wait_for(pilot, lambda: status_of(app, "p-no") == "completed", "p-no to complete")
 
-    run_app(path, scenario)
+    notes = run_app(path, scenario)
     assert client.get_run("p-yes").output == {"published": True}
     assert client.get_run("p-no").output == {"published": False, "decision": {"approved": False}}
+    assert ("information", "approve", "approval sent to p-yes (review-decision)") in notes
+    assert ("information", "reject", "rejection sent to p-no (review-decision)") in notes
 
 
 def test_cancel_asks_first_and_no_is_the_default(served: tuple[Path, Any]) -> None:
@@ -225,6 +234,28 @@ def test_detail_screen_shows_the_timeline(served: tuple[Path, Any]) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), "back to the runs")
 
     run_app(path, scenario)
+
+
+def test_detail_screen_shows_who_sent_each_signal_and_who_triggered(served: tuple[Path, Any]) -> None:
+    path, client = served
+    client.wait(client.trigger("publish", {}, run_id="p-1", by="alice").run_id, timeout=10)
+
+    async def scenario(pilot: Pilot[Any], app: DashboardApp) -> None:
+        await select(pilot, app, "p-1")
+        await pilot.press("a")  # approved from the dashboard: recorded as its USER@HOST
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "the approve confirmation")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: status_of(app, "p-1") == "completed", "p-1 to complete")
+        await pilot.press("enter")
+        screen = await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen, "the detail")
+        signals = screen.query_one("#signals", DataTable)
+        await wait_for(pilot, lambda: signals.row_count == 1, "the signal in the table")
+        assert str(signals.get_row_at(0)[4]) == default_identity()
+        summary = str(screen.query_one("#summary", Static).render())
+        assert "triggered by alice" in summary
+
+    run_app(path, scenario)
+    assert client.get_run("p-1").signals[0].sent_by == default_identity()
 
 
 def test_trigger_a_run_from_the_modal(served: tuple[Path, Any]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from textual.pilot import Pilot
 
 from dashboard import DashboardApp
-from dashboard.screens import ConfirmModal, EngineScreen, RunDetailScreen, RunsScreen, SignalModal
+from dashboard.screens import ConfirmModal, EngineScreen, RunDetailScreen, RunsScreen, SignalModal, TriggerModal
 
 from .fakes import NOW, FakeClient
 from .helpers import loaded, wait_for
@@ -112,3 +112,30 @@ def test_help_screen(snap_compare: Any) -> None:
         await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "HelpScreen", "the help screen")
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_runs_screen_80x24(snap_compare: Any) -> None:
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=runs_loaded)
+
+
+def test_runs_screen_80x24_no_worker(snap_compare: Any) -> None:
+    client = FakeClient()
+    client.workers = 0
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await runs_loaded(pilot)
+        await wait_for(pilot, lambda: pilot.app.worker_note, "the no-worker banner")
+        await pilot.pause()
+
+    assert snap_compare(DashboardApp(client, clock=lambda: NOW), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_trigger_modal_keeps_the_text_and_shows_a_schema_error_80x24(snap_compare: Any) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await runs_loaded(pilot)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, TriggerModal), "the trigger dialog")
+        await pilot.press(*'"order_id": "o-9"', "ctrl+s")
+        await wait_for(pilot, lambda: pilot.app.screen.query_one("#trigger-error").display, "the schema error")
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)

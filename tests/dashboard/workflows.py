@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from engine import define_workflow
+from engine import workflow
 
 #: Flip to True to make ``flaky``'s step succeed (the retry test fixes the "bug").
 FIXED = {"charge": False}
@@ -38,9 +39,20 @@ async def _sleepy(ctx: Any) -> Any:
     return "woke"
 
 
-review = define_workflow(id="publish", run=_review, description="Wait for a review decision, then publish.")
-quick = define_workflow(id="quick", run=_quick, description="One step.")
-flaky = define_workflow(id="flaky", run=_flaky, retry=1)
-sleepy = define_workflow(id="sleepy", run=_sleepy)
+@dataclass
+class Order:
+    customer: str
+    item: str
 
-ALL = [review, quick, flaky, sleepy]
+
+async def _order(ctx: Any) -> Any:
+    return await ctx.step("take", lambda: f"{ctx.payload.customer}: {ctx.payload.item}")
+
+
+review = workflow("publish", description="Wait for a review decision, then publish.")(_review)
+quick = workflow("quick", description="One step.")(_quick)
+flaky = workflow("flaky", retry=1)(_flaky)
+sleepy = workflow("sleepy")(_sleepy)
+order = workflow("order", payload=Order, description="An order: a payload schema.")(_order)
+
+ALL = [review, quick, flaky, sleepy, order]

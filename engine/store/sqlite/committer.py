@@ -75,8 +75,10 @@ class Committer:
         max_batch: int,
         admit_per_batch: int,
         checkpoint_every: int,
+        report: Callable[[int, float], None] | None = None,
     ) -> None:
         self.path = path
+        self._report = report  # told (writes, seconds) of each transaction that committed
         self._connect = connect
         self.synchronous = synchronous
         self.busy_timeout = busy_timeout
@@ -303,10 +305,13 @@ class Committer:
         Raises:
             _Busy: ``wait=False`` and another connection holds the write lock (nothing ran).
         """
+        started, commits = time.perf_counter(), self.commits
         if len(batch) == 1:  # a lone write needs no savepoint: its failure undoes all
             self._run_batch(conn, batch, savepoints=False, alone=True, wait=wait)
         elif not self._run_batch(conn, batch, savepoints=False, wait=wait):
             self._run_batch(conn, batch, savepoints=True, wait=wait)
+        if self.commits != commits and self._report is not None:
+            self._report(len(batch), time.perf_counter() - started)
 
     def _run_batch(
         self, conn: sqlite3.Connection, batch: list[Op], *, savepoints: bool, wait: bool, alone: bool = False

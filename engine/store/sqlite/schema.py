@@ -162,6 +162,28 @@ def _m0008_recoveries(db: sqlite_utils.Database) -> None:
     _table(db, "runs").add_column("recovery_mark", int)
 
 
+def _m0009_audit_traces(db: sqlite_utils.Database) -> None:
+    """Who sent what: ``signals.sent_by``, and ``tarry_audit``, one row per trigger, cancel
+    and retry a person or program asked for (``who``, ``at``, ``detail``); and
+    ``runs.traceparent``, the trace a run's spans join (nullable columns: no row rewritten)."""
+    _table(db, "signals").add_column("sent_by", str)
+    _table(db, "runs").add_column("traceparent", str)
+    _table(db, "tarry_audit").create(
+        {"id": int, "run_id": str, "action": str, "who": str, "at": float, "detail": str},
+        pk="id",
+        not_null={"run_id", "action", "who", "at"},
+    )
+    _table(db, "tarry_audit").create_index(["run_id", "id"], index_name="tarry_audit_run")
+
+
+def _m0010_run_tags(db: sqlite_utils.Database) -> None:
+    """``runs.tags``: the workflow's tags when the run was created, ``",a,b,"`` (see
+    ``journal.encode_tags``); NULL for none and for every run created before. And
+    ``tarry_workflows.tags``: the published registry's, for clients without the code."""
+    _table(db, "runs").add_column("tags", str)
+    _table(db, "tarry_workflows").add_column("tags", str)
+
+
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0001_initial", _m0001_initial),
     ("0002_cross_process", _m0002_cross_process),
@@ -171,6 +193,8 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("0006_forks", _m0006_forks),
     ("0007_published_schedules", _m0007_published_schedules),
     ("0008_recoveries", _m0008_recoveries),
+    ("0009_audit_traces", _m0009_audit_traces),
+    ("0010_run_tags", _m0010_run_tags),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

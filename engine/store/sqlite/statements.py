@@ -24,8 +24,24 @@ from typing import Any
 
 import orjson
 
-from ...errors import RunAlreadyExists, RunFinished, RunNotFound, RunNotRetryable, RunStateError
-from ...journal import TERMINAL, EntryRow, RunRow, SignalRow, Write, prefix_range, retry_cut, same_signal
+from ...errors import RunAlreadyExists, RunFinished, RunNotFound, RunStateError
+from ...journal import (
+    TERMINAL,
+    AuditRow,
+    EntryRow,
+    Plan,
+    RunRow,
+    RunTree,
+    SignalRow,
+    Write,
+    decode_tags,
+    descendant_range,
+    descendants_of,
+    encode_tags,
+    prefix_range,
+    same_signal,
+    tag_pattern,
+)
 from ..base import Change, EngineCounts, LeaseRow, PublishedWorkflow
 
 #: The lease every worker of a SQLite database competes for.
@@ -43,10 +59,11 @@ RUN_SELECT = (
     "run_id, workflow_id, status, payload, created_at, "
     f"max(updated_at, coalesce({_LATEST.format('coalesce(e.finished_at, e.started_at)')}, 0)), "
     "output, error, pending, wake_at, wait_event, cancel_reason, attempt, "
-    f"{_LATEST.format('e.step_id')}, parent_run_id, forked_from, recoveries, recovery_mark"
+    f"{_LATEST.format('e.step_id')}, parent_run_id, forked_from, recoveries, recovery_mark, traceparent, tags"
 )
 ENTRY_COLUMNS = "run_id, seq, step_id, kind, status, started_at, finished_at, output, error, detail, attempts"
-SIGNAL_COLUMNS = "id, run_id, event, payload, sent_at, consumed_at, consumed_by"
+SIGNAL_COLUMNS = "id, run_id, event, payload, sent_at, consumed_at, consumed_by, sent_by"
+AUDIT_COLUMNS = "run_id, action, who, at, detail"
 #: Columns of ``runs`` that a :class:`Write` may change.
 WRITABLE_RUN_COLUMNS = frozenset(
     {"status", "output", "error", "pending", "wake_at", "wait_event", "cancel_reason", "attempt"}
@@ -57,11 +74,15 @@ WRITABLE_RUN_COLUMNS = frozenset(
 # -- runs, journals and inboxes ----------------------------------------------------------------
 
 
-def create_run(conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
-    """Insert a run (with ``journal``, a fork's copied entries, in the same transaction)."""
+def create_run(
+    conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+) -> tuple[RunRow, bool]:
+    """Insert a run (with ``journal``, a fork's copied entries, and ``audit``, who asked
+    for it, in the same transaction)."""
     # Insert first and look only on a conflict: a new run (the usual case) costs no read.
     inserted = conn.execute(
-        f"INSERT INTO runs ({RUN_COLUMNS}, parent_run_id, forked_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        f"INSERT INTO runs ({RUN_COLUMNS}, parent_run_id, forked_from, traceparent, tags) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT (run_id) DO NOTHING",
         (
             row.run_id,
@@ -79,11 +100,15 @@ def create_run(conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | 
             row.attempt,
             row.parent_run_id,
             row.forked_from,
+            row.traceparent,
+            row.tags,
         ),
     ).rowcount
     if inserted:
         if journal:
             insert_entries(conn, entry_rows(journal), row.run_id)
+        if audit is not None:
+            insert_audit(conn, [audit])
         return row, True
     existing = get_run(conn, row.run_id)
     assert existing is not None  # the conflict was on this run_id, in this transaction
@@ -92,7 +117,16 @@ def create_run(conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | 
     return existing, False
 
 
-def write(conn: sqlite3.Connection, write: Write) -> bool:
+def write(conn: sqlite3.Connection, write: Write, *, announce: bool = False) -> bool:
+    """Apply ``write``; ``False`` when its ``require`` did not hold. ``announce``: a
+    signal it sends to another run gets a change row (a client's transition, whose
+    recipient's worker must hear of it)."""
+    if write.delete:
+        status = run_status(conn, write.run_id)
+        if write.require is not None and status not in write.require:
+            return False
+        delete_runs(conn, [write.run_id])
+        return True
     if not only_entries(write):
         columns = ["updated_at = ?"]
         values: list[Any] = [write.updated_at]
@@ -124,12 +158,31 @@ def write(conn: sqlite3.Connection, write: Write) -> bool:
     for target, event, payload in write.signals:
         # To a run of this database's one worker (a child's parent): no outbox row needed;
         # a parent that ended or was pruned meanwhile gets nothing.
-        conn.execute(
+        cursor = conn.execute(
             "INSERT INTO signals (run_id, event, payload, sent_at) SELECT ?, ?, ?, ? "
             f"WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ? AND status NOT IN {_TERMINAL_SQL})",
             (target, event, payload, write.updated_at, target),
         )
+        if announce and cursor.rowcount:
+            notify(conn, "signal", target, write.updated_at, cursor.lastrowid)
+    if write.audit:
+        insert_audit(conn, write.audit)
     return True
+
+
+def insert_audit(conn: sqlite3.Connection, rows: list[AuditRow]) -> None:
+    conn.executemany(
+        f"INSERT INTO tarry_audit ({AUDIT_COLUMNS}) VALUES (?,?,?,?,?)",
+        [(a.run_id, a.action, a.by, a.at, a.detail) for a in rows],
+    )
+
+
+def audit(conn: sqlite3.Connection, run_id: str) -> list[AuditRow]:
+    """Who asked for what of a run, oldest first."""
+    return [
+        AuditRow(*r)
+        for r in conn.execute(f"SELECT {AUDIT_COLUMNS} FROM tarry_audit WHERE run_id = ? ORDER BY id", (run_id,))
+    ]
 
 
 _TERMINAL_SQL = "('completed', 'failed', 'cancelled')"
@@ -138,7 +191,13 @@ _TERMINAL_SQL = "('completed', 'failed', 'cancelled')"
 def only_entries(write: Write) -> bool:
     """A step result alone: nothing but journal rows (the run's row is left as it is)."""
     return not (
-        write.run or write.require is not None or write.consume or write.truncate_from is not None or write.signals
+        write.run
+        or write.require is not None
+        or write.consume
+        or write.truncate_from is not None
+        or write.signals
+        or write.delete
+        or write.audit
     )
 
 
@@ -187,7 +246,13 @@ def run_status(conn: sqlite3.Connection, run_id: str) -> str:
 
 
 def add_signal(
-    conn: sqlite3.Connection, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+    conn: sqlite3.Connection,
+    run_id: str,
+    event: str,
+    payload: str,
+    sent_at: float,
+    dedup_key: str | None = None,
+    by: str | None = None,
 ) -> SignalRow:
     if dedup_key is not None:
         found = conn.execute(
@@ -202,27 +267,48 @@ def add_signal(
     if status in TERMINAL:
         raise RunFinished(run_id, status, "signal")
     cursor = conn.execute(
-        "INSERT INTO signals (run_id, event, payload, sent_at, dedup_key) VALUES (?,?,?,?,?)",
-        (run_id, event, payload, sent_at, dedup_key),
+        "INSERT INTO signals (run_id, event, payload, sent_at, dedup_key, sent_by) VALUES (?,?,?,?,?,?)",
+        (run_id, event, payload, sent_at, dedup_key, by),
     )
-    return SignalRow(int(cursor.lastrowid or 0), run_id, event, payload, sent_at, run_waits_for=waits_for)
+    return SignalRow(int(cursor.lastrowid or 0), run_id, event, payload, sent_at, sent_by=by, run_waits_for=waits_for)
 
 
-def request_cancel(conn: sqlite3.Connection, run_id: str, reason: str, at: float) -> RunRow:
-    status = run_status(conn, run_id)
-    if status in TERMINAL:
-        raise RunFinished(run_id, status, "cancel")
-    if status == "running":
-        conn.execute("UPDATE runs SET cancel_reason = ?, updated_at = ? WHERE run_id = ?", (reason, at, run_id))
-    else:
-        conn.execute(
-            "UPDATE runs SET status = 'cancelled', cancel_reason = ?, updated_at = ?, pending = NULL, "
-            "wake_at = NULL, wait_event = NULL, error = NULL WHERE run_id = ?",
-            (reason, at, run_id),
-        )
-    row = get_run(conn, run_id)
-    assert row is not None
-    return row
+def run_tree(conn: sqlite3.Connection, run_id: str, with_journal: bool, with_descendants: bool) -> RunTree:
+    root = get_run(conn, run_id)
+    if root is None:
+        raise RunNotFound(run_id)
+    tree = RunTree(root)
+    if with_journal:
+        tree.journal = journal(conn, run_id)
+    if with_descendants:
+        rows = conn.execute(f"SELECT {RUN_SELECT} FROM runs WHERE run_id >= ? AND run_id < ?", descendant_range(run_id))
+        tree.descendants = descendants_of(run_id, (RunRow(*r) for r in rows))
+    return tree
+
+
+def transition(
+    conn: sqlite3.Connection,
+    run_id: str,
+    plan: Plan,
+    with_journal: bool,
+    with_descendants: bool,
+    announce: str | None = None,
+) -> list[RunRow]:
+    """See :meth:`engine.store.base.Store.transition`; ``announce``: the change kind a
+    client's transition leaves for the workers (``None`` from a runtime)."""
+    writes = plan(run_tree(conn, run_id, with_journal, with_descendants))
+    rows = []
+    for change in writes:
+        if not write(conn, change, announce=announce is not None):
+            raise RunStateError(f"run {change.run_id!r} changed under a transition", run_id=change.run_id)
+        if change.delete:
+            continue  # nothing left to return or to announce
+        if announce is not None:
+            notify(conn, announce, change.run_id, change.updated_at)
+        row = get_run(conn, change.run_id)
+        assert row is not None
+        rows.append(row)
+    return rows
 
 
 def get_run(conn: sqlite3.Connection, run_id: str) -> RunRow | None:
@@ -269,11 +355,18 @@ def history(conn: sqlite3.Connection, run_id: str) -> tuple[list[EntryRow], list
 
 
 def run_filter(
-    statuses: list[str] | None, workflow_id: str | None, search: str | None, waiting: str | None
+    statuses: list[str] | None,
+    workflow_id: str | None,
+    search: str | None,
+    waiting: str | None,
+    tag: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The WHERE clause shared by listing and counting runs."""
     where: list[str] = []
     values: list[Any] = []
+    if tag is not None:  # runs.tags is ",a,b,": see journal.encode_tags
+        where.append("tags LIKE ? ESCAPE '\\'")
+        values.append(tag_pattern(tag))
     if statuses is not None:
         where.append(f"status IN ({','.join('?' * len(statuses))})")
         values.extend(statuses)
@@ -300,11 +393,12 @@ def list_runs(
     search: str | None = None,
     waiting: str | None = None,
     oldest_first: bool = False,
+    tag: str | None = None,
 ) -> list[RunRow]:
     """Runs newest first (``oldest_first``: the longest unchanged first, as for a queue of
     waits), filtered by status, workflow, kind of wait and a search substring of the run id,
     workflow id or payload text."""
-    where, values = run_filter(statuses, workflow_id, search, waiting)
+    where, values = run_filter(statuses, workflow_id, search, waiting, tag)
     order = "updated_at ASC, run_id ASC" if oldest_first else "created_at DESC, run_id DESC"
     sql = f"SELECT {RUN_SELECT} FROM runs{where} ORDER BY {order} LIMIT ? OFFSET ?"
     values.extend([-1 if limit is None else limit, offset])
@@ -317,8 +411,9 @@ def count_runs(
     workflow_id: str | None,
     search: str | None = None,
     waiting: str | None = None,
+    tag: str | None = None,
 ) -> int:
-    where, values = run_filter(statuses, workflow_id, search, waiting)
+    where, values = run_filter(statuses, workflow_id, search, waiting, tag)
     return int(conn.execute(f"SELECT count(*) FROM runs{where}", values).fetchone()[0])
 
 
@@ -362,9 +457,14 @@ def prune(conn: sqlite3.Connection, before: float, statuses: list[str], limit: i
             (*ended, before, limit),
         )
     ]
-    for table in ("entries", "signals", "tarry_outbox", "runs"):
-        conn.executemany(f"DELETE FROM {table} WHERE run_id = ?", [(run_id,) for run_id in doomed])
+    delete_runs(conn, doomed)
     return len(doomed)
+
+
+def delete_runs(conn: sqlite3.Connection, run_ids: list[str]) -> None:
+    """Delete runs with their journals, signals and outbox rows."""
+    for table in ("entries", "signals", "tarry_outbox", "tarry_audit", "runs"):
+        conn.executemany(f"DELETE FROM {table} WHERE run_id = ?", [(run_id,) for run_id in run_ids])
 
 
 def runs_with_signals(conn: sqlite3.Connection) -> list[str]:
@@ -401,44 +501,28 @@ def wake_address(conn: sqlite3.Connection, now: float) -> str | None:
     return wake if isinstance(wake, str) else None
 
 
-def client_trigger(conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
-    stored, created = create_run(conn, row, journal)
+def client_trigger(
+    conn: sqlite3.Connection, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+) -> tuple[RunRow, bool]:
+    stored, created = create_run(conn, row, journal, audit)
     if created:
         notify(conn, "trigger", row.run_id, row.created_at)
     return stored, created
 
 
 def client_signal(
-    conn: sqlite3.Connection, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+    conn: sqlite3.Connection,
+    run_id: str,
+    event: str,
+    payload: str,
+    sent_at: float,
+    dedup_key: str | None = None,
+    by: str | None = None,
 ) -> SignalRow:
-    signal = add_signal(conn, run_id, event, payload, sent_at, dedup_key)
+    signal = add_signal(conn, run_id, event, payload, sent_at, dedup_key, by)
     if not signal.duplicate:
         notify(conn, "signal", run_id, sent_at, signal.id)
     return signal
-
-
-def client_cancel(conn: sqlite3.Connection, run_id: str, reason: str, at: float) -> RunRow:
-    row = request_cancel(conn, run_id, reason, at)
-    notify(conn, "cancel", run_id, at)
-    return row
-
-
-def client_retry(conn: sqlite3.Connection, run_id: str, at: float) -> RunRow:
-    """What ``Runtime.retry`` writes: the failed run back to ``running``, its journal cut
-    where :func:`engine.journal.retry_cut` says (the failed step runs again), ``attempt`` + 1."""
-    row = get_run(conn, run_id)
-    if row is None:
-        raise RunNotFound(run_id)
-    if row.status != "failed":
-        raise RunNotRetryable(run_id, row.status)
-    cut = retry_cut(row.error, [(e.seq, e.step_id, e.status) for e in journal(conn, run_id)])
-    run = {"status": "running", "error": None, "output": None, "attempt": row.attempt + 1, "cancel_reason": None}
-    run.update(recoveries=0, recovery_mark=None)
-    write(conn, Write(run_id, at, run=run, truncate_from=cut, require=frozenset({"failed"})))
-    updated = get_run(conn, run_id)
-    assert updated is not None
-    notify(conn, "retry", run_id, at)
-    return updated
 
 
 # -- the worker: read what clients did, then forget it ------------------------------------------
@@ -448,7 +532,7 @@ def changes_after(conn: sqlite3.Connection, after: int, limit: int) -> list[Chan
     """Outbox rows with ``seq > after``, oldest first, each with its signal and run row."""
     signal_columns = ", ".join(f"s.{c.strip()}" for c in SIGNAL_COLUMNS.split(","))
     run_columns = ", ".join(f"r.{c.strip()}" for c in RUN_COLUMNS.split(",")) + (
-        ", NULL, r.parent_run_id, r.forked_from, r.recoveries, r.recovery_mark"
+        ", NULL, r.parent_run_id, r.forked_from, r.recoveries, r.recovery_mark, r.traceparent, r.tags"
     )
     n_signal = len(SIGNAL_COLUMNS.split(","))
     changes = []
@@ -549,7 +633,7 @@ def publish_workflows(conn: sqlite3.Connection, workflows: list[dict[str, Any]],
     conn.execute("DELETE FROM tarry_workflows")
     conn.executemany(
         "INSERT INTO tarry_workflows (id, description, schema_kind, payload_schema, published_at, published_by, "
-        "schedule) VALUES (?,?,?,?,?,?,?)",
+        "schedule, tags) VALUES (?,?,?,?,?,?,?,?)",
         [
             (
                 w["id"],
@@ -559,6 +643,7 @@ def publish_workflows(conn: sqlite3.Connection, workflows: list[dict[str, Any]],
                 now,
                 owner,
                 None if w.get("schedule") is None else orjson.dumps(w["schedule"]).decode(),
+                encode_tags(tuple(w.get("tags") or ())),
             )
             for w in workflows
         ],
@@ -568,10 +653,17 @@ def publish_workflows(conn: sqlite3.Connection, workflows: list[dict[str, Any]],
 def published_workflows(conn: sqlite3.Connection) -> list[PublishedWorkflow]:
     return [
         PublishedWorkflow(
-            r[0], r[1], r[2], orjson.loads(r[3]) if r[3] else None, r[4], r[5], orjson.loads(r[6]) if r[6] else None
+            r[0],
+            r[1],
+            r[2],
+            orjson.loads(r[3]) if r[3] else None,
+            r[4],
+            r[5],
+            orjson.loads(r[6]) if r[6] else None,
+            decode_tags(r[7]),
         )
         for r in conn.execute(
-            "SELECT id, description, schema_kind, payload_schema, published_at, published_by, schedule "
+            "SELECT id, description, schema_kind, payload_schema, published_at, published_by, schedule, tags "
             "FROM tarry_workflows ORDER BY id"
         )
     ]
@@ -606,6 +698,24 @@ def run_ids_with_prefix(conn: sqlite3.Connection, prefix: str, limit: int) -> li
     query = RUN_IDS_FROM.format(below="" if high is None else " AND run_id < ?")
     bounds = (low,) if high is None else (low, high)
     return [r[0] for r in conn.execute(query, (*bounds, limit)) if r[0].startswith(prefix)]
+
+
+def run_info(
+    conn: sqlite3.Connection, run_id: str
+) -> tuple[RunRow, list[EntryRow], list[SignalRow], list[AuditRow]] | None:
+    """A run, its journal, every signal and its audit trail, from one snapshot."""
+    conn.execute("BEGIN")
+    try:
+        run = get_run(conn, run_id)
+        if run is None:
+            return None
+        signals = [
+            SignalRow(*r)
+            for r in conn.execute(f"SELECT {SIGNAL_COLUMNS} FROM signals WHERE run_id = ? ORDER BY id", (run_id,))
+        ]
+        return run, journal(conn, run_id), signals, audit(conn, run_id)
+    finally:
+        conn.execute("COMMIT")
 
 
 def settled(conn: sqlite3.Connection, run_id: str) -> tuple[RunRow, bool]:

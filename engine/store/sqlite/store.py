@@ -34,7 +34,7 @@ from typing import Any, Literal
 import trio
 
 from ...errors import DatabaseReadOnly, InvalidArgument, NotATarryDatabase, StoreError, WorkflowError
-from ...journal import EntryRow, RunRow, SignalRow, Write
+from ...journal import AuditRow, EntryRow, Plan, RunRow, SignalRow, Write
 from ..base import Change, ChangeWatch, EngineCounts, LeaseRow, PublishedWorkflow, SharedStore
 from . import statements as sql
 from .committer import Committer
@@ -76,6 +76,10 @@ class SQLiteStore(SharedStore):
     """
 
     exclusive = True
+    # A standby takes over within 2.5 s (plus its start) of a kill -9; renewed once a second,
+    # as the 4 s lease was at ttl / 4. Only a waiting standby ever acts on an expired lease.
+    lease_ttl = 2.5
+    lease_renewals = 2.5
 
     def __init__(
         self,
@@ -105,6 +109,7 @@ class SQLiteStore(SharedStore):
             max_batch=max_batch,
             admit_per_batch=admit_per_batch,
             checkpoint_every=checkpoint_every,
+            report=self.committed,
         )
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -232,10 +237,12 @@ class SQLiteStore(SharedStore):
 
     # The hot path: straight to the committer (one coroutine frame less per write).
 
-    async def create_run(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
+    async def create_run(
+        self, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+    ) -> tuple[RunRow, bool]:
         if not self.committer.running:
             await self.open()
-        return await self.committer.submit(sql.create_run, row, journal)  # type: ignore[no-any-return]
+        return await self.committer.submit(sql.create_run, row, journal, audit)  # type: ignore[no-any-return]
 
     async def write(self, write: Write) -> bool:
         if not self.committer.running:
@@ -246,12 +253,20 @@ class SQLiteStore(SharedStore):
         self.committer.write_behind(sql.write, write)
 
     async def add_signal(
-        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+        self,
+        run_id: str,
+        event: str,
+        payload: str,
+        sent_at: float,
+        dedup_key: str | None = None,
+        by: str | None = None,
     ) -> SignalRow:
-        return await self.submit(sql.add_signal, run_id, event, payload, sent_at, dedup_key)  # type: ignore[no-any-return]
+        return await self.submit(sql.add_signal, run_id, event, payload, sent_at, dedup_key, by)  # type: ignore[no-any-return]
 
-    async def request_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
-        return await self.submit(sql.request_cancel, run_id, reason, at)  # type: ignore[no-any-return]
+    async def transition(
+        self, run_id: str, plan: Plan, *, journal: bool = False, descendants: bool = False
+    ) -> list[RunRow]:
+        return await self.submit(sql.transition, run_id, plan, journal, descendants)  # type: ignore[no-any-return]
 
     async def get_run(self, run_id: str) -> RunRow | None:
         return await self.read(sql.get_run, run_id)  # type: ignore[no-any-return]
@@ -262,6 +277,12 @@ class SQLiteStore(SharedStore):
     async def history(self, run_id: str) -> tuple[list[EntryRow], list[SignalRow]]:
         return await self.read(sql.history, run_id)  # type: ignore[no-any-return]
 
+    async def audit(self, run_id: str) -> list[AuditRow]:
+        return await self.read(sql.audit, run_id)  # type: ignore[no-any-return]
+
+    async def run_info(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow], list[AuditRow]] | None:
+        return await self.read(sql.run_info, run_id)  # type: ignore[no-any-return]
+
     async def list_runs(
         self,
         *,
@@ -269,9 +290,12 @@ class SQLiteStore(SharedStore):
         workflow_id: str | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        tag: str | None = None,
     ) -> list[RunRow]:
         statuses = [status] if isinstance(status, str) else (list(status) if status is not None else None)
-        return await self.read(sql.list_runs, statuses, workflow_id, limit, offset)  # type: ignore[no-any-return]
+        return await self.read(  # type: ignore[no-any-return]
+            sql.list_runs, statuses, workflow_id, limit, offset, None, None, False, tag
+        )
 
     async def count_by_status(self) -> dict[str, int]:
         return await self.read(sql.count_by_status)  # type: ignore[no-any-return]
@@ -345,22 +369,29 @@ class SQLiteStore(SharedStore):
         self._nudge(address)
         return result
 
-    def client_trigger(self, row: RunRow, journal: list[EntryRow] | None = None) -> tuple[RunRow, bool]:
-        return self._announce(sql.client_trigger, row, journal)  # type: ignore[no-any-return]
+    def client_trigger(
+        self, row: RunRow, journal: list[EntryRow] | None = None, audit: AuditRow | None = None
+    ) -> tuple[RunRow, bool]:
+        return self._announce(sql.client_trigger, row, journal, audit)  # type: ignore[no-any-return]
 
     def client_signal(
-        self, run_id: str, event: str, payload: str, sent_at: float, dedup_key: str | None = None
+        self,
+        run_id: str,
+        event: str,
+        payload: str,
+        sent_at: float,
+        dedup_key: str | None = None,
+        by: str | None = None,
     ) -> SignalRow:
-        return self._announce(sql.client_signal, run_id, event, payload, sent_at, dedup_key)  # type: ignore[no-any-return]
-
-    def client_cancel(self, run_id: str, reason: str, at: float) -> RunRow:
-        return self._announce(sql.client_cancel, run_id, reason, at)  # type: ignore[no-any-return]
+        return self._announce(sql.client_signal, run_id, event, payload, sent_at, dedup_key, by)  # type: ignore[no-any-return]
 
     def client_prune(self, before: float, statuses: list[str], limit: int) -> int:
         return self.submit_sync(sql.prune, before, statuses, limit)  # type: ignore[no-any-return]
 
-    def client_retry(self, run_id: str, at: float) -> RunRow:
-        return self._announce(sql.client_retry, run_id, at)  # type: ignore[no-any-return]
+    def client_transition(
+        self, run_id: str, plan: Plan, *, announce: str, journal: bool = False, descendants: bool = False
+    ) -> list[RunRow]:
+        return self._announce(sql.transition, run_id, plan, journal, descendants, announce)  # type: ignore[no-any-return]
 
     def snapshot(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow]] | None:
         return self.read_sync(sql.snapshot, run_id)  # type: ignore[no-any-return]
@@ -371,6 +402,9 @@ class SQLiteStore(SharedStore):
     def settled(self, run_id: str) -> tuple[RunRow, bool]:
         return self.read_sync(sql.settled, run_id)  # type: ignore[no-any-return]
 
+    def audit_trail(self, run_id: str) -> list[AuditRow]:
+        return self.read_sync(sql.audit, run_id)  # type: ignore[no-any-return]
+
     def query_runs(
         self,
         statuses: list[str] | None,
@@ -380,9 +414,11 @@ class SQLiteStore(SharedStore):
         search: str | None = None,
         waiting: str | None = None,
         oldest_first: bool = False,
+        *,
+        tag: str | None = None,
     ) -> list[RunRow]:
         return self.read_sync(  # type: ignore[no-any-return]
-            sql.list_runs, statuses, workflow_id, limit, offset, search, waiting, oldest_first
+            sql.list_runs, statuses, workflow_id, limit, offset, search, waiting, oldest_first, tag
         )
 
     def count_runs(
@@ -391,8 +427,10 @@ class SQLiteStore(SharedStore):
         workflow_id: str | None,
         search: str | None = None,
         waiting: str | None = None,
+        *,
+        tag: str | None = None,
     ) -> int:
-        return self.read_sync(sql.count_runs, statuses, workflow_id, search, waiting)  # type: ignore[no-any-return]
+        return self.read_sync(sql.count_runs, statuses, workflow_id, search, waiting, tag)  # type: ignore[no-any-return]
 
     def engine_counts(self) -> EngineCounts:
         return self.read_sync(sql.engine_counts)  # type: ignore[no-any-return]
