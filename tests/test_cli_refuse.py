@@ -307,6 +307,27 @@ def test_the_cli_takes_run_id_prefixes(tmp_path: Path) -> None:
     short = invoke("--db", str(db), "signal", "01a2b", "approve")
     assert short.exit_code == 2
     assert "at least 6 characters" in one_error_line(short, "RunNotFound")
+    # main's wait and delete too: no worker serves the file, so the cancel is not applied yet
+    waited = invoke("--db", str(db), "wait", "01a2b3f", "--timeout", "0")
+    assert waited.exit_code == 3, waited.output
+    assert "Error: WaitTimeout: run '01a2b3ffffff'" in waited.stderr
+    deleted = invoke("--db", str(db), "delete", "01a2b3f")
+    assert deleted.exit_code == 1, deleted.output  # not ended: refused, but found by its prefix
+    assert "01a2b3ffffff" in deleted.stderr
+
+
+def test_send_signal_records_its_sender_as_signal_does(tmp_path: Path) -> None:
+    db = tmp_path / "tarry.db"
+    with Client(db, identity="ops@host") as client:
+        run_id = client.trigger("x", None).run_id
+        assert client.send_signal(run_id, "approve", 1, by="ana@example.com").delivery == "buffered"
+        client.send_signal(run_id, "approve", 2)
+    sent = invoke("--db", str(db), "signal", run_id, "approve", "--payload", "3", "--as", "bo@example.com", "--json")
+    assert sent.exit_code == 0, sent.output
+    assert json.loads(sent.stdout)["delivery"] == "buffered"
+    with Client(db) as client:
+        senders = [s.sent_by for s in client.get_run(run_id).signals]
+    assert senders == ["ana@example.com", "ops@host", "bo@example.com"]
 
 
 # -- the two slips ---------------------------------------------------------------------------------
