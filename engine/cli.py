@@ -1089,7 +1089,7 @@ def show(state: _State, run_id: str, as_json: bool) -> None:
     its audit trail (who triggered, cancelled and retried it, and when).
 
     RUN is a run id or a unique prefix of one (6+ characters), here and in signal,
-    cancel and retry.
+    cancel, retry, wait and delete.
 
     Example:
 
