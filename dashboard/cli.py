@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from engine import WorkflowError
+from engine.cli import CommandError, database, db_option
 
 __all__ = ["dashboard", "dev"]
 
@@ -21,28 +22,8 @@ __all__ = ["dashboard", "dev"]
 WEB_HOST, WEB_PORT = "127.0.0.1", 8000
 
 
-def _db(ctx: click.Context, db: str | None) -> str:
-    """``--db`` given here, else the ``tarry`` group's ``--db`` (or ``TARRY_DB``)."""
-    if db:
-        return db
-    for parent in (ctx.parent, ctx.find_root()):
-        value = parent.params.get("db") if parent is not None else None
-        if value:
-            return str(value)
-    obj: Any = ctx.find_object(dict)
-    if obj and obj.get("db"):
-        return str(obj["db"])
-    raise click.UsageError("no database: pass --db PATH or set TARRY_DB")
-
-
 @click.command("dashboard")
-# A plain string, not click.Path: that would fold the "//" of a postgresql:// URL.
-@click.option(
-    "--db",
-    envvar="TARRY_DB",
-    metavar="PATH|URL",
-    help="The tarry database: a SQLite file or a postgresql:// URL (env TARRY_DB).",
-)
+@db_option
 @click.option("--read-only", is_flag=True, help="Hide every action that changes a run: watch only.")
 @click.option(
     "--approve", "approve", metavar="JSON", default='{"approved": true}', show_default=True, help="What `a` sends."
@@ -69,7 +50,6 @@ def _db(ctx: click.Context, db: str | None) -> str:
 @click.pass_context
 def dashboard(
     ctx: click.Context,
-    db: str | None,
     read_only: bool,
     approve: str,
     reject: str,
@@ -89,10 +69,10 @@ def dashboard(
     Example:
 
     \b
-        tarry --db shop.db worker shop.workflows:runtime &
-        tarry dashboard --db shop.db --read-only
-        tarry dashboard --db shop.db --web --port 8080
-        tarry dashboard --db shop.db --as ana@example.com
+        tarry --db shop.db worker examples.publish_review:review &
+        tarry --db shop.db dashboard --read-only
+        tarry --db shop.db dashboard --web --port 8080
+        tarry --db shop.db dashboard --as ana@example.com
     """
     from engine import Client
 
@@ -111,8 +91,8 @@ def dashboard(
             payloads[f"{name}_payload"] = json.loads(text)
         except json.JSONDecodeError as exc:
             raise click.BadParameter(f"not JSON: {exc}", param_hint=f"--{name}") from None
-    target = _db(ctx, db)
     try:
+        target = str(database(ctx, create=False))  # DatabaseMissing: a dashboard never creates one
         if web:  # check the database here, once: each browser's dashboard opens its own
             Source.open(target).close()
         else:
@@ -121,7 +101,7 @@ def dashboard(
                 source = Source(Client(target, create=False, identity=by), owns=True)
             app = DashboardApp(source, read_only=read_only, **payloads)
     except WorkflowError as exc:
-        raise click.ClickException(exc.message) from None
+        raise CommandError(exc) from None
     if not web:
         app.run()
         return
@@ -198,16 +178,11 @@ def _serve_web(command: str, host: str, port: int, public_url: str | None) -> No
 
 
 @click.command("dev")
+@db_option
 @click.argument("app")
-# A plain string, not click.Path: that would fold the "//" of a postgresql:// URL.
-@click.option(
-    "--db",
-    envvar="TARRY_DB",
-    metavar="PATH|URL",
-    help="The tarry database: a SQLite file or a postgresql:// URL (env TARRY_DB).",
-)
+@click.option("--create", is_flag=True, help="Create the database if it does not exist (else: refused, exit 2).")
 @click.pass_context
-def dev(ctx: click.Context, app: str, db: str | None) -> None:
+def dev(ctx: click.Context, app: str, create: bool) -> None:
     """Run the workflows of APP and the dashboard in one process, for development.
 
     APP is MODULE:ATTR naming a Runtime, a workflow or a list of workflows, or a bare
@@ -217,7 +192,7 @@ def dev(ctx: click.Context, app: str, db: str | None) -> None:
     Example:
 
     \b
-        tarry dev examples.publish_review:review --db dev.db
+        tarry --db dev.db dev examples.publish_review:review --create
     """
     from engine.cli import load_app
 
@@ -228,7 +203,7 @@ def dev(ctx: click.Context, app: str, db: str | None) -> None:
     except WorkflowError as exc:
         raise click.BadParameter(exc.message, param_hint="APP") from None
     try:
-        dev_app = DevApp(loaded, _db(ctx, db))
+        dev_app = DevApp(loaded, database(ctx, create=create))
     except WorkflowError as exc:
-        raise click.ClickException(exc.message) from None
+        raise CommandError(exc) from None
     dev_app.run()

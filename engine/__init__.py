@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from .aio import asyncio_step
 from .async_client import AsyncClient
-from .client import Client, EngineInfo, WorkflowInfo
+from .client import Client, EngineInfo, SignalReceipt, WorkflowInfo
 from .context import Parallel, RunContext, StepCall
 from .errors import (
     AsyncioStepCancelled,
@@ -137,6 +137,7 @@ __all__ = [
     "SharedStore",
     "SchemaTooNew",
     "SignalInfo",
+    "SignalReceipt",
     "StepCall",
     "StepFailed",
     "Store",

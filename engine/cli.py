@@ -1,9 +1,12 @@
 """The ``tarry`` command: a worker daemon, and the verbs of :class:`engine.Client` for a shell.
 
 Every command but ``worker`` and ``dashboard`` opens an :class:`engine.Client` on ``--db``
-(env ``TARRY_DB``, default ``./tarry.db``), calls one verb and prints the result: a table by
-default, JSON with ``--json`` (the keys are the field names of ``RunResult`` / ``RunInfo``,
-as their ``to_dict()`` gives them).
+(env ``TARRY_DB``, default ``./tarry.db``; before or after the command, :func:`db_option`),
+calls one verb and prints the result: a table by default, JSON with ``--json`` (the keys are
+the field names of ``RunResult`` / ``RunInfo``, as their ``to_dict()`` gives them). A
+database that does not exist is refused, never created, but by ``worker`` and
+``trigger --create``. ``RUN`` is a run id or a unique prefix of one
+(:meth:`engine.Client.resolve_run_id`).
 
 Exit codes:
 
@@ -73,7 +76,7 @@ if TYPE_CHECKING:
     from .metrics import MetricsServer
     from .worker import Worker
 
-__all__ = ["cli", "exit_code", "load_app", "main"]
+__all__ = ["CommandError", "cli", "database", "db_option", "exit_code", "load_app", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
 _INPUT_ERRORS = (
@@ -162,15 +165,67 @@ def _target(value: str | Path) -> str | Path:
     return str(value) if is_url(str(value)) else Path(value)
 
 
+_DB_KEY, _DB_GIVEN_KEY = "tarry.db", "tarry.db_given"
+DEFAULT_DB = "./tarry.db"
+
+
+def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--db PATH|URL`` (env ``TARRY_DB``), the same on the ``tarry`` group and on every
+    command (plugins' too), so it may come before or after the subcommand; given after,
+    it wins. Read it with :func:`database`."""
+
+    def remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        source = ctx.get_parameter_source(param.name or "db")
+        if value is not None and (source is ParameterSource.COMMANDLINE or _DB_KEY not in ctx.meta):
+            ctx.meta[_DB_KEY] = value  # meta is one dict for the group and its subcommand
+            ctx.meta[_DB_GIVEN_KEY] = source is not ParameterSource.DEFAULT
+
+    return click.option(
+        "--db",
+        # A plain string: click.Path would fold the "//" of a postgresql:// URL.
+        type=str,
+        envvar="TARRY_DB",
+        show_envvar=True,
+        metavar="PATH|URL",
+        expose_value=False,
+        callback=remember,
+        help="The database: a SQLite file (default ./tarry.db), or postgresql://user@host/db "
+        "(pip install 'tarry[postgres]'). Before or after the command.",
+    )(fn)
+
+
+def database(ctx: click.Context, *, create: bool = True) -> str | Path:
+    """What ``--db`` / ``TARRY_DB`` names (``./tarry.db`` when neither is given), as a store
+    target. With ``create=False``, a SQLite file that does not exist is refused.
+
+    Raises:
+        DatabaseMissing: no such file, and ``create`` is false (nothing is created).
+    """
+    target = _target(ctx.meta.get(_DB_KEY) or DEFAULT_DB)
+    if not create and isinstance(target, Path) and not target.exists():
+        raise DatabaseMissing(str(target))
+    return target
+
+
+def _db_given(ctx: click.Context) -> bool:
+    """Whether ``--db`` or ``TARRY_DB`` named the database (not the default)."""
+    return bool(ctx.meta.get(_DB_GIVEN_KEY))
+
+
 class _State:
-    def __init__(self, db: str | Path, app: str | None) -> None:
-        self.db = db
+    def __init__(self, app: str | None) -> None:
         self.app = app
 
+    @property
+    def db(self) -> str | Path:
+        return database(click.get_current_context())
+
     @contextmanager
-    def client(self, *, create: bool = True) -> Iterator[Client]:
+    def client(self, *, create: bool = False) -> Iterator[Client]:
+        """A Client on ``--db``; a database that does not exist is refused unless ``create``."""
+        db = database(click.get_current_context(), create=create)
         workflows = _app_workflows(self.app) if self.app else None
-        client = Client(self.db, workflows=workflows, create=create)
+        client = Client(db, workflows=workflows, create=create)
         try:
             yield client
         finally:
@@ -222,6 +277,16 @@ class _Group(click.Group):
             ctx.exit(EXIT_USAGE)
 
 
+class CommandError(click.ClickException):
+    """A :class:`WorkflowError` as a command's failure: one line, ``Error: <TypeName>:
+    <message>``, and :func:`exit_code`'s status (for commands that run outside the
+    ``tarry`` group too, as the dashboard's do)."""
+
+    def __init__(self, error: WorkflowError) -> None:
+        super().__init__(f"{type(error).__name__}: {error.message}")
+        self.exit_code = exit_code(error)  # type: ignore[misc]  # click reads it per instance
+
+
 def _json_flag(fn: Callable[..., Any]) -> Callable[..., Any]:
     def remember(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
         ctx.meta["tarry.json"] = value
@@ -241,22 +306,30 @@ def _json_flag(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _payload_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option(
         "--payload-file",
-        type=click.File("r"),
-        help="Read the payload's JSON from a file ('-': standard input).",
+        type=click.File("rb"),
+        help="Read the payload's JSON (UTF-8) from a file ('-': standard input).",
     )(fn)
     return click.option(
         "--payload", "-p", metavar="JSON", help="The payload as JSON text ('-': read it from standard input)."
     )(fn)
 
 
-def _read_payload(text: str | None, file: IO[str] | None) -> Any:
+def _read_payload(text: str | None, file: IO[bytes] | None) -> Any:
     if text is not None and file is not None:
         raise click.UsageError("give the payload once: --payload or --payload-file")
-    if text == "-":
-        file, text = sys.stdin, None
     source = "--payload" if text is not None else "--payload-file"
+    if text == "-":
+        file, text = sys.stdin.buffer, None
     if file is not None:
-        text = file.read()
+        data = file.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            name = getattr(file, "name", "-")
+            raise InvalidArgument(
+                f"{source} {name if isinstance(name, str) else '-'} is not UTF-8 text: byte "
+                f"0x{data[exc.start]:02x} at offset {exc.start}; save the JSON as UTF-8"
+            ) from None
     if text is None or not text.strip():
         return None
     try:
@@ -265,6 +338,21 @@ def _read_payload(text: str | None, file: IO[str] | None) -> Any:
         raise InvalidArgument(f"{source} is not valid JSON: {exc}") from None
     except RecursionError:
         raise InvalidArgument(f"{source} nests arrays or objects too deeply to read") from None
+
+
+class _Seconds(click.ParamType):  # type: ignore[type-arg]
+    """A finite number of seconds, 0 or more (refused before anything is written)."""
+
+    name = "SECONDS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = float("nan")
+        if not 0 <= seconds < float("inf"):
+            self.fail(f"{value!r} is not a number of seconds: give a finite number, 0 or more", param, ctx)
+        return seconds
 
 
 def _as_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -278,7 +366,7 @@ def _as_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _wait_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option(
-        "--timeout", type=float, metavar="SECONDS", help="With --wait: give up after this long (exit 1)."
+        "--timeout", type=_Seconds(), metavar="SECONDS", help="With --wait: give up after this long (exit 1)."
     )(fn)
     return click.option(
         "--wait",
@@ -287,15 +375,9 @@ def _wait_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
-def _db(ctx: click.Context) -> str | Path:
-    root = ctx.find_root()
-    value = root.params.get("db")
-    return _target(value) if value else Path("tarry.db")
-
-
 def _complete_runs(ctx: click.Context, _: click.Parameter, incomplete: str) -> list[CompletionItem]:
     try:
-        with Client(_db(ctx), create=False) as client:
+        with Client(database(ctx, create=False), create=False) as client:
             runs = client.list_runs(limit=50, search=incomplete or None)
     except Exception:  # completion must never fail loudly
         return []
@@ -306,7 +388,7 @@ def _complete_runs(ctx: click.Context, _: click.Parameter, incomplete: str) -> l
 
 def _complete_workflows(ctx: click.Context, _: click.Parameter, incomplete: str) -> list[CompletionItem]:
     try:
-        with Client(_db(ctx), create=False) as client:
+        with Client(database(ctx, create=False), create=False) as client:
             found = client.workflows()
     except Exception:  # completion must never fail loudly
         return []
@@ -417,9 +499,11 @@ def _runs_table(runs: list[RunResult]) -> Any:
     return table
 
 
-def _print_result(result: RunResult, as_json: bool, headline: str | None = None) -> None:
+def _print_result(
+    result: RunResult, as_json: bool, headline: str | None = None, extra: dict[str, Any] | None = None
+) -> None:
     if as_json:
-        _echo_json(result.to_dict())
+        _echo_json({**result.to_dict(), **(extra or {})})
         return
     from rich.markup import escape
     from rich.table import Table
@@ -564,17 +648,7 @@ def _print_info(info: RunInfo) -> None:
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option(
-    "--db",
-    # A plain string: click.Path would fold the "//" of a postgresql:// URL.
-    type=str,
-    envvar="TARRY_DB",
-    default="./tarry.db",
-    show_default=True,
-    show_envvar=True,
-    metavar="PATH|URL",
-    help="The database workers serve: a SQLite file, or postgresql://user@host/db (pip install 'tarry[postgres]').",
-)
+@db_option
 @click.option(
     "--app",
     envvar="TARRY_APP",
@@ -585,7 +659,7 @@ def _print_info(info: RunInfo) -> None:
 )
 @click.version_option(__version__, prog_name="tarry")
 @click.pass_context
-def cli(ctx: click.Context, db: str, app: str | None) -> None:
+def cli(ctx: click.Context, app: str | None) -> None:
     """Durable workflows: run a worker, and trigger, signal, inspect, cancel or retry runs.
 
     Shell completion: eval "$(_TARRY_COMPLETE=bash_source tarry)" (zsh_source, fish_source).
@@ -598,10 +672,10 @@ def cli(ctx: click.Context, db: str, app: str | None) -> None:
     Example:
 
     \b
-        tarry --db app.db worker myapp.workflows:runtime
+        tarry --db app.db worker examples.order_fulfilment:order &
         tarry --db app.db trigger order-fulfilment --payload '{"order_id": "o_1"}'
     """
-    ctx.obj = _State(_target(db), app)
+    ctx.obj = _State(app)
 
 
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -628,6 +702,7 @@ class _Age(click.ParamType):  # type: ignore[type-arg]
 
 
 @cli.command()
+@db_option
 @click.argument("app", envvar="TARRY_APP", metavar="APP")
 @click.option(
     "--grace",
@@ -730,8 +805,8 @@ def worker(
     Example:
 
     \b
-        tarry --db orders.db worker examples.order_fulfilment:runtime --log-format json --retention 30d
-        tarry --db orders.db worker examples.order_fulfilment:runtime --metrics 127.0.0.1:9464
+        tarry --db orders.db worker examples.order_fulfilment:order --log-format json --retention 30d
+        tarry --db orders.db worker examples.order_fulfilment:order --metrics 127.0.0.1:9464
     """
     import trio
 
@@ -781,7 +856,7 @@ def _worker_runtime(app: Runtime | list[Workflow[Any]], db: str | Path) -> Runti
     if isinstance(store, MemoryStore):
         app.store = store_from_url(db)  # the default store of create_runtime(): serve --db instead
     elif isinstance(store, SharedStore):
-        explicit = click.get_current_context().find_root().get_parameter_source("db") is not ParameterSource.DEFAULT
+        explicit = _db_given(click.get_current_context())
         if explicit and not _same_target(store.url, db):
             raise InvalidArgument(f"APP's runtime uses the database {store.url!r}, but --db says {str(db)!r}")
     else:
@@ -799,9 +874,14 @@ def _same_target(a: str | Path, b: str | Path) -> bool:
 
 
 @cli.command()
+@db_option
 @click.argument("workflow", shell_complete=_complete_workflows)
 @_payload_options
 @click.option("--run-id", metavar="ID", help="Use this run id (a trigger with an existing id is idempotent).")
+@click.option("--create", is_flag=True, help="Create the database if it does not exist (else: refused, exit 2).")
+@click.option(
+    "--force", is_flag=True, help="Queue the run even though no worker has published WORKFLOW (payload unchecked)."
+)
 @_as_option
 @_wait_options
 @_json_flag
@@ -810,8 +890,10 @@ def trigger(
     state: _State,
     workflow: str,
     payload: str | None,
-    payload_file: IO[str] | None,
+    payload_file: IO[bytes] | None,
     run_id: str | None,
+    create: bool,
+    force: bool,
     by: str | None,
     wait: bool,
     timeout: float | None,
@@ -821,17 +903,25 @@ def trigger(
 
     The payload is validated first: with --app, by the workflows' code; otherwise against
     the schemas the worker published (a workflow with a plain validator function is checked
-    by the worker when the run starts).
+    by the worker when the run starts). A WORKFLOW no worker has published is refused once
+    any worker has published (--force queues it anyway); before that, it is queued unchecked.
 
     Example:
 
     \b
         tarry trigger publish --payload '{"article": "hello"}' --wait
-        tarry trigger order-fulfilment --payload-file order.json --run-id o_1 --json
+        tarry trigger publish --run-id article-2 --payload '{"article": "bye"}' --json
+        tarry --db new.db trigger publish --create    # a database no worker served yet
     """
     data = _read_payload(payload, payload_file)
-    with state.client() as client:
-        result = client.trigger(workflow, data, run_id=run_id, by=by)
+    with state.client(create=create) as client:
+        if state.app is None and not client.workflows():
+            click.echo(
+                f"Note: no worker has published its workflows on {client.path} yet, so {workflow!r} is not "
+                "checked: a worker that serves it will run it.",
+                err=True,
+            )
+        result = client.trigger(workflow, data, run_id=run_id, force=force, by=by)
         if wait:
             _warn_without_worker(client)
             result = client.wait(result.run_id, timeout)
@@ -840,6 +930,7 @@ def trigger(
 
 
 @cli.command()
+@db_option
 @click.argument("run_id", metavar="RUN", shell_complete=_complete_runs)
 @click.argument("event")
 @_payload_options
@@ -857,7 +948,7 @@ def signal(
     run_id: str,
     event: str,
     payload: str | None,
-    payload_file: IO[str] | None,
+    payload_file: IO[bytes] | None,
     dedup_key: str | None,
     by: str | None,
     wait: bool,
@@ -866,30 +957,44 @@ def signal(
 ) -> None:
     """Send the signal EVENT (with a payload) to RUN.
 
-    It is committed to the run's inbox: a run waiting for EVENT takes it, one that is not
-    waiting yet keeps it for its next wait. Prints the run's state after the signal (after
-    it took it, with --wait). The sender (--as, default USER@HOST) is stored with it.
+    It is committed to the run's inbox: a run waiting for EVENT takes it (delivered), one
+    that is not waiting for it keeps it for a later wait (buffered; a warning names what the
+    run waits for instead). RUN is a run id or a unique prefix of one (6+ characters).
+    Prints the run's state after the signal (after it took it, with --wait); --json adds
+    "delivery": delivered, buffered or deduplicated.
+    The sender (--as, default USER@HOST) is stored with it.
 
     Example:
 
     \b
-        tarry signal 3f2a9c review-decision --payload '{"approved": true}' --dedup-key ticket-42 --wait
-        tarry signal 3f2a9c review-decision --payload '{"approved": true}' --as ana@example.com
+        tarry signal 3f2a9c review-decision --payload '{"approved": true}' --dedup-key t-42 --as ana@example.com
     """
     data = _read_payload(payload, payload_file)
     with state.client() as client:
-        sent = client.signal(run_id, event, data, dedup_key=dedup_key, by=by)
+        run_id = client.resolve_run_id(run_id)
+        sent = client.send_signal(run_id, event, data, dedup_key=dedup_key, by=by)
+        if sent.delivery == "buffered" and sent.waiting_for:
+            click.echo(
+                f"Warning: run {run_id} waits for {' or '.join(map(repr, sent.waiting_for))}, not {event!r}: "
+                f"the signal is kept in its inbox (not dropped) until a wait for {event!r} takes it.",
+                err=True,
+            )
         if wait:
             _warn_without_worker(client)
         result = client.wait(run_id, timeout) if wait else client.get_run(run_id).result
-    said = f"Sent {event!r} to run [bold]{run_id}[/]." if sent else f"Already sent under {dedup_key!r}: not sent again."
-    _print_result(result, as_json, None if as_json else said)
+    said = {
+        "delivered": f"Sent {event!r} to run [bold]{run_id}[/].",
+        "buffered": f"Sent {event!r} to run [bold]{run_id}[/]: kept in its inbox until it waits for it.",
+        "deduplicated": f"Already sent under {dedup_key!r}: not sent again.",
+    }[sent.delivery]
+    _print_result(result, as_json, None if as_json else said, {"delivery": sent.delivery})
     _finish(result, wait)
 
 
 @cli.command()
+@db_option
 @click.argument("run_id", metavar="RUN", shell_complete=_complete_runs)
-@click.option("--timeout", type=float, metavar="SECONDS", help="Give up after this long (exit 3); default: never.")
+@click.option("--timeout", type=_Seconds(), metavar="SECONDS", help="Give up after this long (exit 3); default: never.")
 @_json_flag
 @click.pass_obj
 def wait(state: _State, run_id: str, timeout: float | None, as_json: bool) -> None:
@@ -904,7 +1009,8 @@ def wait(state: _State, run_id: str, timeout: float | None, as_json: bool) -> No
     \b
         tarry wait 3f2a9c --timeout 600 --json | jq .output
     """
-    with state.client(create=False) as client:
+    with state.client() as client:
+        run_id = client.resolve_run_id(run_id)
         _warn_without_worker(client)
         try:
             result = client.wait(run_id, timeout, until="end")
@@ -918,6 +1024,7 @@ def wait(state: _State, run_id: str, timeout: float | None, as_json: bool) -> No
 
 
 @cli.command()
+@db_option
 @click.option("--status", "-s", type=click.Choice(STATUSES), multiple=True, help="Only these statuses (repeatable).")
 @click.option("--workflow", "-w", "workflow_id", metavar="ID", help="Only runs of this workflow.")
 @click.option("--search", metavar="TEXT", help="Substring of the run id, workflow id or payload.")
@@ -952,7 +1059,7 @@ def runs(
         tarry runs --search o_42 --json
         tarry runs --tag billing
     """
-    with state.client(create=False) as client:
+    with state.client() as client:
         found = client.list_runs(
             status=list(status) or None,
             workflow_id=workflow_id,
@@ -972,6 +1079,7 @@ def runs(
 
 
 @cli.command()
+@db_option
 @click.argument("run_id", metavar="RUN", shell_complete=_complete_runs)
 @_json_flag
 @click.pass_obj
@@ -980,14 +1088,17 @@ def show(state: _State, run_id: str, as_json: bool) -> None:
     (with its deadline), its journal as a timeline, its signals and who sent them, and
     its audit trail (who triggered, cancelled and retried it, and when).
 
+    RUN is a run id or a unique prefix of one (6+ characters), here and in signal,
+    cancel, retry, wait and delete.
+
     Example:
 
     \b
         tarry show 3f2a9c
         tarry show 3f2a9c --json | jq .history
     """
-    with state.client(create=False) as client:
-        info = client.get_run(run_id)
+    with state.client() as client:
+        info = client.get_run(client.resolve_run_id(run_id))
     if as_json:
         _echo_json(info.to_dict())
     else:
@@ -995,6 +1106,7 @@ def show(state: _State, run_id: str, as_json: bool) -> None:
 
 
 @cli.command()
+@db_option
 @click.argument("run_id", metavar="RUN", shell_complete=_complete_runs)
 @click.option("--reason", help="Why (kept with the run).")
 @_as_option
@@ -1012,6 +1124,7 @@ def cancel(
         tarry cancel 3f2a9c --reason "customer changed their mind"
     """
     with state.client() as client:
+        run_id = client.resolve_run_id(run_id)
         result = client.cancel(run_id, reason=reason, by=by)
         if wait:
             result = client.wait(run_id, timeout)
@@ -1019,6 +1132,7 @@ def cancel(
 
 
 @cli.command()
+@db_option
 @click.argument("run_id", metavar="RUN", shell_complete=_complete_runs)
 @_json_flag
 @click.pass_obj
@@ -1034,6 +1148,7 @@ def delete(state: _State, run_id: str, as_json: bool) -> None:
         tarry delete 3f2a9c
     """
     with state.client() as client:
+        run_id = client.resolve_run_id(run_id)
         client.delete(run_id)
     if as_json:
         click.echo(json.dumps({"deleted": run_id}))
@@ -1042,6 +1157,7 @@ def delete(state: _State, run_id: str, as_json: bool) -> None:
 
 
 @cli.command()
+@db_option
 @click.option("--older-than", type=_Age(), required=True, help="Only runs that ended more than AGE ago (e.g. 30d).")
 @click.option(
     "--status",
@@ -1072,6 +1188,7 @@ def prune(state: _State, older_than: float, status: tuple[str, ...], as_json: bo
 
 
 @cli.command()
+@db_option
 @click.argument("run_id", metavar="RUN", shell_complete=_complete_runs)
 @click.option(
     "--from-step",
@@ -1093,9 +1210,10 @@ def retry(
     Example:
 
     \b
-        tarry retry 3f2a9c --from-step ship --wait
+        tarry retry 3f2a9c --from-step publish --wait
     """
     with state.client() as client:
+        run_id = client.resolve_run_id(run_id)
         result = client.retry(run_id, from_step=from_step, by=by)
         if wait:
             _warn_without_worker(client)
@@ -1106,6 +1224,7 @@ def retry(
 
 
 @cli.command()
+@db_option
 @_json_flag
 @click.pass_obj
 def workflows(state: _State, as_json: bool) -> None:
@@ -1116,7 +1235,7 @@ def workflows(state: _State, as_json: bool) -> None:
     \b
         tarry workflows --json | jq '.[].id'
     """
-    with state.client(create=False) as client:
+    with state.client() as client:
         found = client.workflows()
     if as_json:
         _echo_json([w.to_dict() for w in found])
@@ -1145,6 +1264,7 @@ def _workflows_table(found: list[WorkflowInfo]) -> Any:
 
 
 @cli.command()
+@db_option
 @_json_flag
 @click.pass_obj
 def info(state: _State, as_json: bool) -> None:
@@ -1154,9 +1274,9 @@ def info(state: _State, as_json: bool) -> None:
     Example:
 
     \b
-        tarry --db orders.db info
+        tarry --db tarry.db info
     """
-    with state.client(create=False) as client:
+    with state.client() as client:
         found = client.engine_info()
     if as_json:
         _echo_json(found.to_dict())
@@ -1185,6 +1305,7 @@ def _print_engine(found: EngineInfo) -> None:
 
 
 @cli.command()
+@db_option
 @click.pass_obj
 def dashboard(state: _State) -> None:
     """Open the Textual dashboard on the database (stand-in for the dashboard package's own
@@ -1193,7 +1314,8 @@ def dashboard(state: _State) -> None:
     Example:
 
     \b
-        tarry --db orders.db dashboard
+        tarry --db review.db worker examples.publish_review:review &
+        tarry --db review.db dashboard
     """
     # Looked up by name: the engine library does not depend on the dashboard package
     # (an import-linter contract); only this command starts it, when it is installed.

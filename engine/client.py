@@ -38,12 +38,14 @@ from .journal import (
     STATUSES,
     TERMINAL,
     RunRow,
+    delivery,
     encode_tags,
     new_run_id,
     prune_filter,
     run_filter,
     same_trigger,
     trigger_audit,
+    waited_events,
 )
 from .limits import DEFAULT_MAX_PAYLOAD_BYTES, check_limit, check_name
 from .registry import check_payload, describe
@@ -53,7 +55,10 @@ from .store.base import SharedStore
 from .tracing import current_traceparent
 from .workflow import Workflow
 
-__all__ = ["Client", "EngineInfo", "WorkflowInfo"]
+__all__ = ["Client", "EngineInfo", "SignalReceipt", "WorkflowInfo"]
+
+#: The shortest run-id prefix :meth:`Client.resolve_run_id` looks up (a whole id may be shorter).
+MIN_PREFIX = 6
 
 #: wait() / result(): seconds between re-reads of a run even when no commit was noticed.
 REREAD_EVERY = 1.0
@@ -81,6 +86,25 @@ class WorkflowInfo:
     schedule: dict[str, Any] | None = None
     #: The tags its runs carry.
     tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SignalReceipt:
+    """What became of a signal (:meth:`Client.send_signal`), as committed.
+
+    ``delivery`` is ``delivered`` (the run was waiting for ``event``: that wait takes it),
+    ``buffered`` (kept in the run's inbox until a wait for ``event``; ``waiting_for`` names
+    what the run waits for instead, if anything) or ``deduplicated`` (its ``dedup_key`` was
+    used before: nothing was added, ``signal_id`` is the earlier signal's).
+    """
+
+    run_id: str
+    event: str
+    signal_id: int
+    delivery: str
+    waiting_for: list[str]
+
+    to_dict = _to_dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +241,9 @@ class Client:
     def _known(self) -> dict[str, WorkflowInfo]:
         return {w.id: w for w in self.workflows()}
 
-    def _validated_payload(self, workflow: Workflow[Any] | str, payload: Any) -> tuple[str, str, tuple[str, ...]]:
+    def _validated_payload(
+        self, workflow: Workflow[Any] | str, payload: Any, force: bool = False
+    ) -> tuple[str, str, tuple[str, ...]]:
         """The workflow id, the payload's JSON, validated as ``Runtime.trigger`` would, and
         the tags the run carries (the published registry's when this Client has no code)."""
         if isinstance(workflow, Workflow):
@@ -228,6 +254,8 @@ class Client:
         check_name("workflow id", workflow)
         if self._workflows is not None:
             wf = self._workflows.get(workflow)
+            if wf is None and force:
+                return workflow, codec.dumps(payload, what="payload", limit=self.max_payload_bytes), ()
             if wf is None:
                 raise WorkflowNotFound(workflow, list(self._workflows))
             return wf.id, codec.dumps(wf.validate(payload), what="payload", limit=self.max_payload_bytes), wf.tags
@@ -236,28 +264,38 @@ class Client:
         if not known:  # no worker ever published: accepted, the worker validates when it starts the run
             return workflow, codec.dumps(plain, what="payload", limit=self.max_payload_bytes), ()
         info = known.get(workflow)
+        if info is None and force:
+            return workflow, codec.dumps(plain, what="payload", limit=self.max_payload_bytes), ()
         if info is None:
-            raise WorkflowNotFound(workflow, list(known))
+            raise WorkflowNotFound(workflow, list(known), published=True)
         checked = check_payload(workflow, info.schema, plain)
         return workflow, codec.dumps(checked, what="payload", limit=self.max_payload_bytes), info.tags
 
     # -- the verbs ------------------------------------------------------------------------
 
     def trigger(
-        self, workflow: Workflow[Any] | str, payload: Any = None, *, run_id: str | None = None, by: str | None = None
+        self,
+        workflow: Workflow[Any] | str,
+        payload: Any = None,
+        *,
+        run_id: str | None = None,
+        force: bool = False,
+        by: str | None = None,
     ) -> RunResult:
         """Start a run of ``workflow`` (its id, or the Workflow) with ``payload``.
 
         Returns at once with the new run (status ``running``); the worker drives it. Use
         :meth:`wait` for its first suspension or its end. With a ``run_id`` that exists for
         this workflow, nothing is written and the existing run's state comes back. Without
-        one, the run gets a new UUIDv7, as with :meth:`Runtime.trigger`. ``by``: who asks,
+        one, the run gets a new UUIDv7, as with :meth:`Runtime.trigger`. With ``force``, a
+        workflow id that is neither given to this Client nor published is queued all the
+        same, its payload unchecked (a worker that serves it later runs it). ``by``: who asks,
         for the audit trail (default: this Client's ``identity``). The OpenTelemetry span
         current here, if any, is stored with the run (its spans join that trace).
 
         Raises:
             WorkflowNotFound: an id neither given to this Client nor published by the
-                worker (when a worker has published a registry at all).
+                worker (when a worker has published a registry at all), without ``force``.
             PayloadValidationError: the payload fails the schema; nothing is written.
             NotSerializable: the payload has no JSON form.
             RunAlreadyExists: ``run_id`` belongs to a run of another workflow.
@@ -271,7 +309,7 @@ class Client:
         """
         check_name("run_id", run_id, optional=True)
         who = resolve_identity(by, self.identity)
-        workflow_id, payload_json, tags = self._validated_payload(workflow, payload)
+        workflow_id, payload_json, tags = self._validated_payload(workflow, payload, force)
         if run_id is None:
             run_id = new_run_id()
         now = time.time()
@@ -313,12 +351,48 @@ class Client:
             takes it as soon as a worker sees it (within milliseconds when one serves the
             file, at its start otherwise); a signal that arrives before its wait is kept.
         """
+        return self.send_signal(run_id, event, payload, dedup_key=dedup_key, by=by).delivery != "deduplicated"
+
+    def send_signal(
+        self, run_id: str, event: str, payload: Any = None, *, dedup_key: str | None = None, by: str | None = None
+    ) -> SignalReceipt:
+        """:meth:`signal`, saying what became of the signal: ``delivered`` to a wait for
+        ``event``, ``buffered`` in the inbox (the run waits for something else, or for
+        nothing yet) or ``deduplicated``; see :class:`SignalReceipt`. Raises as
+        :meth:`signal` does; a buffered signal is kept, never dropped."""
         check_name("run_id", run_id)
         check_name("event name", event, run_id=run_id)
         check_name("dedup_key", dedup_key, optional=True, run_id=run_id)
         who = resolve_identity(by, self.identity)
         payload_json = codec.dumps(payload, what="signal payload", run_id=run_id, limit=self.max_payload_bytes)
-        return not self._db.client_signal(run_id, event, payload_json, time.time(), dedup_key, who).duplicate
+        row = self._db.client_signal(run_id, event, payload_json, time.time(), dedup_key, who)
+        return SignalReceipt(run_id, event, row.id, delivery(row), waited_events(row.run_waits_for))
+
+    def resolve_run_id(self, prefix: str) -> str:
+        """The run id that ``prefix`` stands for: a whole run id, or the start of exactly
+        one (at least 6 characters; UUIDv7 ids share their first 8 within a minute, so
+        take them from the end of the time part on: 12 or more).
+
+        Raises:
+            RunNotFound: no run has that id, nor (with 6 or more characters) an id that
+                starts with it.
+            InvalidArgument: several runs' ids start with it (the message lists them);
+                or it is not a name (empty, over 1000 bytes, a control character).
+        """
+        check_name("run id", prefix)
+        found = self._db.run_ids_with_prefix(prefix, 11)
+        if found and found[0] == prefix:
+            return prefix
+        if len(prefix) < MIN_PREFIX or not found:
+            raise RunNotFound(prefix, min_prefix=MIN_PREFIX)
+        if len(found) > 1:
+            listed = ", ".join(found[:10]) + (", ..." if len(found) > 10 else "")
+            raise InvalidArgument(
+                f"run id prefix {prefix!r} is ambiguous: {listed} all start with it; give more characters",
+                run_id=prefix,
+                candidates=found[:10],
+            )
+        return found[0]
 
     def prune(self, *, older_than: Any, status: str | Iterable[str] | None = None) -> int:
         """:meth:`Runtime.prune` from this process: delete ended runs that finished more

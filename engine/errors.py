@@ -247,22 +247,36 @@ class WorkflowNotFound(NotFound):
     workflow_id: str
     known: list[str]
 
-    def __init__(self, workflow_id: str, known: list[str]) -> None:
+    def __init__(self, workflow_id: str, known: list[str], *, published: bool = False) -> None:
         hint = ", ".join(sorted(known)) or "none"
-        super().__init__(
-            f"no workflow registered with id {workflow_id!r} (registered: {hint}); "
-            "pass it to create_runtime(workflows=[...]) or runtime.register()",
-            workflow_id=workflow_id,
-            known=sorted(known),
-        )
+        if published:  # a Client checked the registry the workers published
+            text = (
+                f"no worker has published a workflow {workflow_id!r} (published: {hint}); check the id, "
+                "or start a worker that serves it (tarry trigger --force queues the run anyway)"
+            )
+        else:
+            text = (
+                f"no workflow registered with id {workflow_id!r} (registered: {hint}); "
+                "pass it to create_runtime(workflows=[...]) or runtime.register()"
+            )
+        super().__init__(text, workflow_id=workflow_id, known=sorted(known))
 
 
 class RunNotFound(NotFound):
     code = "run_not_found"
     run_id: str
 
-    def __init__(self, run_id: str) -> None:
-        super().__init__(f"no run with id {run_id!r} in this store", run_id=run_id)
+    def __init__(self, run_id: str, *, min_prefix: int | None = None) -> None:
+        text = f"no run with id {run_id!r} in this store"
+        if min_prefix is not None:  # a prefix was looked up too (Client.resolve_run_id)
+            text = (
+                f"no run with id {run_id!r} in this store, nor one whose id starts with it "
+                f"(a prefix needs at least {min_prefix} characters); list them with tarry runs"
+                if len(run_id) >= min_prefix
+                else f"no run with id {run_id!r} in this store (a prefix needs at least {min_prefix} "
+                "characters); list them with tarry runs"
+            )
+        super().__init__(text, run_id=run_id)
 
 
 # -- runs in the wrong state --------------------------------------------------------------
@@ -724,8 +738,8 @@ class DatabaseMissing(StoreError):
 
     def __init__(self, path: str) -> None:
         super().__init__(
-            f"there is no tarry database at {path!r}; check --db / TARRY_DB, or start a worker "
-            "(or trigger a run) to create it",
+            f"there is no tarry database at {path!r}: check the path (--db / TARRY_DB); a worker "
+            "creates it when it starts, and so does tarry trigger --create",
             path=path,
         )
 

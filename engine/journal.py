@@ -167,6 +167,38 @@ class SignalRow:
     sent_by: str | None = None  # who sent it (``user@host``, ``--as``, ``identity=``); None: the engine
     #: Not stored: True when add_signal found this signal by its dedup key instead of adding it.
     duplicate: bool = False
+    #: Not stored (nor compared): the run's ``wait_event`` when add_signal added it.
+    run_waits_for: str | None = field(default=None, compare=False)
+
+
+def prefix_range(prefix: str) -> tuple[str, str | None]:
+    """The range ``[low, high)`` of the strings that start with ``prefix``, in code point
+    order (SQLite's BINARY collation, PostgreSQL's ``"C"``): ``prefix`` itself up to
+    ``prefix`` with its last character raised by one (``None``: no upper bound, for a
+    prefix of nothing but U+10FFFF). A range on the key is an index seek, where LIKE is
+    case-insensitive or collation-bound and scans."""
+    for cut in range(len(prefix), 0, -1):
+        point = ord(prefix[cut - 1]) + 1
+        if point == 0xD800:  # surrogates are not text: the next character is U+E000
+            point = 0xE000
+        if point <= 0x10FFFF:
+            return prefix, prefix[: cut - 1] + chr(point)
+    return prefix, None
+
+
+def waited_events(wait_event: str | None) -> list[str]:
+    """The event names a run's ``wait_event`` stands for (a multi-event wait joins them with
+    ``\x1f``); empty when it waits for none."""
+    return wait_event.split("\x1f") if wait_event else []
+
+
+def delivery(signal: SignalRow) -> str:
+    """What became of a signal add_signal returned: ``deduplicated`` (its dedup key was
+    used before: nothing added), ``delivered`` (the run was waiting for its event: its wait
+    takes it) or ``buffered`` (kept in the inbox until a wait for its event)."""
+    if signal.duplicate:
+        return "deduplicated"
+    return "delivered" if signal.event in waited_events(signal.run_waits_for) else "buffered"
 
 
 @dataclass(slots=True)

@@ -2,8 +2,8 @@
 
 Run it with ``python examples/quickstart.py``, or serve it with a worker::
 
-    tarry worker examples.order_fulfilment:order --db tarry.db
-    tarry trigger order-fulfilment --payload '{"order_id": "o_1"}'
+    tarry --db tarry.db worker examples.order_fulfilment:order &
+    tarry --db tarry.db trigger order-fulfilment --payload '{"order_id": "o_1"}'
 """
 
 from __future__ import annotations

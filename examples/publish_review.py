@@ -3,7 +3,9 @@
 The wait is durable: the run can sit for two days across restarts. Approve it from code
 (``runtime.signal``), from another process (``engine.Client``), or from a terminal::
 
-    tarry signal RUN_ID review-decision --payload '{"approved": true}' --as ana@example.com
+    tarry --db review.db worker examples.publish_review:review &
+    tarry --db review.db trigger publish --run-id article-1 --payload '{"article": "hello"}' --wait
+    tarry --db review.db signal article-1 review-decision --payload '{"approved": true}' --as ana@example.com --wait
 
 The run keeps who decided (``ctx.last_signal_sender``: ``--as``, a Client's ``identity=``,
 or ``user@host`` of the sender's process), journaled with the wait, so it is the same on

@@ -274,7 +274,9 @@ def invoke(db: Path, *args: str, stdin: str | None = None) -> Any:
 def test_payload_from_stdin_a_file_or_nowhere(tmp_path: Path) -> None:
     db = tmp_path / "tarry.db"
     (tmp_path / "p.json").write_text('{"title": "from a file"}')
-    by_file = invoke(db, "--app", APP, "trigger", "approval", "--payload-file", str(tmp_path / "p.json"), "--json")
+    by_file = invoke(
+        db, "--app", APP, "trigger", "approval", "--create", "--payload-file", str(tmp_path / "p.json"), "--json"
+    )
     assert by_file.exit_code == 0, by_file.output
     by_stdin = invoke(db, "--app", APP, "trigger", "approval", "-p", "-", "--json", stdin='{"title": "piped"}')
     assert by_stdin.exit_code == 0, by_stdin.output
@@ -288,7 +290,9 @@ def test_payload_from_stdin_a_file_or_nowhere(tmp_path: Path) -> None:
 
 def test_waiting_without_a_worker_says_so_and_times_out_with_exit_1(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        cli, ["--db", str(tmp_path / "tarry.db"), "trigger", "free", "--wait", "--timeout", "0.1"], prog_name="tarry"
+        cli,
+        ["--db", str(tmp_path / "tarry.db"), "trigger", "free", "--create", "--wait", "--timeout", "0.1"],
+        prog_name="tarry",
     )
     assert result.exit_code == 1
     assert "No worker serves" in result.stderr
@@ -296,7 +300,7 @@ def test_waiting_without_a_worker_says_so_and_times_out_with_exit_1(tmp_path: Pa
 
 
 def test_json_errors_carry_the_code(tmp_path: Path) -> None:
-    result = invoke(tmp_path / "tarry.db", "--app", APP, "trigger", "approval", "--payload", "[]", "--json")
+    result = invoke(tmp_path / "tarry.db", "--app", APP, "trigger", "approval", "--create", "--payload", "[]", "--json")
     assert result.exit_code == 2
     error = json.loads(result.stdout)["error"]
     assert (error["code"], error["type"], error["workflow_id"]) == (

@@ -445,11 +445,15 @@ def test_a_schema_6_database_gains_the_audit_trail_and_keeps_its_runs(postgres_u
     sql(postgres_url, "DROP TABLE tarry_audit")
     sql(postgres_url, "ALTER TABLE tarry_runs DROP COLUMN tags")  # schema 8's
     sql(postgres_url, "ALTER TABLE tarry_workflows DROP COLUMN tags")
+    sql(postgres_url, "DROP INDEX tarry_runs_id_c")  # schema 9's
     sql(postgres_url, "UPDATE tarry_meta SET value = '6' WHERE key = 'schema_version'")
     sql(postgres_url, "INSERT INTO tarry_signals (run_id, event, payload, sent_at) VALUES ('r1', 'old', '1', 1.0)")
 
     store = stores(postgres_url)
-    assert store.engine_counts().schema_version == SCHEMA_VERSION == 8
+    assert store.engine_counts().schema_version == SCHEMA_VERSION == 9
+    assert sql(postgres_url, "SELECT indexname FROM pg_indexes WHERE indexname = 'tarry_runs_id_c'") == [
+        ("tarry_runs_id_c",)
+    ]
     store.client_signal("r1", "new", "2", 2.0, by="ana")
     store.client_transition("r1", lifecycle.cancel("done", 3.0, "bob"), announce="cancel", descendants=True)
     found = store.snapshot("r1")

@@ -62,6 +62,7 @@ PUBLIC = [
     "SchemaTooNew",
     "SharedStore",
     "SignalInfo",
+    "SignalReceipt",
     "StepCall",
     "StepFailed",
     "Store",

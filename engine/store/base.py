@@ -432,6 +432,12 @@ class SharedStore(Store):
         """
 
     @abstractmethod
+    def run_ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        """Up to ``limit`` run ids that start with ``prefix`` (``prefix`` itself first when
+        it is a whole id), in order: a range seek on the run id's index
+        (:func:`engine.journal.prefix_range`), never a scan."""
+
+    @abstractmethod
     def audit_trail(self, run_id: str) -> list[AuditRow]:
         """:meth:`Store.audit` for a plain thread (a Client)."""
 

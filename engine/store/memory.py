@@ -145,7 +145,7 @@ class MemoryStore(Store):
         self._signals[run_id].append(signal)
         if dedup_key is not None:
             self._dedup[signal.id] = dedup_key
-        return replace(signal)
+        return replace(signal, run_waits_for=run.wait_event)
 
     async def transition(
         self, run_id: str, plan: Plan, *, journal: bool = False, descendants: bool = False

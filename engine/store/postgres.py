@@ -76,6 +76,7 @@ from ..journal import (
     descendant_range,
     descendants_of,
     encode_tags,
+    prefix_range,
     same_signal,
     tag_pattern,
 )
@@ -86,7 +87,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 log = logging.getLogger("tarry.store")
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 CHANNEL = "tarry_changes"
 #: Seconds between two looks at the claimable runs when no notice came (takeover's bound).
 CLAIM_EVERY = 0.5
@@ -178,6 +179,8 @@ _MIGRATIONS: dict[int, list[str]] = {
     # The workflow's tags when the run was created, ",a,b," (see journal.encode_tags).
     # ... and the published registry's, for clients without the code.
     8: ["ALTER TABLE tarry_runs ADD COLUMN tags text", "ALTER TABLE tarry_workflows ADD COLUMN tags text"],
+    # Run-id prefixes (the CLI's RUN): a range seek in code point order, whatever the collation.
+    9: ['CREATE INDEX tarry_runs_id_c ON tarry_runs (run_id COLLATE "C")'],
 }
 
 _STOP = object()
@@ -675,6 +678,9 @@ class PostgresStore(SharedStore):
     def snapshot(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow]] | None:
         return self._read_sync(_load, run_id, True)  # type: ignore[no-any-return]
 
+    def run_ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        return self._read_sync(_run_ids_with_prefix, prefix, limit)  # type: ignore[no-any-return]
+
     def settled(self, run_id: str) -> tuple[RunRow, bool]:
         return self._read_sync(_settled, run_id)  # type: ignore[no-any-return]
 
@@ -783,6 +789,21 @@ def _get_run(store: PostgresStore, conn: Conn, run_id: str) -> RunRow | None:
     return None if row is None else _run_row(row)
 
 
+#: Run ids in ``[low, high)`` in code point order, a seek on ``tarry_runs_id_c`` whatever the
+#: database's collation (under a locale's, a range can miss ids); ``{below}``: the upper bound.
+RUN_IDS_FROM = (
+    'SELECT run_id FROM tarry_runs WHERE run_id COLLATE "C" >= %s{below} ORDER BY run_id COLLATE "C" LIMIT %s'
+)
+
+
+def _run_ids_with_prefix(store: PostgresStore, conn: Conn, prefix: str, limit: int) -> list[str]:
+    """Run ids starting with ``prefix`` (:data:`RUN_IDS_FROM`)."""
+    low, high = prefix_range(prefix)
+    query = RUN_IDS_FROM.format(below="" if high is None else ' AND run_id COLLATE "C" < %s')
+    bounds = (low,) if high is None else (low, high)
+    return [r[0] for r in conn.execute(query, (*bounds, limit)) if r[0].startswith(prefix)]
+
+
 def _notify(conn: Conn, kind: str, run_id: str, at: float, signal_id: int | None = None) -> None:
     conn.execute(
         "INSERT INTO tarry_outbox (kind, run_id, signal_id, at) VALUES (%s, %s, %s, %s)", (kind, run_id, signal_id, at)
@@ -847,7 +868,7 @@ def _client_trigger(
 
 def _write(store: PostgresStore, conn: Conn, write: Write, in_process: bool = True) -> bool:
     if write.delete:
-        status, _ = _status(conn, write.run_id)
+        status, _, _ = _status(conn, write.run_id)
         if write.require is not None and status not in write.require:
             return False
         _delete_runs(conn, [write.run_id])
@@ -947,11 +968,14 @@ def _audit(store: PostgresStore, conn: Conn, run_id: str) -> list[AuditRow]:
     ]
 
 
-def _status(conn: Conn, run_id: str) -> tuple[str, str | None]:
-    row = conn.execute("SELECT status, owner FROM tarry_runs WHERE run_id = %s FOR UPDATE", (run_id,)).fetchone()
+def _status(conn: Conn, run_id: str) -> tuple[str, str | None, str | None]:
+    """The run's status, owner and ``wait_event``, locking its row."""
+    row = conn.execute(
+        "SELECT status, owner, wait_event FROM tarry_runs WHERE run_id = %s FOR UPDATE", (run_id,)
+    ).fetchone()
     if row is None:
         raise RunNotFound(run_id)
-    return str(row[0]), row[1]
+    return str(row[0]), row[1], row[2]
 
 
 def _tell_owner(store: PostgresStore, owner: str | None, in_process: bool) -> bool:
@@ -975,7 +999,7 @@ def _add_signal(
     dedup_key: str | None = None,
     by: str | None = None,
 ) -> SignalRow:
-    status, owner = _status(conn, run_id)  # locks the run: two senders of one key queue here
+    status, owner, waits_for = _status(conn, run_id)  # locks the run: two senders of one key queue here
     if dedup_key is not None:
         found = conn.execute(
             f"SELECT {SIGNAL_COLUMNS} FROM tarry_signals WHERE run_id = %s AND dedup_key = %s", (run_id, dedup_key)
@@ -989,7 +1013,7 @@ def _add_signal(
         "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
         (run_id, event, payload, sent_at, dedup_key, by),
     ).fetchone()
-    signal = SignalRow(int(row[0]), run_id, event, payload, sent_at, sent_by=by)
+    signal = SignalRow(int(row[0]), run_id, event, payload, sent_at, sent_by=by, run_waits_for=waits_for)
     if _tell_owner(store, owner, in_process):
         _notify(conn, "signal", run_id, sent_at, signal.id)
     return signal

@@ -63,15 +63,16 @@ def test_dev_runtime_serves_the_file(tmp_path: Path) -> None:
 
 def test_cli_errors_are_one_line(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.delenv("TARRY_DB", raising=False)
+    monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    result = runner.invoke(dashboard, [])
+    result = runner.invoke(dashboard, [])  # ./tarry.db, as every tarry command, and it is not there
     assert result.exit_code == 2
-    assert "no database" in result.output
+    assert "no tarry database at 'tarry.db'" in result.output
     result = runner.invoke(dev, ["no_such_module_here:x", "--db", str(tmp_path / "x.db")])
     assert result.exit_code == 2
     assert "cannot import" in result.output
     result = runner.invoke(dashboard, ["--db", str(tmp_path / "typo.db")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "there is no tarry database" in result.output
     assert not (tmp_path / "typo.db").exists()
     result = runner.invoke(dashboard, ["--db", str(tmp_path / "typo.db"), "--approve", "{nope"])
@@ -79,7 +80,7 @@ def test_cli_errors_are_one_line(tmp_path: Path, monkeypatch: Any) -> None:
     assert "--approve" in result.output
     (tmp_path / "junk.db").write_text("not a database at all, just text " * 100)
     result = runner.invoke(dashboard, ["--db", str(tmp_path / "junk.db")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "not a tarry database" in result.output
     assert "Traceback" not in result.output
 
@@ -98,6 +99,6 @@ def test_dashboard_as_names_who_its_actions_are_recorded_as(tmp_path: Path, monk
     assert runner.invoke(dashboard, ["--db", str(db)]).exit_code == 0
     assert seen == ["ana@example.com", default_identity()]
     refused = runner.invoke(dashboard, ["--db", str(db), "--as", "a\nb"])
-    assert refused.exit_code == 1
+    assert refused.exit_code == 2  # bad input, as for every tarry command
     assert "identity" in refused.output
     assert "Traceback" not in refused.output

@@ -212,7 +212,7 @@ def test_web_flags_refused_without_web(tmp_path: Path) -> None:
 def test_web_refuses_a_missing_database_and_creates_none(tmp_path: Path) -> None:
     db = tmp_path / "typo.db"
     result = CliRunner().invoke(cli, ["dashboard", "--db", str(db), "--web", "--port", str(free_port())])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # DatabaseMissing, as for every tarry command
     assert "typo.db" in result.output
     assert list(tmp_path.iterdir()) == []
 

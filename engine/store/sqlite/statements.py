@@ -38,6 +38,7 @@ from ...journal import (
     descendant_range,
     descendants_of,
     encode_tags,
+    prefix_range,
     same_signal,
     tag_pattern,
 )
@@ -259,14 +260,17 @@ def add_signal(
         ).fetchone()
         if found is not None:
             return same_signal(SignalRow(*found), event, payload, dedup_key)
-    status = run_status(conn, run_id)
+    found = conn.execute("SELECT status, wait_event FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if found is None:
+        raise RunNotFound(run_id)
+    status, waits_for = found
     if status in TERMINAL:
         raise RunFinished(run_id, status, "signal")
     cursor = conn.execute(
         "INSERT INTO signals (run_id, event, payload, sent_at, dedup_key, sent_by) VALUES (?,?,?,?,?,?)",
         (run_id, event, payload, sent_at, dedup_key, by),
     )
-    return SignalRow(int(cursor.lastrowid or 0), run_id, event, payload, sent_at, sent_by=by)
+    return SignalRow(int(cursor.lastrowid or 0), run_id, event, payload, sent_at, sent_by=by, run_waits_for=waits_for)
 
 
 def run_tree(conn: sqlite3.Connection, run_id: str, with_journal: bool, with_descendants: bool) -> RunTree:
@@ -682,6 +686,18 @@ def snapshot(conn: sqlite3.Connection, run_id: str) -> tuple[RunRow, list[EntryR
         return run, journal(conn, run_id), signals
     finally:
         conn.execute("COMMIT")
+
+
+#: Run ids in ``[low, high)``; ``{below}`` is the upper bound's test, or nothing.
+RUN_IDS_FROM = "SELECT run_id FROM runs WHERE run_id >= ?{below} ORDER BY run_id LIMIT ?"
+
+
+def run_ids_with_prefix(conn: sqlite3.Connection, prefix: str, limit: int) -> list[str]:
+    """Run ids starting with ``prefix``: a seek on the primary key (BINARY order)."""
+    low, high = prefix_range(prefix)
+    query = RUN_IDS_FROM.format(below="" if high is None else " AND run_id < ?")
+    bounds = (low,) if high is None else (low, high)
+    return [r[0] for r in conn.execute(query, (*bounds, limit)) if r[0].startswith(prefix)]
 
 
 def run_info(

@@ -396,6 +396,9 @@ class SQLiteStore(SharedStore):
     def snapshot(self, run_id: str) -> tuple[RunRow, list[EntryRow], list[SignalRow]] | None:
         return self.read_sync(sql.snapshot, run_id)  # type: ignore[no-any-return]
 
+    def run_ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        return self.read_sync(sql.run_ids_with_prefix, prefix, limit)  # type: ignore[no-any-return]
+
     def settled(self, run_id: str) -> tuple[RunRow, bool]:
         return self.read_sync(sql.settled, run_id)  # type: ignore[no-any-return]
 
