@@ -1134,13 +1134,14 @@ def cancel(
 @cli.command()
 @db_option
 @click.argument("run_id", metavar="RUN", shell_complete=_complete_runs)
+@_as_option
 @_json_flag
 @click.pass_obj
-def delete(state: _State, run_id: str, as_json: bool) -> None:
+def delete(state: _State, run_id: str, by: str | None, as_json: bool) -> None:
     """Delete RUN, an ended run, with its journal and signals.
 
     A running or suspended run is refused (exit 1, nothing deleted): cancel it first.
-    The runs it started are not touched.
+    The runs it started are not touched. Its audit trail stays, with who deleted it.
 
     Example:
 
@@ -1149,7 +1150,7 @@ def delete(state: _State, run_id: str, as_json: bool) -> None:
     """
     with state.client() as client:
         run_id = client.resolve_run_id(run_id)
-        client.delete(run_id)
+        client.delete(run_id, by=by)
     if as_json:
         click.echo(json.dumps({"deleted": run_id}))
     else:

@@ -49,7 +49,7 @@ from .journal import (
 )
 from .limits import DEFAULT_MAX_PAYLOAD_BYTES, check_limit, check_name
 from .registry import check_payload, describe
-from .results import RunInfo, RunResult, _dt, _to_dict, outcome
+from .results import AuditInfo, RunInfo, RunResult, _dt, _to_dict, outcome
 from .store import is_url, store_from_url
 from .store.base import SharedStore
 from .tracing import current_traceparent
@@ -406,14 +406,17 @@ class Client:
                 break
         return total
 
-    def delete(self, run_id: str) -> None:
+    def delete(self, run_id: str, *, by: str | None = None) -> None:
         """Delete an ended run with its journal and signals (as :meth:`Runtime.delete`).
+        Its audit trail stays, with who deleted it (``by``, default this Client's
+        ``identity``): :meth:`audit_trail`.
 
         Raises:
             RunNotFound; RunStillActive (it has not ended: cancel it first; nothing is
-            deleted).
+            deleted); InvalidArgument (``by`` is not a name).
         """
-        self._db.client_transition(run_id, lifecycle.delete(time.time()), announce="delete")
+        plan = lifecycle.delete(time.time(), resolve_identity(by, self.identity))
+        self._db.client_transition(run_id, plan, announce="delete")
 
     def cancel(self, run_id: str, *, reason: str | None = None, by: str | None = None) -> RunResult:
         """Cancel a run and every active run it started (``by``: who asks, for the audit
@@ -472,6 +475,11 @@ class Client:
             raise RunNotFound(run_id)
         row, entries, signals = found
         return RunInfo.from_rows(row, entries, signals, self._db.audit_trail(run_id))
+
+    def audit_trail(self, run_id: str) -> list[AuditInfo]:
+        """Who triggered, cancelled, retried and deleted the run, oldest first; a deleted
+        run's trail outlives it (``[]`` for a run id the database never had a trail for)."""
+        return [AuditInfo.from_row(a) for a in self._db.audit_trail(run_id)]
 
     def list_runs(
         self,

@@ -237,7 +237,7 @@ class Write:
     signals: list[tuple[str, str, str]] = field(default_factory=list)
     audit: list[AuditRow] = field(default_factory=list)
     #: Delete the run with its journal, signals and change rows (once ``require`` holds);
-    #: nothing else of the write applies.
+    #: its audit trail stays, and ``audit`` rows are added to it; nothing else applies.
     delete: bool = False
 
 

@@ -20,7 +20,18 @@ from typing import Any
 import orjson
 
 from .errors import InvalidArgument, RunFinished, RunNotRetryable, RunStillActive
-from .journal import ACTIVE, TERMINAL, EntryRow, Plan, RunRow, RunTree, Write, cancel_audit, retry_audit
+from .journal import (
+    ACTIVE,
+    TERMINAL,
+    AuditRow,
+    EntryRow,
+    Plan,
+    RunRow,
+    RunTree,
+    Write,
+    cancel_audit,
+    retry_audit,
+)
 
 __all__ = [
     "CHILD_EVENT",
@@ -131,9 +142,10 @@ def retry(at: float, by: str | None = None) -> Plan:
     return plan
 
 
-def delete(at: float) -> Plan:
+def delete(at: float, by: str | None = None) -> Plan:
     """Delete an ended run, with its journal and signals; the runs it started stay (each
-    is deleted on its own, or by a prune).
+    is deleted on its own, or by a prune). The run's audit trail outlives it, with ``by``
+    (who asked) recorded as a ``delete`` (a prune deletes the trail too).
 
     Raises:
         RunStillActive: the run has not ended (nothing is written): cancel it first.
@@ -143,7 +155,8 @@ def delete(at: float) -> Plan:
         row = tree.root
         if row.status not in TERMINAL:
             raise RunStillActive(row.run_id, row.status, "delete")
-        return [Write(row.run_id, at, require=TERMINAL, delete=True)]
+        audit = [] if by is None else [AuditRow(row.run_id, "delete", by, at, None)]
+        return [Write(row.run_id, at, require=TERMINAL, delete=True, audit=audit)]
 
     return plan
 

@@ -879,9 +879,10 @@ class Runtime:
             log.info("pruned %d run(s) that ended before %s", total, before, extra={"pruned": total})
         return total
 
-    async def delete(self, run_id: str) -> None:
+    async def delete(self, run_id: str, *, by: str | None = None) -> None:
         """Delete an ended run with its journal and signals (a prune of one run). The runs
-        it started are not touched.
+        it started are not touched. Its audit trail stays, with who deleted it (``by``,
+        default the runtime's ``identity``): ``Client.audit_trail(run_id)``.
 
         Raises:
             RunNotFound: no such run.
@@ -890,8 +891,9 @@ class Runtime:
         """
         check_name("run_id", run_id)
         await self._open()
-        await self.store.transition(run_id, lifecycle.delete(self.now()))
-        log.info("run %s deleted", run_id, extra={"run_id": run_id})
+        who = resolve_identity(by, self.identity)
+        await self.store.transition(run_id, lifecycle.delete(self.now(), who))
+        log.info("run %s deleted by %s", run_id, who, extra={"run_id": run_id, "by": who})
 
     async def cancel(self, run_id: str, *, reason: str | None = None, by: str | None = None) -> RunResult:
         """Cancel a run and every active run it started: a step in progress is

@@ -278,9 +278,11 @@ async def test_delete_removes_an_ended_run_and_refuses_an_active_one(mock_clock:
         await runtime.delete(waiting.run_id)
     assert (caught.value.run_id, caught.value.status) == (waiting.run_id, "suspended")
     assert await _status(runtime, waiting.run_id) == "suspended"  # nothing deleted
-    await runtime.delete(done.run_id)
+    await runtime.delete(done.run_id, by="ops@example.com")
     with pytest.raises(RunNotFound):
         await runtime.get_run(done.run_id)
+    # Its audit trail outlives it: who deleted it, and when.
+    assert [(a.action, a.by) for a in await store.audit(done.run_id)] == [("delete", "ops@example.com")]
     assert [r.run_id for r in await runtime.list_runs()] == [waiting.run_id]
     with pytest.raises(RunNotFound):
         await runtime.delete(done.run_id)
@@ -298,10 +300,11 @@ async def test_tarry_delete_from_another_process(db_path: Path, store: Store) ->
     assert refused.returncode == 1
     assert "cancel it" in refused.stderr
     assert "Traceback" not in refused.stderr
-    deleted = await trio.to_thread.run_sync(_tarry, db_path, "delete", done.run_id, "--json")
+    deleted = await trio.to_thread.run_sync(_tarry, db_path, "delete", done.run_id, "--json", "--as", "ana")
     assert deleted.returncode == 0, deleted.stderr
     with Client(db_path) as client:
         assert [r.run_id for r in client.list_runs()] == [waiting.run_id]
+        assert [(a.action, a.by) for a in client.audit_trail(done.run_id)] == [("delete", "ana")]
         client.cancel(waiting.run_id)
         client.delete(waiting.run_id)
         assert client.list_runs() == []

@@ -450,7 +450,7 @@ def test_a_schema_6_database_gains_the_audit_trail_and_keeps_its_runs(postgres_u
     sql(postgres_url, "INSERT INTO tarry_signals (run_id, event, payload, sent_at) VALUES ('r1', 'old', '1', 1.0)")
 
     store = stores(postgres_url)
-    assert store.engine_counts().schema_version == SCHEMA_VERSION == 9
+    assert store.engine_counts().schema_version == SCHEMA_VERSION == 10
     assert sql(postgres_url, "SELECT indexname FROM pg_indexes WHERE indexname = 'tarry_runs_id_c'") == [
         ("tarry_runs_id_c",)
     ]

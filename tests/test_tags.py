@@ -183,4 +183,4 @@ async def test_a_postgres_database_of_schema_6_is_migrated_to_the_current_one(
     await runtime.aclose()
     with psycopg.connect(postgres_url) as conn:
         version = conn.execute("SELECT value FROM tarry_meta WHERE key = 'schema_version'").fetchone()
-    assert version == (str(postgres.SCHEMA_VERSION),) == ("9",)
+    assert version == (str(postgres.SCHEMA_VERSION),) == ("10",)

@@ -68,7 +68,7 @@ class MemoryStore(Store):
         self._runs[row.run_id] = replace(row)
         self._entries[row.run_id] = sorted(journal or [], key=lambda e: e.seq)
         self._signals[row.run_id] = []
-        self._audit[row.run_id] = [] if audit is None else [replace(audit)]
+        self._audit.setdefault(row.run_id, []).extend(() if audit is None else [replace(audit)])
         return replace(row), True
 
     async def write(self, write: Write) -> bool:
@@ -86,7 +86,8 @@ class MemoryStore(Store):
         if write.require is not None and run.status not in write.require:
             return False
         if write.delete:
-            self._delete([write.run_id])
+            self._delete([write.run_id], keep_audit=True)
+            self._audit[write.run_id].extend(replace(a) for a in write.audit)
             return True
         signals = {s.id: s for s in self._signals[write.run_id]}
         for signal_id, _ in write.consume:
@@ -186,7 +187,8 @@ class MemoryStore(Store):
 
     async def audit(self, run_id: str) -> list[AuditRow]:
         await trio.lowlevel.checkpoint()
-        self._run(run_id)
+        if run_id not in self._audit:  # a deleted run's trail outlives it
+            self._run(run_id)
         return [replace(a) for a in self._audit[run_id]]
 
     async def list_runs(
@@ -257,9 +259,11 @@ class MemoryStore(Store):
         self._delete(doomed)
         return len(doomed)
 
-    def _delete(self, run_ids: list[str]) -> None:
+    def _delete(self, run_ids: list[str], *, keep_audit: bool = False) -> None:
         for run_id in run_ids:
-            del self._runs[run_id], self._entries[run_id], self._audit[run_id]
+            del self._runs[run_id], self._entries[run_id]
+            if not keep_audit:
+                del self._audit[run_id]
             for signal in self._signals.pop(run_id):
                 self._dedup.pop(signal.id, None)
 

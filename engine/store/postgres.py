@@ -87,7 +87,7 @@ __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
 log = logging.getLogger("tarry.store")
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 CHANNEL = "tarry_changes"
 #: Seconds between two looks at the claimable runs when no notice came (takeover's bound).
 CLAIM_EVERY = 0.5
@@ -181,6 +181,8 @@ _MIGRATIONS: dict[int, list[str]] = {
     8: ["ALTER TABLE tarry_runs ADD COLUMN tags text", "ALTER TABLE tarry_workflows ADD COLUMN tags text"],
     # Run-id prefixes (the CLI's RUN): a range seek in code point order, whatever the collation.
     9: ['CREATE INDEX tarry_runs_id_c ON tarry_runs (run_id COLLATE "C")'],
+    # A run's audit trail outlives the run when it is deleted on request (who deleted it).
+    10: ["ALTER TABLE tarry_audit DROP CONSTRAINT IF EXISTS tarry_audit_run_id_fkey"],
 }
 
 _STOP = object()
@@ -871,7 +873,9 @@ def _write(store: PostgresStore, conn: Conn, write: Write, in_process: bool = Tr
         status, _, _ = _status(conn, write.run_id)
         if write.require is not None and status not in write.require:
             return False
-        _delete_runs(conn, [write.run_id])
+        _delete_runs(conn, [write.run_id], keep_audit=True)
+        if write.audit:
+            _insert_audit(conn, write.audit)
         return True
     if write.run or write.require is not None or write.signals:
         columns = ["updated_at = %s"]
@@ -1237,10 +1241,12 @@ def _prune(store: PostgresStore, conn: Conn, before: float, statuses: list[str],
     return len(doomed)
 
 
-def _delete_runs(conn: Conn, run_ids: list[str]) -> None:
+def _delete_runs(conn: Conn, run_ids: list[str], *, keep_audit: bool = False) -> None:
     """Delete runs; their journals and signals go by ON DELETE CASCADE, their outbox rows
-    explicitly."""
+    and (unless ``keep_audit``: one run deleted on request) audit trails explicitly."""
     conn.execute("DELETE FROM tarry_outbox WHERE run_id = ANY(%s)", (run_ids,))
+    if not keep_audit:
+        conn.execute("DELETE FROM tarry_audit WHERE run_id = ANY(%s)", (run_ids,))
     conn.execute("DELETE FROM tarry_runs WHERE run_id = ANY(%s)", (run_ids,))
 
 

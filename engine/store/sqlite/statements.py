@@ -125,7 +125,9 @@ def write(conn: sqlite3.Connection, write: Write, *, announce: bool = False) -> 
         status = run_status(conn, write.run_id)
         if write.require is not None and status not in write.require:
             return False
-        delete_runs(conn, [write.run_id])
+        delete_runs(conn, [write.run_id], keep_audit=True)
+        if write.audit:
+            insert_audit(conn, write.audit)
         return True
     if not only_entries(write):
         columns = ["updated_at = ?"]
@@ -461,9 +463,11 @@ def prune(conn: sqlite3.Connection, before: float, statuses: list[str], limit: i
     return len(doomed)
 
 
-def delete_runs(conn: sqlite3.Connection, run_ids: list[str]) -> None:
-    """Delete runs with their journals, signals and outbox rows."""
-    for table in ("entries", "signals", "tarry_outbox", "tarry_audit", "runs"):
+def delete_runs(conn: sqlite3.Connection, run_ids: list[str], *, keep_audit: bool = False) -> None:
+    """Delete runs with their journals, signals, outbox rows and (unless ``keep_audit``:
+    one run deleted on request) audit trails."""
+    tables = ("entries", "signals", "tarry_outbox", *(() if keep_audit else ("tarry_audit",)), "runs")
+    for table in tables:
         conn.executemany(f"DELETE FROM {table} WHERE run_id = ?", [(run_id,) for run_id in run_ids])
 
 
