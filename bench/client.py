@@ -1,9 +1,9 @@
-"""W5 ``client``: runs triggered through ``engine.Client`` from another process while a
+"""W5 ``client``: runs triggered through ``tarry.Client`` from another process while a
 worker runs them (the 3-step workflow of W1).
 
-This process serves the database as its worker (``engine.Worker`` with default options:
+This process serves the database as its worker (``tarry.Worker`` with default options:
 the Client's datagram wakes it, ``data_version`` is polled every 20 ms as a fallback). A
-child process (``python -m bench.client trigger``) opens one ``engine.Client``, triggers N
+child process (``python -m bench.client trigger``) opens one ``tarry.Client``, triggers N
 runs one after another (each ``trigger`` returns once the run is committed), then polls
 ``count_by_status()`` every 5 ms until all N have completed. Figures are the child's:
 from just before its first trigger until it saw N completed runs. ``ok``: the child saw N
@@ -21,7 +21,7 @@ from typing import Any
 
 import trio
 
-import engine
+import tarry
 
 from .common import Unavailable, make_store, note
 from .proc import LineReader, open_child
@@ -33,16 +33,16 @@ TIMEOUT_S = 120
 
 
 def require_client() -> None:
-    """Raise :class:`Unavailable` unless ``engine.Client`` and ``engine.Worker`` exist."""
-    missing = [name for name in ("Client", "Worker") if not hasattr(engine, name)]
+    """Raise :class:`Unavailable` unless ``tarry.Client`` and ``tarry.Worker`` exist."""
+    missing = [name for name in ("Client", "Worker") if not hasattr(tarry, name)]
     if missing:
-        raise Unavailable(f"engine.{' and engine.'.join(missing)} not available yet")
+        raise Unavailable(f"tarry.{' and tarry.'.join(missing)} not available yet")
 
 
 async def _measure(args: argparse.Namespace) -> dict[str, Any]:
     store = make_store(args)
-    runtime = engine.create_runtime([three_steps], store)
-    worker = engine.Worker(runtime)
+    runtime = tarry.create_runtime([three_steps], store)
+    worker = tarry.Worker(runtime)
     async with trio.open_nursery() as nursery:
         await nursery.start(worker.run)
         child = await open_child("client", "trigger", "--path", str(store.path), "--n", str(args.n))
@@ -83,7 +83,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def trigger_main(path: Path, n: int) -> int:
-    with engine.Client(path, workflows=[three_steps]) as client:
+    with tarry.Client(path, workflows=[three_steps]) as client:
         start = time.perf_counter()
         for _ in range(n):
             client.trigger(three_steps)

@@ -20,8 +20,8 @@ from typing import Any
 
 import trio
 
-import engine
-from engine import MemoryStore, SQLiteStore, Store
+import tarry
+from tarry import MemoryStore, SQLiteStore, Store
 
 __all__ = [
     "Unavailable",
@@ -41,7 +41,7 @@ LIMIT_COMMITS = 2000
 
 
 class Unavailable(Exception):
-    """The case cannot run here yet (say, ``engine.Client`` does not exist); the message
+    """The case cannot run here yet (say, ``tarry.Client`` does not exist); the message
     says why. ``bench.case`` exits with status 3 and prints no JSON line."""
 
 
@@ -66,7 +66,7 @@ def make_store(args: argparse.Namespace, name: str = "tarry.db") -> Store:
 def common_keys(args: argparse.Namespace, workload: str, *, mode: str | None = None) -> dict[str, Any]:
     keys: dict[str, Any] = {
         "engine": "tarry",
-        "version": engine.__version__,
+        "version": tarry.__version__,
         "store": args.store,
         "synchronous": args.synchronous,
         "workload": workload,

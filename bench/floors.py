@@ -7,7 +7,7 @@ Not WORKLOADS.md cases (``python -m bench`` does not run them). Each floor is pr
 JSON line per repetition, then medians:
 
 - ``sql_seq``: one W1 run's SQL, one run after another, with plain ``sqlite3`` on a file
-  made by :class:`engine.SQLiteStore` (so the same schema, WAL, ``synchronous``): create
+  made by :class:`tarry.SQLiteStore` (so the same schema, WAL, ``synchronous``): create
   the run, three step results, the outcome, five transactions, the statements the store
   issues, and a WAL checkpoint every 256 commits on another thread, as the store does. No
   trio, no actor, no codec: the most W1 ``seq`` could reach here.
@@ -22,7 +22,7 @@ JSON line per repetition, then medians:
   ``trigger``, an actor and a context per run) on a store whose writes keep nothing and
   never wait: what the engine costs with durability free. No store can make W1 faster.
 - ``engine_sql_seq``: W1 ``seq`` through the engine on a store that runs
-  :class:`engine.SQLiteStore`'s own statements in place on its write connection (its
+  :class:`tarry.SQLiteStore`'s own statements in place on its write connection (its
   checkpoint thread included), without its queue, write lock or schedule points: the most
   ``seq`` could do on SQLite with a write path that cost nothing. Less than the sum of
   ``sql_seq`` and ``engine_seq`` allows: the engine's Python and SQLite's C take turns on
@@ -46,11 +46,11 @@ from typing import Any
 
 import trio
 
-import engine
-from engine import MemoryStore, SQLiteStore, create_runtime
-from engine.journal import RunRow, Write, new_run_id
-from engine.store.sqlite import statements as sqlite_sql
-from engine.store.sqlite.statements import INSERT_ENTRIES, RUN_COLUMNS
+import tarry
+from tarry import MemoryStore, SQLiteStore, create_runtime
+from tarry.journal import RunRow, Write, new_run_id
+from tarry.store.sqlite import statements as sqlite_sql
+from tarry.store.sqlite.statements import INSERT_ENTRIES, RUN_COLUMNS
 
 from .steps import EXPECTED, three_steps, trigger_all
 
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
             steps_per_s = figures[floor][-1]
             line = {
                 "engine": "tarry",
-                "version": engine.__version__,
+                "version": tarry.__version__,
                 "floor": floor,
                 "synchronous": args.synchronous if "sql" in floor else None,
                 "n": args.runs,

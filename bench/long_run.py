@@ -19,8 +19,8 @@ from typing import Any
 
 import trio
 
-import engine
-from engine import SQLiteStore, create_runtime, workflow
+import tarry
+from tarry import SQLiteStore, create_runtime, workflow
 
 
 async def _noop(k: int) -> dict[str, int]:
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             figure = trio.run(_once, args.steps, args.synchronous, Path(tmp))
         figures.append(figure)
-        line = {"engine": "tarry", "version": engine.__version__, "store": "sqlite", "synchronous": args.synchronous}
+        line = {"engine": "tarry", "version": tarry.__version__, "store": "sqlite", "synchronous": args.synchronous}
         print(json.dumps({**line, "workload": "long_run", "n": args.steps, "steps_per_s": round(figure, 1)}))
     print(f"median steps/s: {statistics.median(figures):,.0f}", file=sys.stderr)
 

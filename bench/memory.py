@@ -24,7 +24,7 @@ from typing import Any
 
 import trio
 
-from engine import SQLiteStore, create_runtime, workflow
+from tarry import SQLiteStore, create_runtime, workflow
 
 from .common import db_bytes, make_store, poll, rss_bytes
 

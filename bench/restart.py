@@ -30,7 +30,7 @@ from typing import Any
 
 import trio
 
-from engine import SQLiteStore, create_runtime, workflow
+from tarry import SQLiteStore, create_runtime, workflow
 
 from .common import Unavailable, note, poll, rss_bytes
 

@@ -13,10 +13,10 @@ A new run for every sample (triggered and suspended before the clock starts), 1 
 then N samples (default 200), one after another.
 
 - ``same-process``: ``runtime.signal()`` in the process serving the run.
-- ``cross-process``: this process serves the database as its worker (``engine.Worker``,
+- ``cross-process``: this process serves the database as its worker (``tarry.Worker``,
   default options: a datagram wakes it, ``data_version`` is polled every 20 ms as a
   fallback); the run is triggered here, then a child process (``python -m bench.signal
-  send``, one ``engine.Client`` for all samples) is told the run id through a pipe, reads
+  send``, one ``tarry.Client`` for all samples) is told the run id through a pipe, reads
   ``time.perf_counter()`` and calls ``client.signal()``. A sample is the time the step
   after the wait committed here minus that time there (``CLOCK_MONOTONIC``: one clock for
   both processes). SQLite only.
@@ -32,7 +32,7 @@ from typing import Any
 
 import trio
 
-from engine import create_runtime, workflow
+from tarry import create_runtime, workflow
 
 from .client import require_client
 from .common import Unavailable, make_store, percentile, poll
@@ -123,7 +123,7 @@ async def _same_process(args: argparse.Namespace) -> tuple[bool, list[float]]:
 
 
 async def _cross_process(args: argparse.Namespace) -> tuple[bool, list[float]]:
-    from engine import Worker
+    from tarry import Worker
 
     store = make_store(args)
     runtime = create_runtime([wait_then_step], store)
@@ -172,7 +172,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 def send_main(path: Path) -> int:
     """Read ``run_id i`` lines; for each, note the time, signal the run through a Client and
     write the time noted (one line per signal)."""
-    from engine import Client
+    from tarry import Client
 
     with Client(path) as client:
         print("ready", flush=True)

@@ -23,7 +23,7 @@ from typing import Any
 
 import trio
 
-from engine import RunResult, create_runtime, workflow
+from tarry import RunResult, create_runtime, workflow
 
 from .common import make_store, percentile, poll
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import trio
 
-import engine
-from engine import SQLiteStore, create_runtime, workflow
+import tarry
+from tarry import SQLiteStore, create_runtime, workflow
 
 
 def _hold(path: Path, taken: threading.Event, seconds: float) -> None:
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             figure = trio.run(_once, args.hold, args.synchronous, Path(tmp))
         figures.append(figure)
-        line = {"engine": "tarry", "version": engine.__version__, "store": "sqlite", "synchronous": args.synchronous}
+        line = {"engine": "tarry", "version": tarry.__version__, "store": "sqlite", "synchronous": args.synchronous}
         print(json.dumps({**line, "workload": "stall", "hold_s": args.hold, "max_gap_ms": round(figure, 2)}))
     print(f"median longest stall: {statistics.median(figures):.1f} ms (lock held {args.hold:g} s)", file=sys.stderr)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from engine import RunResult, Runtime, create_runtime, workflow
+from tarry import RunResult, Runtime, create_runtime, workflow
 
 from .common import make_store
 

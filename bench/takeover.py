@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine import Client
+from tarry import Client
 
 from .proc import ROOT
 
@@ -47,7 +47,7 @@ POLL = 0.005
 
 
 def _worker(db: str, directory: Path, name: str, lease_ttl: float | None) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "engine.cli", "--db", db, "worker", "bench.takeover_app", "--grace", "0"]
+    argv = [sys.executable, "-m", "tarry.cli", "--db", db, "worker", "bench.takeover_app", "--grace", "0"]
     if lease_ttl is not None:
         argv += ["--lease-ttl", str(lease_ttl)]
     env = {**os.environ, "TARRY_TAKEOVER_STAMPS": str(directory / "stamps"), "PYTHONPATH": str(ROOT)}

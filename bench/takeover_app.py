@@ -8,7 +8,7 @@ from typing import Any
 
 import trio
 
-from engine import workflow
+from tarry import workflow
 
 
 def stamp(run_id: str) -> None:

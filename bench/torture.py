@@ -7,7 +7,7 @@
 
 One worker process (``tarry worker bench.torture_app``) serves a temporary SQLite file while
 another process (``python -m bench.torture drive``) keeps triggering runs and sending
-signals through :class:`engine.Client`: ``--runs`` runs at once, then a few more every
+signals through :class:`tarry.Client`: ``--runs`` runs at once, then a few more every
 second. The runs mix steps with side effects, durable sleeps of 0-2 s, waits for events with
 and without timeouts, steps that fail and are retried, and runs that fail for good
 (:mod:`bench.torture_app`). Each cycle kills the worker at a random moment and starts a new
@@ -20,7 +20,7 @@ exits, as cron jobs would; one more is started whenever one ends. Each cycle SIG
 of them (the one driving runs, if one is) at a random moment, mid-sweep or mid-step. The
 driver sends about half its triggers and signals through a plain passive runtime of its
 own (which drives them inline when no cron process holds the file, and only stores them
-when one does) and the rest through :class:`engine.Client`.
+when one does) and the rest through :class:`tarry.Client`.
 
 After every kill (the worker is dead, nothing writes the journal but the driver) and at the
 end (every run has ended), the harness checks:
@@ -107,12 +107,12 @@ def drive(db: Path, directory: Path, seed: int, runs: int, rate: float, mode: st
     each run's signal when due (and once more under the same dedup key, which must be
     refused). Every acknowledged call is appended to ``directory/ledger.jsonl``. In
     ``sweep`` mode about half the calls go through a plain passive runtime, the rest
-    through :class:`engine.Client`."""
+    through :class:`tarry.Client`."""
     return trio.run(_drive, db, directory, seed, runs, rate, mode)
 
 
 async def _drive(db: Path, directory: Path, seed: int, runs: int, rate: float, mode: str) -> int:
-    from engine import Client, RunFinished, SQLiteStore, create_runtime
+    from tarry import Client, RunFinished, SQLiteStore, create_runtime
 
     from .torture_app import WORKFLOWS
 
@@ -202,7 +202,7 @@ def ledger_run_ids(directory: Path) -> list[str]:
 def cron(db: Path, directory: Path, seed: int, lifetime: float, lease_ttl: float) -> int:
     """A cron job: a plain runtime that sweeps ``db`` every 20 ms (and now and then resumes a
     random run) for ``lifetime`` seconds, then exits."""
-    from engine import LeaseLost
+    from tarry import LeaseLost
 
     try:
         trio.run(_cron, db, directory, seed, lifetime, lease_ttl)
@@ -213,7 +213,7 @@ def cron(db: Path, directory: Path, seed: int, lifetime: float, lease_ttl: float
 
 
 async def _cron(db: Path, directory: Path, seed: int, lifetime: float, lease_ttl: float) -> None:
-    from engine import SQLiteStore, create_runtime
+    from tarry import SQLiteStore, create_runtime
 
     from .torture_app import WORKFLOWS
 
@@ -258,7 +258,7 @@ class Workers:
             argv = ["-m", "bench.torture", "cron", str(self.db), str(self.directory),
                     str(self.rng.randrange(1 << 31)), str(lifetime), str(self.lease_ttl)]  # fmt: skip
         else:
-            argv = ["-m", "engine.cli", "--db", str(self.db), "worker", "bench.torture_app:WORKFLOWS",
+            argv = ["-m", "tarry.cli", "--db", str(self.db), "worker", "bench.torture_app:WORKFLOWS",
                     "--lease-ttl", str(self.lease_ttl), "--grace", "10", "--log-level", "warning"]  # fmt: skip
         proc = subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(proc)

@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from engine import NonRetryableError, Retry, workflow
+from tarry import NonRetryableError, Retry, workflow
 
 __all__ = ["WORKFLOWS", "expected_steps"]
 

@@ -5,7 +5,7 @@ database, beside one worker on a SQLite file, in one run.
 
 Not the WORKLOADS.md harness (``python -m bench``), which runs the worker in the measuring
 process: here every worker is a real ``tarry worker`` process and every run goes through
-``engine.Client``, as it does with many workers.
+``tarry.Client``, as it does with many workers.
 
 - ``steps`` (``mode: conc``): a Client triggers N runs of W1's three-step workflow from 8
   threads; ``wall_s`` runs from the first trigger to the last run's completion (its
@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import engine
-from engine import Client
+import tarry
+from tarry import Client
 
 from .common import percentile
 
@@ -49,7 +49,7 @@ def _start_workers(db: str, k: int, logs: Path) -> list[subprocess.Popen[bytes]]
                     [
                         sys.executable,
                         "-m",
-                        "engine.cli",
+                        "tarry.cli",
                         "--db",
                         db,
                         "worker",
@@ -120,7 +120,7 @@ def _measure(db: str, store: str, k: int, args: argparse.Namespace, logs: Path) 
     try:
         with Client(db) as client:
             _until(lambda: client.engine_info().workers_alive == k and len(client.workflows()) == 2, timeout=60)
-            base = {"engine": "tarry", "version": engine.__version__, "store": store, "synchronous": "NORMAL"}
+            base = {"engine": "tarry", "version": tarry.__version__, "store": store, "synchronous": "NORMAL"}
             base["workers"] = k
             steps = {**base, "workload": "steps", "n": args.n, "mode": "conc", **_steps(client, args.n)}
             signal = {**base, "workload": "signal", "n": args.samples, "mode": "cross-process"}

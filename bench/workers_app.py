@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from engine import workflow
+from tarry import workflow
 
 from .steps import noop, three_steps  # W1's workflow, as the in-process harness runs it
 

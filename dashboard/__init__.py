@@ -1,4 +1,4 @@
-"""The tarry dashboard: a Textual app over ``engine.Client``.
+"""The tarry dashboard: a Textual app over ``tarry.Client``.
 
 ``DashboardApp(db_path)`` (or ``DashboardApp(client)``) watches a database that a worker
 is running; ``tarry dashboard --db PATH`` and ``tarry dev APP --db PATH`` start it.

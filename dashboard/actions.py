@@ -1,7 +1,7 @@
 """Every action of the dashboard in one registry: its key, footer text and palette entry.
 
 The app's bindings, the help screen and the command palette are all built from
-:data:`ACTIONS` and :data:`dashboard.source.FILTERS`, so a key is defined once.
+:data:`ACTIONS` and :data:`tarry.dashboard.source.FILTERS`, so a key is defined once.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""DashboardApp: the Textual app over an ``engine.Client``.
+"""DashboardApp: the Textual app over a ``tarry.Client``.
 
-Thin on purpose: the screens show, :mod:`dashboard.actions` lists what can be done, and
-:class:`dashboard.verbs.RunVerbs` does it through the client in worker threads.
+Thin on purpose: the screens show, :mod:`tarry.dashboard.actions` lists what can be done, and
+:class:`tarry.dashboard.verbs.RunVerbs` does it through the client in worker threads.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class DashboardApp(RunVerbs, App[None]):
     """Watch and act on the runs of one tarry database.
 
     Args:
-        target: the database file, or an ``engine.Client`` (left open on exit).
+        target: the database file, or a ``tarry.Client`` (left open on exit).
         read_only: hide and disable every action that changes a run.
         clock: "now" for ages and countdowns (an aware datetime); tests freeze it.
         approve_payload / reject_payload: what ``a`` / ``r`` send with the awaited event.

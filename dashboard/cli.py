@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from engine import WorkflowError
-from engine.cli import CommandError, database, db_option
+from tarry import WorkflowError
+from tarry.cli import CommandError, database, db_option
 
 __all__ = ["dashboard", "dev"]
 
@@ -74,7 +74,7 @@ def dashboard(
         tarry --db shop.db dashboard --web --port 8080
         tarry --db shop.db dashboard --as ana@example.com
     """
-    from engine import Client
+    from tarry import Client
 
     from .app import DashboardApp
     from .source import Source
@@ -120,7 +120,7 @@ def served_command(db: str, flags: list[str]) -> str:
     """The shell command textual-serve runs for each browser: this Python running
     ``tarry dashboard --db DB FLAGS``, every word quoted (textual-serve hands the command to
     a shell, and DB is whatever the user named)."""
-    return shlex.join([sys.executable, "-m", "engine.cli", "dashboard", f"--db={db}", *flags])
+    return shlex.join([sys.executable, "-m", "tarry.cli", "dashboard", f"--db={db}", *flags])
 
 
 def is_loopback(host: str) -> bool:
@@ -194,7 +194,7 @@ def dev(ctx: click.Context, app: str, create: bool) -> None:
     \b
         tarry --db dev.db dev examples.publish_review:review --create
     """
-    from engine.cli import load_app
+    from tarry.cli import load_app
 
     from .dev import DevApp
 

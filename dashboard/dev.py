@@ -1,9 +1,9 @@
 """``tarry dev``: a worker and the dashboard in one process, for development and demos.
 
-An ``engine.Worker`` runs as a trio *guest* inside the Textual app's asyncio loop
-(``engine.AsyncioHost``, what ``engine.hosted`` offers any asyncio app): one thread, one
+A ``tarry.Worker`` runs as a trio *guest* inside the Textual app's asyncio loop
+(``tarry.AsyncioHost``, what ``tarry.hosted`` offers any asyncio app): one thread, one
 loop. The dashboard talks to it as it would from another process, through an
-``engine.Client`` on the same file. Quitting drains
+``tarry.Client`` on the same file. Quitting drains
 the worker (steps in progress get ``grace`` seconds to commit) and stops it: whatever was
 committed stays, and runs still sleeping or waiting are picked up by the next worker on the
 file.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from engine import (
+from tarry import (
     AsyncioHost,
     Client,
     InvalidArgument,
@@ -55,8 +55,8 @@ def dev_runtime(app: Runtime | list[Workflow[Any]], db_path: str | os.PathLike[s
 class DevApp(DashboardApp):
     """The dashboard with a worker embedded: ``tarry dev APP --db PATH``.
 
-    The worker is a real ``engine.Worker`` (lease, heartbeat, change feed), so the
-    dashboard's verbs go through its ``engine.Client`` exactly as from another process.
+    The worker is a real ``tarry.Worker`` (lease, heartbeat, change feed), so the
+    dashboard's verbs go through its ``tarry.Client`` exactly as from another process.
 
     Args:
         app: a Runtime (see :func:`dev_runtime`) or the workflows to run.

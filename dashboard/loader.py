@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from textual.dom import DOMNode
 
-from engine import WorkflowError
+from tarry import WorkflowError
 
 __all__ = ["Reloader"]
 

@@ -1,4 +1,4 @@
-"""The dashboard's one door to the engine: an ``engine.Client`` (or an object shaped like one).
+"""The dashboard's one door to the engine: a ``tarry.Client`` (or an object shaped like one).
 
 Every call here is synchronous and may block on the database, so screens call them only from
 Textual thread workers, never on the event loop. Errors are the engine's typed
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import Client, RunInfo, RunResult
+from tarry import Client, RunInfo, RunResult
 
 __all__ = ["FILTERS", "PAGE_SIZE", "Filter", "Page", "Source", "split_search"]
 
@@ -65,7 +65,7 @@ class Source:
     """Reads and verbs for the dashboard, over ``client``.
 
     Args:
-        client: an ``engine.Client``; the dashboard closes it on exit when ``owns`` is true.
+        client: a ``tarry.Client``; the dashboard closes it on exit when ``owns`` is true.
         owns: whether :meth:`close` closes the client.
     """
 
@@ -75,12 +75,12 @@ class Source:
 
     @classmethod
     def open(cls, target: str | os.PathLike[str] | Any) -> Source:
-        """A source over an existing client, or over a new ``engine.Client(path)``.
+        """A source over an existing client, or over a new ``tarry.Client(path)``.
 
         Raises:
             DatabaseMissing: no file at ``path`` (a dashboard never creates one: a typo in
                 ``--db`` is an error, not a new empty database).
-            NotATarryDatabase, SchemaTooNew: as ``engine.Client``.
+            NotATarryDatabase, SchemaTooNew: as ``tarry.Client``.
         """
         if isinstance(target, str | os.PathLike):
             return cls(Client(os.fspath(target), create=False), owns=True)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual import work
 
-from engine import RunResult, WorkflowError
+from tarry import RunResult, WorkflowError
 
 from .format import compact_json
 from .screens import ConfirmModal, EngineScreen, HelpScreen, SignalModal, TriggerModal
@@ -42,7 +42,7 @@ def _cancelled(run: RunResult, serving: bool) -> str:
 
 
 class RunVerbs:
-    """The ``action_*`` methods of :class:`dashboard.DashboardApp` that act on runs."""
+    """The ``action_*`` methods of :class:`tarry.dashboard.DashboardApp` that act on runs."""
 
     source: Source
     approve_payload: Any

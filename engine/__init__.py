@@ -1,6 +1,6 @@
 """tarry: durable workflows for Python, on trio, with journals in SQLite or PostgreSQL.
 
-Everything public is here (``engine.__all__``); the submodules are internal and may
+Everything public is here (``tarry.__all__``); the submodules are internal and may
 change without notice.
 
 - Define: ``@workflow("id", payload=Schema)`` on ``async def run(ctx)``; ``ctx`` is a
@@ -12,7 +12,7 @@ change without notice.
 - Run as a daemon: ``tarry worker APP`` (:class:`Worker`); drive it from other processes with
   :class:`Client` (blocking) or :class:`AsyncClient` (asyncio or trio): the same verbs.
 - Results: :class:`RunResult`, :class:`RunInfo`; errors: :class:`WorkflowError` and its tree
-  (``help(engine.WorkflowError)``), each with a stable ``code``.
+  (``help(tarry.WorkflowError)``), each with a stable ``code``.
 - Stores: :class:`SQLiteStore`, :class:`MemoryStore`, ``PostgresStore`` (the ``postgres``
   extra), :func:`store_from_url`.
 """
@@ -78,7 +78,7 @@ from .worker import Worker
 from .workflow import Workflow, workflow
 
 if TYPE_CHECKING:
-    # Type checkers see the class (``engine.PostgresStore(url)``); at run time it comes
+    # Type checkers see the class (``tarry.PostgresStore(url)``); at run time it comes
     # from __getattr__ below, so that psycopg is imported only when it is asked for.
     from .store.postgres import PostgresStore as PostgresStore
 
@@ -159,25 +159,25 @@ __all__ = [
     "workflow",
 ]
 
-# Tracebacks and reprs read `engine.RunNotFound`, not `engine.errors.RunNotFound`.
+# Tracebacks and reprs read `tarry.RunNotFound`, not `tarry.errors.RunNotFound`.
 for _name in __all__:
     _obj = globals()[_name]
     if isinstance(_obj, type) or callable(_obj):
         with contextlib.suppress(AttributeError, TypeError):
-            _obj.__module__ = "engine"
+            _obj.__module__ = "tarry"
 del _name, _obj
 
 
 def __dir__() -> list[str]:
-    # dir(engine), completion and help() show the API, not the submodules imported above.
+    # dir(tarry), completion and help() show the API, not the submodules imported above.
     return sorted(__all__)
 
 
 def __getattr__(name: str) -> object:
     # PostgresStore needs psycopg (pip install 'tarry[postgres]'): imported only when asked
-    # for, so `import engine` (and `from engine import *`) works without it.
+    # for, so `import tarry` (and `from tarry import *`) works without it.
     if name == "PostgresStore":
         from .store.postgres import PostgresStore
 
         return PostgresStore
-    raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    raise AttributeError(f"module 'tarry' has no attribute {name!r}")

@@ -76,8 +76,8 @@ class Passivate(BaseException):
 
 
 class RunMetrics(Protocol):
-    """What runs report to a runtime's :attr:`~engine.Runtime.metrics` (``tarry worker
-    --metrics`` gives it one: :class:`engine.metrics.Metrics`). Called on the event loop."""
+    """What runs report to a runtime's :attr:`~tarry.Runtime.metrics` (``tarry worker
+    --metrics`` gives it one: :class:`tarry.metrics.Metrics`). Called on the event loop."""
 
     def run_started(self, workflow_id: str) -> None: ...
     def run_ended(self, workflow_id: str, status: str) -> None: ...

@@ -5,7 +5,7 @@ asyncpg, redis.asyncio, SQLAlchemy's asyncio mode, ``asyncio.sleep``) needs an a
 instead: marked with :func:`asyncio_step`, its coroutine runs as an asyncio task while the
 run's trio task waits for it.
 
-- When trio runs as a guest of an asyncio loop through ``engine.hosted`` (``tarry dev``
+- When trio runs as a guest of an asyncio loop through ``tarry.hosted`` (``tarry dev``
   too), the task runs on that host loop: the step shares the application's loop, its connection pools and
   its clients.
 - Otherwise (``tarry worker``, ``async with runtime:`` under ``trio.run``) each runtime starts
@@ -36,7 +36,7 @@ import trio
 from .errors import AsyncioStepCancelled, InvalidArgument, NeedsAsyncio
 
 if TYPE_CHECKING:
-    # Imported where it is used: `import engine` (every `tarry` command) does not load
+    # Imported where it is used: `import tarry` (every `tarry` command) does not load
     # asyncio (~20 ms) unless a step or a host needs it.
     import asyncio
 
@@ -50,14 +50,14 @@ _MARK = "__tarry_asyncio_step__"
 def asyncio_step(fn: F) -> F:
     """Mark a step function to run on an asyncio loop instead of trio::
 
-        @engine.asyncio_step
+        @tarry.asyncio_step
         async def fetch(url: str) -> dict:
             async with aiohttp.ClientSession() as session:
                 async with session.get(url) as response:
                     return await response.json()
 
         await ctx.step("fetch", fetch, url)
-        await ctx.step("get", engine.asyncio_step(redis.get), key)  # a library's coroutine
+        await ctx.step("get", tarry.asyncio_step(redis.get), key)  # a library's coroutine
 
     ``fn`` is called on the asyncio loop (see the module docstring for which); what it
     returns is awaited there if it is awaitable. The marked function still works as before

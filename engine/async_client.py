@@ -31,7 +31,7 @@ from .results import RunInfo, RunResult, outcome
 from .workflow import Workflow
 
 if TYPE_CHECKING:
-    # Imported where it is used: `import engine` (every `tarry` command) does not load asyncio.
+    # Imported where it is used: `import tarry` (every `tarry` command) does not load asyncio.
     import asyncio
 
 __all__ = ["AsyncClient"]

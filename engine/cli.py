@@ -1,12 +1,12 @@
-"""The ``tarry`` command: a worker daemon, and the verbs of :class:`engine.Client` for a shell.
+"""The ``tarry`` command: a worker daemon, and the verbs of :class:`tarry.Client` for a shell.
 
-Every command but ``worker`` and ``dashboard`` opens an :class:`engine.Client` on ``--db``
+Every command but ``worker`` and ``dashboard`` opens a :class:`tarry.Client` on ``--db``
 (env ``TARRY_DB``, default ``./tarry.db``; before or after the command, :func:`db_option`),
 calls one verb and prints the result: a table by default, JSON with ``--json`` (the keys are
 the field names of ``RunResult`` / ``RunInfo``, as their ``to_dict()`` gives them). A
 database that does not exist is refused, never created, but by ``worker`` and
 ``trigger --create``. ``RUN`` is a run id or a unique prefix of one
-(:meth:`engine.Client.resolve_run_id`).
+(:meth:`tarry.Client.resolve_run_id`).
 
 Exit codes:
 
@@ -1321,7 +1321,7 @@ def dashboard(state: _State) -> None:
     # Looked up by name: the engine library does not depend on the dashboard package
     # (an import-linter contract); only this command starts it, when it is installed.
     try:
-        module = importlib.import_module("dashboard")
+        module = importlib.import_module("tarry.dashboard")
     except ImportError as exc:
         raise click.ClickException(f"the dashboard is not installed here ({exc})") from None
     app_class = getattr(module, "DashboardApp", None)

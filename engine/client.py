@@ -4,10 +4,10 @@ A web app that triggers runs, an operator's terminal, the dashboard: they open a
 :class:`Client` on the database that workers (``tarry worker``) serve, a SQLite file or a
 PostgreSQL URL. Everything goes through the database: a write is committed when the call
 returns, whether a worker is up or not, and a worker picks it up within milliseconds (see
-:class:`engine.store.base.SharedStore`).
+:class:`tarry.store.base.SharedStore`).
 
 The Client is synchronous and thread-safe: each call is short and blocks its thread (a
-trio or asyncio program uses :class:`engine.AsyncClient`, or runs it in a worker thread as
+trio or asyncio program uses :class:`tarry.AsyncClient`, or runs it in a worker thread as
 the dashboard does).
 """
 
@@ -147,7 +147,7 @@ class Client:
         workflows: the workflows' code, if this process has it (a web app importing the
             same module): payloads are then validated exactly as ``Runtime.trigger`` does.
             Without it, the registry the worker published in the database is used (see
-            :mod:`engine.registry`).
+            :mod:`tarry.registry`).
         create: create the database when the file does not exist (the default, so that a
             run can be triggered before any worker started); ``False`` raises
             :class:`DatabaseMissing` instead.

@@ -28,10 +28,10 @@ Guarantees:
   the night Berlin jumps 02:00 -> 03:00 fires at 03:00 local); one whose local time occurs twice
   at fall-back fires once, on the first occurrence.
 
-Failure modes: every refusal is :class:`~engine.errors.InvalidDuration` (``reason`` says what was
+Failure modes: every refusal is :class:`~tarry.errors.InvalidDuration` (``reason`` says what was
 wrong: ``"negative"``, ``"unknown unit 'fortnights' ..."``, ``"not a number ..."``) or, for a cron
 expression or time zone that does not parse or never fires, its subclass
-:class:`~engine.errors.InvalidCron`. Both carry ``step_id`` when the caller passed one.
+:class:`~tarry.errors.InvalidCron`. Both carry ``step_id`` when the caller passed one.
 """
 
 from __future__ import annotations

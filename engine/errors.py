@@ -49,7 +49,7 @@ problem and, where there is one, the fix. Grouped by whose fault it is::
 :class:`NonRetryableError` is the one exception meant for workflow code to raise: a step
 that raises it is not retried, whatever its ``Retry`` says.
 
-Nothing above ``engine.store`` ever sees ``sqlite3`` exceptions: the store maps them here.
+Nothing above ``tarry.store`` ever sees ``sqlite3`` exceptions: the store maps them here.
 """
 
 from __future__ import annotations
@@ -560,7 +560,7 @@ class NeedsAsyncio(WorkflowCodeError, NonRetryableError):
     def __init__(self, run_id: str, step_id: str, error: str) -> None:
         super().__init__(
             f"step {step_id!r} of run {run_id!r} needs asyncio ({error}), but steps run on trio; "
-            "decorate its function with @engine.asyncio_step (or pass engine.asyncio_step(fn) to "
+            "decorate its function with @tarry.asyncio_step (or pass tarry.asyncio_step(fn) to "
             "ctx.step) so that it runs on an asyncio loop, then retry the run",
             run_id=run_id,
             step_id=step_id,
@@ -664,7 +664,7 @@ class HostNotServing(WorkflowError):
     def __init__(self, state: str) -> None:
         super().__init__(
             f"the tarry runtime hosted in this asyncio loop is {state}; call it inside "
-            "`async with engine.hosted(runtime) as host:` (in a FastAPI lifespan: around its `yield`)",
+            "`async with tarry.hosted(runtime) as host:` (in a FastAPI lifespan: around its `yield`)",
             state=state,
         )
 
@@ -673,7 +673,7 @@ class NeedsTrio(WorkflowError):
     """A :class:`Runtime`'s verb (``trigger``, ``async with runtime:`` ...) was awaited
     outside a trio task, typically under ``asyncio.run``. tarry runs on trio: run the program
     with ``trio.run``, or host the runtime in the asyncio application with
-    :func:`engine.hosted` and call its verbs there. Nothing was written."""
+    :func:`tarry.hosted` and call its verbs there. Nothing was written."""
 
     code = "needs_trio"
 
@@ -681,7 +681,7 @@ class NeedsTrio(WorkflowError):
         super().__init__(
             "a tarry Runtime runs on trio, and this was awaited outside a trio task (under asyncio?); "
             "run the program with trio.run(main), or host the runtime in your asyncio app: "
-            "`async with engine.hosted(runtime) as host:` and `await host.trigger(...)`"
+            "`async with tarry.hosted(runtime) as host:` and `await host.trigger(...)`"
         )
 
 

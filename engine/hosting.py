@@ -7,7 +7,7 @@ and offers the runtime's verbs as asyncio coroutines that hop into trio and back
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        async with engine.hosted(runtime) as host:
+        async with tarry.hosted(runtime) as host:
             app.state.tarry = host
             yield
 
@@ -36,7 +36,7 @@ from .worker import Worker, _only_error
 from .workflow import Workflow
 
 if TYPE_CHECKING:
-    import asyncio  # imported where used: `import engine` does not load asyncio
+    import asyncio  # imported where used: `import tarry` does not load asyncio
 
 __all__ = ["AsyncioHost", "hosted"]
 
@@ -352,7 +352,7 @@ def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any] | None, host:
 def hosted(target: Runtime | Worker, *, grace: float | None = None) -> AsyncioHost:
     """Host ``target`` (a Runtime or a Worker) in the running asyncio loop::
 
-        async with engine.hosted(runtime) as host:
+        async with tarry.hosted(runtime) as host:
             run = await host.trigger("expense-approval", {"amount": 120})
             await host.signal(run.run_id, "decision", {"approved": True})
             info = await host.get_run(run.run_id)

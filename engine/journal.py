@@ -2,7 +2,7 @@
 
 These are the records the store persists and the runtime replays. Values that users see
 (payload, outputs, errors, pending waits) are held here as JSON text, encoded once by
-:mod:`engine.codec` when they are produced and decoded when read: the store never encodes
+:mod:`tarry.codec` when they are produced and decoded when read: the store never encodes
 anything and never sees workflow code.
 
 Journal entry kinds and their life cycle::
@@ -126,7 +126,7 @@ def encode_tags(tags: tuple[str, ...]) -> str | None:
     ``None`` for none. One text column, not a JSON array: a filter on one tag is the same
     ``tags LIKE '%,billing,%'`` in SQLite and PostgreSQL, with no JSON function, and a run
     row is read whole without a join (a ``run_tags`` table would cost a write per tag on
-    the trigger path). Tags never hold a comma (:func:`engine.workflow.check_tags`)."""
+    the trigger path). Tags never hold a comma (:func:`tarry.workflow.check_tags`)."""
     return "," + ",".join(sorted(tags)) + "," if tags else None
 
 
@@ -243,7 +243,7 @@ class Write:
 
 @dataclass(slots=True)
 class RunTree:
-    """What a transition (:mod:`engine.lifecycle`) reads of a run, in the transaction
+    """What a transition (:mod:`tarry.lifecycle`) reads of a run, in the transaction
     that applies it.
 
     ``journal`` is filled only for transitions that need it (retry); ``descendants``
@@ -257,7 +257,7 @@ class RunTree:
 
 
 #: A transition as a store applies it: the tree in, the writes out (or a typed error,
-#: raised before anything is written). Built by :mod:`engine.lifecycle`.
+#: raised before anything is written). Built by :mod:`tarry.lifecycle`.
 Plan = Callable[[RunTree], list[Write]]
 
 

@@ -1,13 +1,13 @@
 """A run's transitions, as data: what cancel, retry, fork, delete and a child's end write.
 
 Every function here is pure: it takes the rows a transition depends on, as read inside
-the transaction that will apply it, and returns the :class:`~engine.journal.Write` s to
+the transaction that will apply it, and returns the :class:`~tarry.journal.Write` s to
 make (or raises the typed error that says why the transition is not allowed). The stores
 only apply writes; the runtime, the client and the actor only ask for transitions. So a
 rule is written once, here, and is the same whether the run's actor is warm in this
 process, passivated, owned by another process, or nobody's (its process died).
 
-Stores call these through :meth:`engine.store.base.Store.transition`, which reads a
+Stores call these through :meth:`tarry.store.base.Store.transition`, which reads a
 :class:`RunTree` and applies the writes in one transaction, so a transition never sees
 a run half-changed by another, and a crash leaves it whole or not at all.
 """

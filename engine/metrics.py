@@ -79,7 +79,7 @@ _COMMIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 class Metrics:
     """A worker's metrics in a registry of its own (see the module docstring).
 
-    Implements :class:`engine.actor.RunMetrics` (what runs report) and the stores'
+    Implements :class:`tarry.actor.RunMetrics` (what runs report) and the stores'
     ``commit_hook``. :meth:`attach` plugs it into the runtime and its store.
     """
 

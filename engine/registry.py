@@ -2,10 +2,10 @@
 
 When a worker takes a database's lease it publishes the workflows it can run (id,
 description, and the payload's JSON Schema when one can be derived). An
-``engine.Client`` that was not given the workflows' code validates against that:
+``tarry.Client`` that was not given the workflows' code validates against that:
 
 - pydantic models: ``model_json_schema()``; msgspec types: ``msgspec.json.schema()``;
-  dataclasses: derived here, mirroring what :mod:`engine.schema` checks (the simple types,
+  dataclasses: derived here, mirroring what :mod:`tarry.schema` checks (the simple types,
   ``X | None``, nested dataclasses; unknown keys refused);
 - a callable validator, or no schema: nothing to publish, so anything JSON is accepted and
   the worker validates when the run starts (an invalid payload then fails the run with
@@ -124,7 +124,7 @@ def _hint_schema(hint: Any, defs: dict[str, Any]) -> dict[str, Any]:
         return {"type": "array"}
     if origin is dict:
         return {"type": "object"}
-    return {}  # not checked by engine.schema either
+    return {}  # not checked by tarry.schema either
 
 
 def _is_json(value: Any) -> bool:

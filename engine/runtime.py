@@ -16,9 +16,9 @@ runs again: steps are at-least-once). ``await runtime.drain(grace)`` before leav
 taking new work and lets the steps in progress finish first (what ``tarry worker`` does on
 SIGTERM).
 
-Changes that other processes commit to the store (an ``engine.Client`` triggering,
+Changes that other processes commit to the store (a ``tarry.Client`` triggering,
 signalling, cancelling or retrying runs) reach a serving runtime through
-:meth:`Runtime.run_changed` and :meth:`Runtime.deliver_signal`, which ``engine.Worker``
+:meth:`Runtime.run_changed` and :meth:`Runtime.deliver_signal`, which ``tarry.Worker``
 calls as it notices them; without a worker they are seen by the next recovery or ``sweep()``.
 """
 
@@ -148,7 +148,7 @@ class Runtime:
             hot path (an audit row each cost W1 conc 12 %), its operators' verbs are not.
         tracing: ``True``: OpenTelemetry spans of every run activation and step attempt,
             through the global tracer provider; or a ``TracerProvider`` to use. Needs
-            ``pip install 'tarry[otel]'`` (see :mod:`engine.tracing`). Default off.
+            ``pip install 'tarry[otel]'`` (see :mod:`tarry.tracing`). Default off.
 
     Raises:
         InvalidArgument: a bad limit or identity; ``tracing`` without OpenTelemetry installed.
@@ -202,7 +202,7 @@ class Runtime:
         self.asyncio_loop = AsyncioLoop()
         self._result_waiters: dict[str, list[trio.Event]] = {}  # result(): woken when a run may have ended
         #: Where runs report what they do (``None``: nowhere, at no cost); ``tarry worker
-        #: --metrics`` sets an :class:`engine.metrics.Metrics`.
+        #: --metrics`` sets a :class:`tarry.metrics.Metrics`.
         self.metrics: RunMetrics | None = None
         self.register(*workflows)
 
@@ -616,7 +616,7 @@ class Runtime:
         The run's live actor gets it in its mailbox; a run suspended waiting for that event
         is resumed (inline when passive, by a new actor when serving); otherwise the signal
         waits in the inbox for the run's next ``wait_for_event``. :meth:`signal` ends with
-        this; ``engine.Worker`` calls it for signals another process committed.
+        this; ``tarry.Worker`` calls it for signals another process committed.
 
         Args:
             signal: the signal as stored (its ``id`` is what a wait consumes).
@@ -908,7 +908,7 @@ class Runtime:
         Guarantees:
             One transaction ends every suspended run of the tree (warm, passivated, or held
             by a process that died) and asks every running one to stop
-            (:func:`engine.lifecycle.cancel`). A run that another process is executing (or
+            (:func:`tarry.lifecycle.cancel`). A run that another process is executing (or
             that a crashed process left ``running``) ends ``cancelled`` as soon as its
             owner, or the next recovery, sees the request.
         """

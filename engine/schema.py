@@ -20,7 +20,7 @@ Guarantees:
 
 * :meth:`PayloadSchema.validate` returns the validated value (a model instance, a struct, a
   dataclass instance, or the callable's return value) or raises
-  :class:`~engine.errors.PayloadValidationError`, whose ``errors`` are
+  :class:`~tarry.errors.PayloadValidationError`, whose ``errors`` are
   ``[{"field": "items.0.sku", "message": "..."}]`` whatever the library (``field`` is ``""`` when
   the problem is not about one field). List indices appear as path parts (``items.0``).
 * An instance of the schema's own class is accepted as is, without re-validation.
@@ -39,7 +39,7 @@ dataclasses (validated recursively, from a mapping or an instance). Any other an
 (``Any``, ``Literal``, enums, datetimes, other classes) is passed through unchecked. Errors from
 the constructor itself (``__post_init__``) are reported like a callable's.
 
-Failure modes: :meth:`PayloadSchema.from_user` raises :class:`~engine.errors.InvalidArgument`
+Failure modes: :meth:`PayloadSchema.from_user` raises :class:`~tarry.errors.InvalidArgument`
 for something that is none of the above (an ``int``, a model *instance*, a plain non-dataclass
 class, a ``list[int]`` alias), for an async callable, and for a dataclass whose annotations do
 not resolve (a forward reference to a name that does not exist).

@@ -3,7 +3,7 @@
 A passive runtime drives runs inline, in the calls of whoever uses it: ``trigger``,
 ``signal``, ``sweep``, ``resume``, ``retry``, ``cancel``. On a database that several
 processes can open, two of them must never drive one run at once. On SQLite (an
-*exclusive* store: one serving process per file, see :class:`engine.store.base.SharedStore`)
+*exclusive* store: one serving process per file, see :class:`tarry.store.base.SharedStore`)
 a passive runtime therefore takes the file's one lease, the same a ``tarry worker`` holds,
 for as long as one of its calls drives runs, renewing it as a worker does and fencing
 every commit on it:
@@ -11,7 +11,7 @@ every commit on it:
 - two overlapping cron jobs that ``sweep()`` one file: the second finds the lease held and
   sweeps nothing (the first drives every due run);
 - a ``signal()`` or ``trigger()`` beside a worker (or a sweep) that holds the file: stored
-  and announced to that process, as :class:`engine.Client` does, never driven here.
+  and announced to that process, as :class:`tarry.Client` does, never driven here.
 
 The lease is released when the last call that drives runs returns, so a worker standing by
 takes over at once. A passive runtime on a store that no other process can open (memory)

@@ -2,12 +2,12 @@
 
 A worker's life:
 
-1. **Stand by** until it holds its lease (:class:`engine.lease.Lease`). On SQLite there is
+1. **Stand by** until it holds its lease (:class:`tarry.lease.Lease`). On SQLite there is
    one lease per file: a second worker on the same file waits here, and says so. On
    PostgreSQL every worker has its own and serves at once.
-2. **Serve**: publish its workflows (:mod:`engine.registry`), enter the runtime (which
+2. **Serve**: publish its workflows (:mod:`tarry.registry`), enter the runtime (which
    recovers every unfinished run it owns), then feed it what clients commit and, on
-   PostgreSQL, the runs it claims (:class:`engine.changes.ChangeFeed`), renewing the lease
+   PostgreSQL, the runs it claims (:class:`tarry.changes.ChangeFeed`), renewing the lease
    every ``ttl / store.lease_renewals`` seconds (SQLite: ``ttl / 2.5``, once a second by
    default; PostgreSQL: ``ttl / 4``).
 3. **Drain** when :meth:`Worker.stop` is called (``tarry worker`` does on SIGINT/SIGTERM):

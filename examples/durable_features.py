@@ -18,7 +18,7 @@ import trio.testing
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import ChildFailed, NonRetryableError, Retry, SQLiteStore, create_runtime, workflow
+from tarry import ChildFailed, NonRetryableError, Retry, SQLiteStore, create_runtime, workflow
 
 # -- the outside world, made up ---------------------------------------------------------------
 

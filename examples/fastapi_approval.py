@@ -10,7 +10,7 @@ Run it (FastAPI and uvicorn are not tarry dependencies: ``pip install 'tarry[exa
          -d '{"approved": true, "by": "grace"}'
     curl localhost:8000/expenses/RUN_ID
 
-The worker runs as a trio guest of uvicorn's asyncio loop (``engine.hosted``), and the steps
+The worker runs as a trio guest of uvicorn's asyncio loop (``tarry.hosted``), and the steps
 marked ``@asyncio_step`` run on that same loop, where asyncio clients (httpx.AsyncClient,
 aiohttp, asyncpg) live. Each run is durable in the SQLite file: stop the server while an
 expense waits for its decision, start it again, and the decision still completes it. The
@@ -29,8 +29,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-import engine
-from engine import SQLiteStore, Worker, asyncio_step, create_runtime, workflow
+import tarry
+from tarry import SQLiteStore, Worker, asyncio_step, create_runtime, workflow
 
 
 class Expense(BaseModel):
@@ -76,7 +76,7 @@ async def expense_approval(ctx: Any) -> dict[str, Any]:
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime = create_runtime(workflows=[expense_approval], store=SQLiteStore(os.environ.get("TARRY_DB", "expenses.db")))
-    async with engine.hosted(Worker(runtime)) as host:  # serves until the app shuts down
+    async with tarry.hosted(Worker(runtime)) as host:  # serves until the app shuts down
         app.state.tarry = host
         yield
 
@@ -84,38 +84,38 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(title="expenses", lifespan=lifespan)
 
 
-def tarry(request: Request) -> engine.AsyncioHost:
-    host: engine.AsyncioHost = request.app.state.tarry
+def worker_host(request: Request) -> tarry.AsyncioHost:
+    host: tarry.AsyncioHost = request.app.state.tarry
     return host
 
 
 @app.post("/expenses", status_code=201)
 async def submit(expense: Expense, request: Request) -> dict[str, Any]:
-    run = await tarry(request).trigger(expense_approval, expense.model_dump())
+    run = await worker_host(request).trigger(expense_approval, expense.model_dump())
     return {"run_id": run.run_id, "status": run.status}
 
 
 @app.post("/expenses/{run_id}/decision", status_code=202)
 async def decide(run_id: str, decision: Decision, request: Request) -> dict[str, Any]:
     # One decision per expense: a client that retries its POST sends it once.
-    sent = await tarry(request).signal(run_id, "decision", decision.model_dump(), dedup_key=f"{run_id}:decision")
+    sent = await worker_host(request).signal(run_id, "decision", decision.model_dump(), dedup_key=f"{run_id}:decision")
     return {"run_id": run_id, "sent": sent}
 
 
 @app.get("/expenses/{run_id}")
 async def show(run_id: str, request: Request) -> dict[str, Any]:
-    info = await tarry(request).get_run(run_id)
+    info = await worker_host(request).get_run(run_id)
     error = None if info.error is None else {"type": info.error.type, "message": info.error.message}
     return {"run_id": run_id, "status": info.status, "output": info.output, "error": error}
 
 
 # tarry's errors keep their type across the hop from asyncio into trio: map them to HTTP.
-_STATUS = {engine.NotFound: 404, engine.RunStateError: 409, engine.InvalidInput: 422}
+_STATUS = {tarry.NotFound: 404, tarry.RunStateError: 409, tarry.InvalidInput: 422}
 
 
-@app.exception_handler(engine.WorkflowError)
+@app.exception_handler(tarry.WorkflowError)
 async def workflow_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, engine.WorkflowError)
+    assert isinstance(exc, tarry.WorkflowError)
     status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 500)
     return JSONResponse(exc.to_dict(), status_code=status)
 

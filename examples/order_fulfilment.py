@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import RunContext, workflow
+from tarry import RunContext, workflow
 
 log = logging.getLogger("examples.order")
 

@@ -1,7 +1,7 @@
 """A workflow that waits for a person: publish an article once a reviewer approves it.
 
 The wait is durable: the run can sit for two days across restarts. Approve it from code
-(``runtime.signal``), from another process (``engine.Client``), or from a terminal::
+(``runtime.signal``), from another process (``tarry.Client``), or from a terminal::
 
     tarry --db review.db worker examples.publish_review:review &
     tarry --db review.db trigger publish --run-id article-1 --payload '{"article": "hello"}' --wait
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine import RunContext, workflow
+from tarry import RunContext, workflow
 
 published: list[str] = []
 

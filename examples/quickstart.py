@@ -15,9 +15,9 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from engine import SQLiteStore, create_runtime
 from examples.order_fulfilment import order
 from examples.publish_review import review
+from tarry import SQLiteStore, create_runtime
 
 
 def show(label: str, result: object) -> None:

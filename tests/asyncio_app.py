@@ -11,7 +11,7 @@ import asyncio
 import threading
 from typing import Any
 
-from engine import Retry, asyncio_step, create_runtime, workflow
+from tarry import Retry, asyncio_step, create_runtime, workflow
 
 from .workflows_cli import record
 

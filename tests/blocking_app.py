@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any
 
-from engine import create_runtime, workflow
+from tarry import create_runtime, workflow
 
 from .workflows_cli import effect, record
 

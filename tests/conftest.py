@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from engine import MemoryStore, SQLiteStore, Store
+from tarry import MemoryStore, SQLiteStore, Store
 
 from . import pg
 
@@ -37,7 +37,7 @@ def make_store(store_kind: str, db_path: Path, request: pytest.FixtureRequest) -
         if store_kind == "memory":
             return memory
         if url is not None:
-            from engine.store.postgres import PostgresStore
+            from tarry.store.postgres import PostgresStore
 
             return PostgresStore(url)
         return SQLiteStore(db_path)

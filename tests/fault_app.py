@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from engine import workflow
+from tarry import workflow
 
 STEPS = 8
 OUTPUT_BYTES = 16 * 1024

@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from engine import Retry, SQLiteStore, create_runtime, workflow
+from tarry import Retry, SQLiteStore, create_runtime, workflow
 
 MODE = sys.argv[1] if len(sys.argv) > 1 else "start"
 DIR = Path(sys.argv[4]) if len(sys.argv) > 4 else Path(".")

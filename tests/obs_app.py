@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from engine import Retry, create_runtime, workflow
+from tarry import Retry, create_runtime, workflow
 
 app_log = logging.getLogger("obs_app")
 

@@ -12,7 +12,7 @@ import os
 import signal
 from pathlib import Path
 
-from engine import workflow
+from tarry import workflow
 
 
 def _dir() -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 
 import trio
 
-from engine import SQLiteStore, create_runtime, workflow
+from tarry import SQLiteStore, create_runtime, workflow
 
 DIR = Path(sys.argv[3]) if len(sys.argv) > 3 else Path(".")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import trio
 
-from engine import RunFinished, SQLiteStore, create_runtime, workflow
+from tarry import RunFinished, SQLiteStore, create_runtime, workflow
 
 
 def effect(directory: Path, run_id: str, step: str) -> None:

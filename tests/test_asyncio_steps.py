@@ -1,6 +1,6 @@
-"""asyncio steps (``engine.asyncio_step``) in the three places a runtime runs: a real
+"""asyncio steps (``tarry.asyncio_step``) in the three places a runtime runs: a real
 ``tarry worker`` process, ``async with runtime:`` under trio, and a runtime hosted by an
-asyncio program (``engine.hosted``); and an unmarked asyncio step's error."""
+asyncio program (``tarry.hosted``); and an unmarked asyncio step's error."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import trio
 
-import engine
-from engine import (
+import tarry
+from tarry import (
     AsyncioStepCancelled,
     Client,
     HostNotServing,
@@ -51,7 +51,7 @@ def _reset() -> None:
     seen.clear()
 
 
-def runtime_on(path: Path, *extra: Any) -> engine.Runtime:
+def runtime_on(path: Path, *extra: Any) -> tarry.Runtime:
     return create_runtime(workflows=[*WORKFLOWS, *extra], store=SQLiteStore(path))
 
 
@@ -59,7 +59,7 @@ def asyncio_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "tarry-asyncio"]
 
 
-async def status_of(runtime: engine.Runtime, run_id: str, status: str) -> Any:
+async def status_of(runtime: tarry.Runtime, run_id: str, status: str) -> Any:
     info = await runtime.get_run(run_id)
     return info if info.status == status else None
 
@@ -118,7 +118,7 @@ async def test_an_unmarked_asyncio_step_fails_its_run_with_needs_asyncio(tmp_pat
     assert result.error is not None
     assert result.error.type == "NeedsAsyncio"
     assert "step 'fetch'" in result.error.message
-    assert "@engine.asyncio_step" in result.error.message
+    assert "@tarry.asyncio_step" in result.error.message
     assert "no running event loop" in result.error.message  # what asyncio said, named as such
     info = await runtime.get_run(result.run_id)
     [step] = info.history
@@ -143,8 +143,8 @@ async def test_needs_asyncio_fails_the_run_even_if_the_workflow_catches_the_step
 
 def test_needs_asyncio_is_a_typed_error_with_a_code() -> None:
     error = NeedsAsyncio("r1", "fetch", "RuntimeError: no running event loop")
-    assert isinstance(error, engine.WorkflowCodeError)
-    assert isinstance(error, engine.NonRetryableError)
+    assert isinstance(error, tarry.WorkflowCodeError)
+    assert isinstance(error, tarry.NonRetryableError)
     assert error.to_dict()["code"] == "step_needs_asyncio"
     assert (error.run_id, error.step_id) == ("r1", "fetch")  # type: ignore[attr-defined]
     with pytest.raises(InvalidArgument, match="asyncio_step takes a function"):
@@ -240,7 +240,7 @@ def test_trio_run_inside_a_running_asyncio_loop_uses_its_own_loop(tmp_path: Path
 
 def test_the_cli_does_not_load_asyncio() -> None:
     # Every `tarry` command imports the engine; asyncio loads only when a step or host needs it.
-    check = "import sys, engine, engine.cli; assert 'asyncio' not in sys.modules, 'asyncio was imported'"
+    check = "import sys, tarry, tarry.cli; assert 'asyncio' not in sys.modules, 'asyncio was imported'"
     subprocess.run([sys.executable, "-c", check], cwd=ROOT, check=True)
 
 
@@ -252,7 +252,7 @@ def test_hosted_under_asyncio_run_steps_share_the_host_loop(tmp_path: Path) -> N
 
     async def main() -> None:
         host_loop = asyncio.get_running_loop()
-        async with engine.hosted(runtime) as host:
+        async with tarry.hosted(runtime) as host:
             assert host.state == "serving"
             run = await host.trigger("asyncio-approval", run_id="a1")
             assert run.status == "suspended"
@@ -282,13 +282,13 @@ def test_hosted_an_unmarked_asyncio_step_fails_with_needs_asyncio(tmp_path: Path
     runtime = runtime_on(tmp_path / "t.db")
 
     async def main() -> Any:
-        async with engine.hosted(runtime) as host:
+        async with tarry.hosted(runtime) as host:
             return await host.trigger("asyncio-unmarked")
 
     result = asyncio.run(main())
     assert result.status == "failed"
     assert result.error.type == "NeedsAsyncio"
-    assert "@engine.asyncio_step" in result.error.message
+    assert "@tarry.asyncio_step" in result.error.message
 
 
 def test_hosted_cancellation_goes_both_ways(tmp_path: Path) -> None:
@@ -302,7 +302,7 @@ def test_hosted_cancellation_goes_both_ways(tmp_path: Path) -> None:
             trio_side.append("cancelled")
 
     async def main() -> None:
-        async with engine.hosted(runtime) as host:
+        async with tarry.hosted(runtime) as host:
             # trio -> asyncio: cancelling the run cancels its step's asyncio task.
             trigger = asyncio.ensure_future(host.trigger("asyncio-hang", run_id="h1"))
             await _until_sync(lambda: [w for r, w, _ in seen if r == "h1"] == ["hanging"])
@@ -327,14 +327,14 @@ def test_hosted_errors_keep_their_type_at_start(tmp_path: Path) -> None:
 
     async def main() -> None:
         with pytest.raises(NotATarryDatabase):
-            async with engine.hosted(Worker(runtime_on(foreign))):
+            async with tarry.hosted(Worker(runtime_on(foreign))):
                 pass
         with pytest.raises(InvalidArgument, match="Runtime or a Worker"):
-            engine.hosted("runtime")  # type: ignore[arg-type]
+            tarry.hosted("runtime")  # type: ignore[arg-type]
 
     asyncio.run(main())
     with pytest.raises(InvalidArgument, match="running asyncio loop"):
-        engine.hosted(runtime_on(tmp_path / "t.db")).start()
+        tarry.hosted(runtime_on(tmp_path / "t.db")).start()
 
 
 def test_a_runtime_awaited_under_asyncio_says_to_host_it_and_writes_nothing(tmp_path: Path) -> None:
@@ -346,7 +346,7 @@ def test_a_runtime_awaited_under_asyncio_says_to_host_it_and_writes_nothing(tmp_
             pass
 
     for attempt in (runtime.trigger("asyncio-fetch"), enter(), runtime.get_run("r1")):
-        with pytest.raises(NeedsTrio, match=r"engine\.hosted\(runtime\)"):
+        with pytest.raises(NeedsTrio, match=r"tarry\.hosted\(runtime\)"):
             asyncio.run(attempt)
     assert not db.exists()
 
@@ -355,7 +355,7 @@ def test_a_hosted_worker_serves_clients_of_its_database(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
 
     async def main() -> None:
-        async with engine.hosted(Worker(runtime_on(db), wake_socket=False)) as host:
+        async with tarry.hosted(Worker(runtime_on(db), wake_socket=False)) as host:
             with Client(db) as client:
                 run = client.trigger("asyncio-approval", run_id="w1")  # another process's way in
                 await _until_sync(lambda: client.get_run("w1").status == "suspended")
@@ -392,7 +392,7 @@ def worker(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     db, log = tmp_path / "t.db", tmp_path / "worker.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "--db", str(db), "worker", "tests.asyncio_app:runtime"],
+            [sys.executable, "-m", "tarry.cli", "--db", str(db), "worker", "tests.asyncio_app:runtime"],
             cwd=ROOT,
             env={**os.environ, "TARRY_TEST_EFFECTS": str(tmp_path / "effects.log")},
             stdout=subprocess.DEVNULL,
@@ -433,7 +433,7 @@ def test_a_tarry_worker_runs_asyncio_steps(tmp_path: Path, worker: Any) -> None:
         info = _wait_status(client, "u1", "completed", "failed")
         assert info.status == "failed"
         assert info.error.type == "NeedsAsyncio"
-        assert "@engine.asyncio_step" in info.error.message
+        assert "@tarry.asyncio_step" in info.error.message
 
         client.trigger("asyncio-hang", run_id="h1")
         deadline = time.monotonic() + 30

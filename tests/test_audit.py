@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from engine import Client, InvalidArgument, Retry, RunContext, Store, create_runtime, workflow
+from tarry import Client, InvalidArgument, Retry, RunContext, Store, create_runtime, workflow
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])

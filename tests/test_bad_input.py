@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from engine import (
+from tarry import (
     Client,
     IdempotencyConflict,
     InvalidArgument,
@@ -41,8 +41,8 @@ from engine import (
     create_runtime,
     workflow,
 )
-from engine.cli import cli
-from engine.limits import DEFAULT_MAX_PAYLOAD_BYTES, MAX_NAME_BYTES
+from tarry.cli import cli
+from tarry.limits import DEFAULT_MAX_PAYLOAD_BYTES, MAX_NAME_BYTES
 
 SETTINGS = settings(
     max_examples=100,

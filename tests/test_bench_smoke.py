@@ -37,7 +37,7 @@ CASES = {
     "client": ("client", None, []),
     "restart": ("restart", None, []),
 }
-#: Cases that may report themselves unavailable (exit 3) until engine.Client exists.
+#: Cases that may report themselves unavailable (exit 3) until tarry.Client exists.
 MAY_BE_UNAVAILABLE = {"signal-cross-process", "client"}
 N = 6
 TIMEOUT = 60

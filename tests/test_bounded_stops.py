@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import trio
 
-from engine import Client, SQLiteStore, Store, create_runtime, workflow
-from engine.lease import Lease
+from tarry import Client, SQLiteStore, Store, create_runtime, workflow
+from tarry.lease import Lease
 
 from .conftest import wait_for
 
@@ -115,7 +115,7 @@ async def test_a_standby_reads_the_lease_and_takes_no_write_lock(
 def _worker(db: Path, log: Path, *args: str) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "--db", str(db), "worker", "tests.blocking_app:runtime", *args],
+            [sys.executable, "-m", "tarry.cli", "--db", str(db), "worker", "tests.blocking_app:runtime", *args],
             cwd=ROOT,
             env={**os.environ, "TARRY_TEST_EFFECTS": str(db.parent / "effects.log")},
             stdout=subprocess.DEVNULL,

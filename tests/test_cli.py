@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from engine import Client, InvalidArgument, RunInfo, RunResult, SQLiteStore, create_runtime
-from engine.cli import cli, exit_code, load_app
-from engine.store.sqlite import SCHEMA_VERSION
+from tarry import Client, InvalidArgument, RunInfo, RunResult, SQLiteStore, create_runtime
+from tarry.cli import cli, exit_code, load_app
+from tarry.store.sqlite import SCHEMA_VERSION
 
 from . import workflows_cli
 
@@ -33,7 +33,7 @@ def tarry(
 ) -> subprocess.CompletedProcess[str]:
     """``tarry --db DB ARGS`` in a process of its own."""
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--db", str(db), *args],
+        [sys.executable, "-m", "tarry.cli", "--db", str(db), *args],
         cwd=ROOT,
         input=stdin,
         capture_output=True,
@@ -56,7 +56,7 @@ def worker(tmp_path: Path, cli_db: Path | str) -> Iterator[subprocess.Popen[byte
     db = cli_db
     log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below, after the process
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "--db", str(db), "worker", APP, "--log-format", "json"],
+        [sys.executable, "-m", "tarry.cli", "--db", str(db), "worker", APP, "--log-format", "json"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=log,
@@ -211,7 +211,7 @@ def test_repeated_triggers_and_signals_act_once(tmp_path: Path, cli_db: Path | s
 
     # Two senders (a script retried after a timeout, say) in processes of their own, one key.
     send = ["signal", "doc-7", "approve", "--payload", '{"approved": true, "by": "ana"}', "--dedup-key", "ticket-42"]
-    command = [sys.executable, "-m", "engine.cli", "--db", str(db), *send]
+    command = [sys.executable, "-m", "tarry.cli", "--db", str(db), *send]
     sends = [
         subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
     ]
@@ -356,19 +356,19 @@ def test_completion_offers_run_ids(tmp_path: Path) -> None:
 
 
 def test_exit_codes_by_error_type() -> None:
-    import engine
+    import tarry
 
-    assert exit_code(engine.RunNotFound("r")) == 2
-    assert exit_code(engine.WorkflowNotFound("w", [])) == 2
-    assert exit_code(engine.PayloadValidationError("w", [])) == 2
-    assert exit_code(engine.NotATarryDatabase("p", "d")) == 2
-    assert exit_code(engine.SchemaTooNew("p", 3, 2)) == 2
-    assert exit_code(engine.DatabaseMissing("p")) == 2
-    assert exit_code(engine.RunFinished("r", "completed", "signal")) == 1
-    assert exit_code(engine.RunNotRetryable("r", "running")) == 1
-    assert exit_code(engine.WaitTimeout("r", 1, "running")) == 1
-    assert exit_code(engine.StoreBusy("p", "locked")) == 1
-    assert exit_code(engine.LeaseLost("p", "me", "them")) == 1
+    assert exit_code(tarry.RunNotFound("r")) == 2
+    assert exit_code(tarry.WorkflowNotFound("w", [])) == 2
+    assert exit_code(tarry.PayloadValidationError("w", [])) == 2
+    assert exit_code(tarry.NotATarryDatabase("p", "d")) == 2
+    assert exit_code(tarry.SchemaTooNew("p", 3, 2)) == 2
+    assert exit_code(tarry.DatabaseMissing("p")) == 2
+    assert exit_code(tarry.RunFinished("r", "completed", "signal")) == 1
+    assert exit_code(tarry.RunNotRetryable("r", "running")) == 1
+    assert exit_code(tarry.WaitTimeout("r", 1, "running")) == 1
+    assert exit_code(tarry.StoreBusy("p", "locked")) == 1
+    assert exit_code(tarry.LeaseLost("p", "me", "them")) == 1
 
 
 # -- APP ----------------------------------------------------------------------------------------
@@ -419,7 +419,7 @@ def test_log_lines_carry_the_run_fields(name: str) -> None:
     import io
     import logging
 
-    from engine import logs
+    from tarry import logs
 
     stream = io.StringIO()
     undo = logs.configure(name, "INFO", stream)
@@ -457,7 +457,7 @@ def test_prune_and_a_worker_with_retention(tmp_path: Path) -> None:
 
     log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "--db", str(db), "worker", APP, "--retention", "0s"],
+        [sys.executable, "-m", "tarry.cli", "--db", str(db), "worker", APP, "--retention", "0s"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=log,

@@ -8,7 +8,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from engine.cli import cli
+from tarry.cli import cli
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 NAMES = cli.list_commands(click.Context(cli))

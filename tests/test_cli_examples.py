@@ -31,8 +31,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from engine import Client, StoreError
-from engine.cli import cli
+from tarry import Client, StoreError
+from tarry.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = "3f2a9c4be1d84d2f9b0c6a7e5d1f3b2a"

@@ -20,12 +20,12 @@ import pytest
 import trio
 from click.testing import CliRunner, Result
 
-from engine import Client, InvalidArgument, RunNotFound, WorkflowNotFound, create_runtime
-from engine.cli import cli
-from engine.journal import prefix_range
-from engine.registry import describe
-from engine.store import store_from_url
-from engine.store.sqlite import statements
+from tarry import Client, InvalidArgument, RunNotFound, WorkflowNotFound, create_runtime
+from tarry.cli import cli
+from tarry.journal import prefix_range
+from tarry.registry import describe
+from tarry.store import store_from_url
+from tarry.store.sqlite import statements
 
 from . import workflows_cli
 
@@ -116,7 +116,7 @@ def test_a_worker_takes_db_after_the_command_and_creates_it(tmp_path: Path) -> N
     db, log = tmp_path / "new.db", tmp_path / "worker.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "worker", APP, "--db", str(db)], cwd=ROOT, stderr=out
+            [sys.executable, "-m", "tarry.cli", "worker", APP, "--db", str(db)], cwd=ROOT, stderr=out
         )
     try:
         deadline = time.monotonic() + 30
@@ -280,7 +280,7 @@ def test_the_sqlite_prefix_lookup_is_a_seek_on_the_primary_key(tmp_path: Path) -
 def test_the_postgres_prefix_lookup_is_a_seek_whatever_the_collation(postgres_url: str) -> None:
     import psycopg
 
-    from engine.store import postgres
+    from tarry.store import postgres
 
     Client(postgres_url).close()
     query = postgres.RUN_IDS_FROM.format(below=' AND run_id COLLATE "C" < %s')

@@ -1,4 +1,4 @@
-"""engine.Client: the verbs through the database file, validation like in-process, and a
+"""tarry.Client: the verbs through the database file, validation like in-process, and a
 worker in this process noticing the Client's writes."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pydantic
 import pytest
 import trio
 
-from engine import (
+from tarry import (
     Client,
     DatabaseMissing,
     IdempotencyConflict,
@@ -39,8 +39,8 @@ from engine import (
     create_runtime,
     workflow,
 )
-from engine.registry import check_payload, describe
-from engine.store.sqlite import SCHEMA_VERSION
+from tarry.registry import check_payload, describe
+from tarry.store.sqlite import SCHEMA_VERSION
 
 from .workflows_cli import WORKFLOWS
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import trio
 
-from engine import (
+from tarry import (
     ChildFailed,
     Client,
     ConcurrentContextUse,
@@ -542,7 +542,7 @@ async def test_max_concurrent_runs_at_most_that_many_and_queues_the_rest(mock_cl
 
 
 async def test_a_repeated_trigger_or_signal_acts_once(mock_clock: Any, store: Store) -> None:
-    from engine import IdempotencyConflict
+    from tarry import IdempotencyConflict
 
     @workflow("approve-once")
     async def wf(ctx: Any) -> Any:
@@ -576,7 +576,7 @@ async def test_prune_deletes_what_ended_long_enough_ago(
 ) -> None:
     from datetime import timedelta
 
-    from engine import InvalidArgument
+    from tarry import InvalidArgument
 
     base = time.time()  # the Client reads the wall clock: let it move with virtual time
     monkeypatch.setattr(time, "time", lambda: base + mock_clock.current_time())
@@ -612,7 +612,7 @@ async def test_prune_deletes_what_ended_long_enough_ago(
 async def test_retry_from_a_step_forks_a_new_run_that_keeps_the_journal_before_it(
     mock_clock: Any, store: Store
 ) -> None:
-    from engine import InvalidArgument, RunNotRetryable
+    from tarry import InvalidArgument, RunNotRetryable
 
     calls: list[str] = []
 

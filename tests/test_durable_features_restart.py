@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import Client
+from tarry import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""engine.durations: every accepted spec form, every refusal, cron across DST, and a property test."""
+"""tarry.durations: every accepted spec form, every refusal, cron across DST, and a property test."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.durations import UNITS, describe_spec, resolve_wake_at, validate_spec
-from engine.errors import InvalidArgument, InvalidCron, InvalidDuration
+from tarry.durations import UNITS, describe_spec, resolve_wake_at, validate_spec
+from tarry.errors import InvalidArgument, InvalidCron, InvalidDuration
 
 NOW = datetime(2025, 1, 15, 12, 0, 0, 250_000, tzinfo=UTC)
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
-from engine import RunNotFound, Store, WorkflowNotFound, create_runtime, workflow
+from tarry import RunNotFound, Store, WorkflowNotFound, create_runtime, workflow
 
 
 @workflow("ask")

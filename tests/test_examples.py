@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import trio
 
-from engine import PayloadValidationError, SQLiteStore, create_runtime
 from examples.order_fulfilment import order
 from examples.publish_review import review
+from tarry import PayloadValidationError, SQLiteStore, create_runtime
 
 from .conftest import wait_for
 

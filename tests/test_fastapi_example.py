@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from engine import Client
+from tarry import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import trio
 
-from engine import (
+from tarry import (
     Client,
     DatabaseCorrupt,
     DatabaseReadOnly,
@@ -33,7 +33,7 @@ from engine import (
     create_runtime,
     workflow,
 )
-from engine.store.sqlite.schema import SCHEMA_VERSION
+from tarry.store.sqlite.schema import SCHEMA_VERSION
 from tests import fault_app
 
 from .conftest import wait_for
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def tarry(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--db", str(db), *args],
+        [sys.executable, "-m", "tarry.cli", "--db", str(db), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -180,7 +180,7 @@ def test_a_full_disk_fails_commits_typed_and_the_worker_goes_on_when_space_retur
         log_path = tmp_path / "worker.log"
         with open(log_path, "wb") as log:
             worker = subprocess.Popen(
-                [sys.executable, "-m", "engine.cli", "--db", str(db), "worker", "tests.fault_app:WORKFLOWS",
+                [sys.executable, "-m", "tarry.cli", "--db", str(db), "worker", "tests.fault_app:WORKFLOWS",
                  "--log-format", "json"],
                 cwd=ROOT, env={**os.environ, "FAULT_DIR": str(tmp_path)}, stderr=log, stdout=subprocess.DEVNULL,
             )  # fmt: skip

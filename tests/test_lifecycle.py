@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import trio
 
-from engine import (
+from tarry import (
     ChildFailed,
     Client,
     InvalidArgument,
@@ -149,7 +149,7 @@ async def test_overlapping_sweeps_and_signals_run_a_step_once(mock_clock: Any, s
 
 def _tarry(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--db", str(db), *args],
+        [sys.executable, "-m", "tarry.cli", "--db", str(db), *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -318,7 +318,7 @@ def test_a_cancel_that_meets_a_run_as_it_suspends_is_not_lost(tmp_path: Path) ->
     stayed suspended with the request unread."""
     db = tmp_path / "race.db"
     worker = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "--db", str(db), "worker", "tests.workflows_cli:runtime"],
+        [sys.executable, "-m", "tarry.cli", "--db", str(db), "worker", "tests.workflows_cli:runtime"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from engine import RunContext, SQLiteStore, create_runtime, workflow
-from engine.journal import RunRow
+from tarry import RunContext, SQLiteStore, create_runtime, workflow
+from tarry.journal import RunRow
 
 HOLD = 1.0
 

@@ -22,8 +22,8 @@ import pytest
 import trio
 from click.testing import CliRunner
 
-from engine import Client, SQLiteStore, Worker, create_runtime, logs, workflow
-from engine.cli import cli
+from tarry import Client, SQLiteStore, Worker, create_runtime, logs, workflow
+from tarry.cli import cli
 
 from .conftest import wait_for
 
@@ -48,7 +48,7 @@ def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
 def _start(db: Path, log: Path, procs: list[Any], *args: str) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "--db", str(db), "worker", APP, *args],
+            [sys.executable, "-m", "tarry.cli", "--db", str(db), "worker", APP, *args],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=out,
@@ -232,7 +232,7 @@ async def _done(runtime: Any, run_id: str) -> bool:
 async def test_resumptions_log_at_debug_and_cancels_without_an_actor_count_as_ended(
     mock_clock: Any, tmp_path: Path
 ) -> None:
-    from engine.metrics import Metrics
+    from tarry.metrics import Metrics
 
     @workflow("waits")
     async def waits(ctx: Any) -> Any:
@@ -336,7 +336,7 @@ def test_healthz_is_200_while_serving_and_503_for_a_standby(tmp_path: Path, proc
 
 
 async def test_healthz_says_503_while_draining(tmp_path: Path) -> None:
-    from engine.metrics import Metrics, MetricsServer
+    from tarry.metrics import Metrics, MetricsServer
 
     gate = trio.Event()
 
@@ -377,7 +377,7 @@ async def test_healthz_says_503_while_draining(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files in /proc")
 async def test_scrapes_open_no_database_connection_each(tmp_path: Path) -> None:
-    from engine.metrics import Metrics, MetricsServer
+    from tarry.metrics import Metrics, MetricsServer
 
     runtime = create_runtime([], SQLiteStore(tmp_path / "tarry.db"))
     worker = Worker(runtime, wake_socket=False)
@@ -402,7 +402,7 @@ async def test_scrapes_open_no_database_connection_each(tmp_path: Path) -> None:
 
 
 def test_step_ids_past_the_cap_share_one_series() -> None:
-    from engine.metrics import MAX_STEPS_PER_WORKFLOW, Metrics
+    from tarry.metrics import MAX_STEPS_PER_WORKFLOW, Metrics
 
     metrics = Metrics(create_runtime([]))
     for i in range(MAX_STEPS_PER_WORKFLOW + 50):
@@ -414,10 +414,10 @@ def test_step_ids_past_the_cap_share_one_series() -> None:
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 async def test_both_stores_report_commits_through_the_one_hook(kind: str, tmp_path: Path, request: Any) -> None:
-    from engine.journal import EntryRow, RunRow, Write
+    from tarry.journal import EntryRow, RunRow, Write
 
     if kind == "postgres":
-        from engine.store.postgres import PostgresStore
+        from tarry.store.postgres import PostgresStore
 
         store: Any = PostgresStore(request.getfixturevalue("postgres_url"))
     else:
@@ -441,14 +441,14 @@ async def test_both_stores_report_commits_through_the_one_hook(kind: str, tmp_pa
 
 
 def test_the_engine_does_not_import_prometheus_client_unless_asked() -> None:
-    code = "import sys, engine, engine.cli, engine.worker, engine.runtime; print('prometheus_client' in sys.modules)"
+    code = "import sys, tarry, tarry.cli, tarry.worker, tarry.runtime; print('prometheus_client' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
 
 
 def test_metrics_without_the_extra_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # as if not installed
-    monkeypatch.delitem(sys.modules, "engine.metrics", raising=False)
+    monkeypatch.delitem(sys.modules, "tarry.metrics", raising=False)
     db = tmp_path / "tarry.db"
     result = CliRunner().invoke(cli, ["--db", str(db), "worker", ONE, "--metrics", "127.0.0.1:0"])
     assert result.exit_code == 1

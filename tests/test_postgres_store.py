@@ -2,7 +2,7 @@
 fence, claims with SKIP LOCKED, LISTEN/NOTIFY, the clients' outbox, the schema check and
 the errors of a server that is not there.
 
-Workers here are PostgresStore objects with a lease and an owner (what engine.Worker
+Workers here are PostgresStore objects with a lease and an owner (what tarry.Worker
 sets up), driven by hand; tests/test_postgres_workers.py runs real worker processes.
 
 """
@@ -23,15 +23,15 @@ pytest.importorskip("psycopg", reason="PostgresStore needs psycopg: pip install 
 
 import psycopg
 
-from engine import LeaseLost, SchemaTooNew, StoreError, lifecycle
-from engine.journal import EntryRow, RunRow, Write
-from engine.store.postgres import SCHEMA_VERSION, PostgresStore
+from tarry import LeaseLost, SchemaTooNew, StoreError, lifecycle
+from tarry.journal import EntryRow, RunRow, Write
+from tarry.store.postgres import SCHEMA_VERSION, PostgresStore
 
 Stores = Callable[..., PostgresStore]
 
 
 def cancel(store: Any, run_id: str, reason: str, at: float) -> RunRow:
-    """A client's cancel, as engine.Client sends it."""
+    """A client's cancel, as tarry.Client sends it."""
     rows: list[RunRow] = store.client_transition(
         run_id, lifecycle.cancel(reason, at), announce="cancel", descendants=True
     )
@@ -39,7 +39,7 @@ def cancel(store: Any, run_id: str, reason: str, at: float) -> RunRow:
 
 
 def retry(store: Any, run_id: str, at: float) -> RunRow:
-    """A client's retry, as engine.Client sends it."""
+    """A client's retry, as tarry.Client sends it."""
     rows: list[RunRow] = store.client_transition(run_id, lifecycle.retry(at), announce="retry", journal=True)
     return rows[0]
 
@@ -496,13 +496,13 @@ def test_a_password_given_as_a_url_parameter_is_hidden_too() -> None:
 def test_engine_imports_without_psycopg_and_says_what_to_install() -> None:
     code = (
         "import sys; sys.modules['psycopg'] = None\n"
-        "import engine, engine.store\n"
+        "import tarry, tarry.store\n"
         "try:\n"
-        "    from engine.store.postgres import PostgresStore\n"
+        "    from tarry.store.postgres import PostgresStore\n"
         "except ImportError as exc:\n"
         "    print(exc)\n"
         "try:\n"
-        "    engine.store.store_from_url('postgresql://u@h/db')\n"
+        "    tarry.store.store_from_url('postgresql://u@h/db')\n"
         "except ImportError as exc:\n"
         "    print(exc)\n"
     )

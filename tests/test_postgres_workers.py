@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from engine import Client
+from tarry import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,7 +34,7 @@ def _worker(url: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]
             [
                 sys.executable,
                 "-m",
-                "engine.cli",
+                "tarry.cli",
                 "--db",
                 url,
                 "worker",

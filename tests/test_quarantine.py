@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import Client, InvalidArgument, RunQuarantined, create_runtime
+from tarry import Client, InvalidArgument, RunQuarantined, create_runtime
 from tests.poison_app import healthy, poison, stumbling
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ def _start(db: str | Path, tmp: Path, started: list[subprocess.Popen[bytes]], *a
             [
                 sys.executable,
                 "-m",
-                "engine.cli",
+                "tarry.cli",
                 "--db",
                 str(db),
                 "worker",

@@ -17,7 +17,7 @@ import pytest
 import trio
 from click.testing import CliRunner
 
-from engine import (
+from tarry import (
     AsyncClient,
     Client,
     InvalidArgument,
@@ -30,7 +30,7 @@ from engine import (
     create_runtime,
     workflow,
 )
-from engine.cli import cli
+from tarry.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = "tests.workflows_cli:runtime"
@@ -159,7 +159,7 @@ def served_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path |
         db = str(request.getfixturevalue("postgres_url"))
     log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below, after the process
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "--db", str(db), "worker", APP],
+        [sys.executable, "-m", "tarry.cli", "--db", str(db), "worker", APP],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=log,

@@ -13,7 +13,7 @@ import pydantic
 import pytest
 import trio
 
-from engine import (
+from tarry import (
     DuplicateStepId,
     InvalidArgument,
     InvalidCron,
@@ -33,7 +33,7 @@ from engine import (
     create_runtime,
     workflow,
 )
-from engine.journal import new_run_id
+from tarry.journal import new_run_id
 
 from .conftest import wait_for
 
@@ -852,7 +852,7 @@ async def test_cancel_of_an_interrupted_run_ends_it_on_recovery(mock_clock: Any,
     store = make_store()
     runtime = create_runtime(workflows=[order], store=store)
     # A run some crashed process left mid-flight: created, never driven.
-    from engine.journal import RunRow
+    from tarry.journal import RunRow
 
     now = runtime.now()
     await store.create_run(RunRow("orphan", "order-fulfilment", "running", '{"order_id": "o"}', now, now))

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import trio
 
-from engine import Client, InvalidCron, SQLiteStore, create_runtime, workflow
-from engine.schedules import Schedule, tick_run_id
+from tarry import Client, InvalidCron, SQLiteStore, create_runtime, workflow
+from tarry.schedules import Schedule, tick_run_id
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,7 +83,7 @@ def test_a_tick_runs_once_across_a_killed_worker(tmp_path: Path) -> None:
     def start(log: Path) -> subprocess.Popen[bytes]:
         with open(log, "wb") as err:
             return subprocess.Popen(
-                [sys.executable, "-m", "engine.cli", "--db", str(db), "worker", "tests.workflows_cli:every_minute"],
+                [sys.executable, "-m", "tarry.cli", "--db", str(db), "worker", "tests.workflows_cli:every_minute"],
                 cwd=ROOT,
                 env={**os.environ, "TARRY_TEST_TICKS": str(effects)},
                 stdout=subprocess.DEVNULL,
@@ -110,7 +110,7 @@ def test_a_tick_runs_once_across_a_killed_worker(tmp_path: Path) -> None:
         [published] = client.workflows()
         assert published.schedule == {"cron": "* * * * *", "tz": "UTC", "catch_up": 120}
     shown = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--db", str(db), "workflows"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "tarry.cli", "--db", str(db), "workflows"], cwd=ROOT, capture_output=True, text=True
     )
     assert "* * * * * (UTC)" in shown.stdout
     lines = effects.read_text().split()

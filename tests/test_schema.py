@@ -1,4 +1,4 @@
-"""engine.schema: pydantic, msgspec, dataclass and callable payload schemas behind one interface."""
+"""tarry.schema: pydantic, msgspec, dataclass and callable payload schemas behind one interface."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import msgspec
 import pydantic
 import pytest
 
-from engine.errors import InvalidArgument, PayloadValidationError
-from engine.schema import PayloadSchema
+from tarry.errors import InvalidArgument, PayloadValidationError
+from tarry.schema import PayloadSchema
 
 # -- schemas under test (module level: string annotations resolve against module globals) ----
 
@@ -181,7 +181,7 @@ def test_refusal_lists_what_is_accepted() -> None:
 
 def test_module_imports_neither_pydantic_nor_msgspec() -> None:
     root = Path(__file__).resolve().parents[1]
-    code = "import sys, engine.schema; print(sorted(m for m in ('pydantic', 'msgspec') if m in sys.modules))"
+    code = "import sys, tarry.schema; print(sorted(m for m in ('pydantic', 'msgspec') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

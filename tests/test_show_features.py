@@ -10,11 +10,11 @@ import trio
 import trio.testing
 from click.testing import CliRunner
 
-from dashboard.app import DashboardApp
-from dashboard.screens import RunDetailScreen, RunsScreen
-from dashboard.widgets import JournalTimeline, RunTable
-from engine import Retry, SQLiteStore, create_runtime, workflow
-from engine.cli import cli
+from tarry import Retry, SQLiteStore, create_runtime, workflow
+from tarry.cli import cli
+from tarry.dashboard.app import DashboardApp
+from tarry.dashboard.screens import RunDetailScreen, RunsScreen
+from tarry.dashboard.widgets import JournalTimeline, RunTable
 from tests.dashboard.helpers import loaded, wait_for
 
 tries: list[int] = []

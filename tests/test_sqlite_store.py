@@ -13,9 +13,9 @@ import pytest
 import trio
 import trio.testing
 
-from engine import NotATarryDatabase, SchemaTooNew, SQLiteStore, create_runtime, workflow
-from engine.journal import RunRow
-from engine.store.sqlite import APPLICATION_ID, SCHEMA_VERSION
+from tarry import NotATarryDatabase, SchemaTooNew, SQLiteStore, create_runtime, workflow
+from tarry.journal import RunRow
+from tarry.store.sqlite import APPLICATION_ID, SCHEMA_VERSION
 
 
 async def test_new_file_is_private_wal_and_versioned(tmp_path: Path) -> None:
@@ -54,7 +54,7 @@ async def test_reopening_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
 async def test_a_file_of_an_older_schema_is_migrated_and_keeps_its_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.store.sqlite import schema
+    from tarry.store.sqlite import schema
 
     path = tmp_path / "old.db"
     monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:2])
@@ -332,7 +332,7 @@ async def test_one_failing_write_in_a_batch_does_not_undo_the_others(tmp_path: P
 
 
 async def test_store_is_usable_from_plain_threads(tmp_path: Path) -> None:
-    from engine.store.sqlite import statements
+    from tarry.store.sqlite import statements
 
     store = SQLiteStore(tmp_path / "t.db")
 

@@ -8,8 +8,8 @@ from dataclasses import replace
 import orjson
 import pytest
 
-from engine import RunAlreadyExists, RunFinished, RunNotFound, RunNotRetryable, RunStateError, Store, lifecycle
-from engine.journal import EntryRow, RunRow, Write
+from tarry import RunAlreadyExists, RunFinished, RunNotFound, RunNotRetryable, RunStateError, Store, lifecycle
+from tarry.journal import EntryRow, RunRow, Write
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
@@ -256,7 +256,7 @@ async def test_write_behind_commits_before_the_next_awaited_write(store: Store) 
 
 
 async def test_a_dedup_key_stores_a_signal_once_for_the_runs_lifetime(store: Store) -> None:
-    from engine import IdempotencyConflict
+    from tarry import IdempotencyConflict
 
     await store.create_run(run_row())
     first = await store.add_signal("r1", "go", '{"a":1}', 1.0, "k1")

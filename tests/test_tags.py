@@ -13,11 +13,11 @@ import pytest
 import trio
 from click.testing import CliRunner
 
-from engine import Client, InvalidArgument, SQLiteStore, Store, create_runtime, workflow
-from engine.cli import cli
-from engine.registry import describe
-from engine.store.postgres import PostgresStore
-from engine.store.sqlite import schema
+from tarry import Client, InvalidArgument, SQLiteStore, Store, create_runtime, workflow
+from tarry.cli import cli
+from tarry.registry import describe
+from tarry.store.postgres import PostgresStore
+from tarry.store.sqlite import schema
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -141,7 +141,7 @@ def test_tarry_runs_filters_and_shows_tags(tmp_path: Path) -> None:
         client.trigger(invoice, None, run_id="inv-1")
         client.trigger(plain, None, run_id="plain-1")
     listed = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "--db", str(db), "runs", "--tag", "billing"],
+        [sys.executable, "-m", "tarry.cli", "--db", str(db), "runs", "--tag", "billing"],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
@@ -168,7 +168,7 @@ async def test_a_postgres_database_of_schema_6_is_migrated_to_the_current_one(
 ) -> None:
     import psycopg
 
-    from engine.store import postgres
+    from tarry.store import postgres
 
     monkeypatch.setattr(postgres, "SCHEMA_VERSION", 6)
     monkeypatch.setattr(postgres, "_MIGRATIONS", {v: s for v, s in postgres._MIGRATIONS.items() if v <= 6})

@@ -14,7 +14,7 @@ import trio.testing
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from engine.timers import TimerWheel
+from tarry.timers import TimerWheel
 
 YEAR = 365.25 * 24 * 3600
 

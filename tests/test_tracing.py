@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from engine import Client, InvalidArgument, Retry, RunContext, SQLiteStore, create_runtime, workflow
+from tarry import Client, InvalidArgument, Retry, RunContext, SQLiteStore, create_runtime, workflow
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -178,7 +178,7 @@ def test_tracing_without_opentelemetry_says_what_to_install(monkeypatch: pytest.
 def test_without_tracing_the_engine_never_imports_opentelemetry(tmp_path: Path) -> None:
     code = (
         "import sys, trio\n"
-        "from engine import Client, SQLiteStore, create_runtime, workflow\n"
+        "from tarry import Client, SQLiteStore, create_runtime, workflow\n"
         "@workflow('approval')\n"
         "async def approval(ctx):\n"
         "    await ctx.step('draft', lambda: 1)\n"
@@ -202,7 +202,7 @@ def start_worker(db: Path, spans_file: Path, log: Path) -> subprocess.Popen[byte
     env = {**os.environ, "TARRY_TEST_SPANS": str(spans_file)}
     with open(log, "ab") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "--db", str(db), "worker", "tests.otel_app:runtime", "--otel"],
+            [sys.executable, "-m", "tarry.cli", "--db", str(db), "worker", "tests.otel_app:runtime", "--otel"],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

@@ -13,14 +13,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import engine
+import tarry
 
 USAGES = """
 from dataclasses import dataclass
 from typing import Any
 
-import engine
-from engine import Retry, RunContext, RunNotFound, StepFailed, workflow
+import tarry
+from tarry import Retry, RunContext, RunNotFound, StepFailed, workflow
 
 
 @dataclass
@@ -66,13 +66,13 @@ async def plain(ctx: RunContext[Any]) -> None:
     pass
 
 
-reveal_type(orders)  # T: engine.workflow.Workflow[usages.Order]
-store = engine.PostgresStore("postgresql://localhost/tarry")
-reveal_type(store)  # T: engine.store.postgres.PostgresStore
+reveal_type(orders)  # T: tarry.workflow.Workflow[usages.Order]
+store = tarry.PostgresStore("postgresql://localhost/tarry")
+reveal_type(store)  # T: tarry.store.postgres.PostgresStore
 missing: str = RunNotFound("r").run_id
 failed: StepFailed = StepFailed("r", "s", "ValueError", "boom", 1)
 attempts: int = failed.attempts
-step_id: str = engine.UnawaitedCall("r", "s").step_id
+step_id: str = tarry.UnawaitedCall("r", "s").step_id
 """
 
 
@@ -95,8 +95,8 @@ def test_mypy_checks_step_arguments_payloads_and_errors(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        # The engine under test, as source: the editable install's import hook is not a path mypy reads.
-        env={**os.environ, "MYPYPATH": str(Path(engine.__file__).parent.parent)},
+        # The package under test: the folder holding `tarry` (the editable install's link tree, or site-packages).
+        env={**os.environ, "MYPYPATH": str(Path(tarry.__file__).parent.parent)},
         check=False,
     )
     lines = USAGES.splitlines()

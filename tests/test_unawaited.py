@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine import RunContext, Store, UnawaitedCall, create_runtime, workflow
+from tarry import RunContext, Store, UnawaitedCall, create_runtime, workflow
 
 effects: list[str] = []
 

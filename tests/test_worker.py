@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import trio
 
-from engine import (
+from tarry import (
     Client,
     InvalidArgument,
     LeaseLost,
@@ -237,7 +237,7 @@ def _worker(
     out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "--db", str(db), "worker", "tests.workflows_cli:runtime", *args],
+            [sys.executable, "-m", "tarry.cli", "--db", str(db), "worker", "tests.workflows_cli:runtime", *args],
             cwd=ROOT,
             env={**os.environ, **(env or {})},
             stdout=subprocess.DEVNULL,

@@ -14,7 +14,7 @@ from typing import Any
 import pydantic
 import trio
 
-from engine import create_runtime, workflow
+from tarry import create_runtime, workflow
 
 
 def record(run_id: str, name: str) -> None:

@@ -18,7 +18,7 @@ __all__ = ["EngineScreen"]
 
 
 class EngineScreen(ModalScreen[None]):
-    """The engine's state as ``engine.Client.engine_info()`` reports it, reloaded on change.
+    """The engine's state as ``tarry.Client.engine_info()`` reports it, reloaded on change.
 
     | Key(s) | Description |
     | :- | :- |

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Static
 
-from engine import RunInfo, RunResult
+from tarry import RunInfo, RunResult
 
 from ..format import age, clock_time, compact_json, countdown, pretty_json, waiting_for
 from ..loader import Reloader

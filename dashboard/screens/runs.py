@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
-from engine import RunResult
+from tarry import RunResult
 
 from ..actions import filter_bindings
 from ..loader import Reloader
@@ -32,7 +32,7 @@ class RunsScreen(Screen[None]):
 
     The table reloads when the database changes (the app watches ``data_version``) and when
     the filter, the search or the page changes; the reload runs in a worker thread (one at
-    a time, see :class:`dashboard.loader.Reloader`) and only the rows that changed are
+    a time, see :class:`tarry.dashboard.loader.Reloader`) and only the rows that changed are
     touched. Ages and countdowns are redrawn every second from
     what was loaded.
 

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Select, Static, TextArea
 
-from engine import WorkflowError
+from tarry import WorkflowError
 
 from .json_editor import JsonEditor
 
@@ -30,7 +30,7 @@ class TriggerModal(ModalScreen[Any]):
     error shows under the editor and the dialog stays open with the text as typed.
 
     ``workflows`` are dicts with ``id`` and optionally ``description`` and a payload
-    ``schema``, as ``engine.Client.workflows()`` describes them.
+    ``schema``, as ``tarry.Client.workflows()`` describes them.
 
     | Key(s) | Description |
     | :- | :- |

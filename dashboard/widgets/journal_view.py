@@ -8,7 +8,7 @@ from datetime import datetime
 from rich.text import Text
 from textual.widgets import DataTable
 
-from engine import HistoryEntry
+from tarry import HistoryEntry
 
 from ..format import clock_time, compact_json, countdown, duration
 from .run_table import theme_color

@@ -14,7 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.color import Color, ColorParseError
 from textual.widgets import DataTable
 
-from engine import RunResult
+from tarry import RunResult
 
 from ..format import age, countdown, fit, payload_summary, waiting_for
 

@@ -8,7 +8,7 @@ __all__ = ["WorkerBanner"]
 
 
 class WorkerBanner(Static):
-    """Shows the app's ``worker_note`` (see :meth:`dashboard.DashboardApp.describe_workers`)
+    """Shows the app's ``worker_note`` (see :meth:`tarry.dashboard.DashboardApp.describe_workers`)
     and takes no room while it is empty, that is while a worker serves."""
 
     def __init__(self) -> None:

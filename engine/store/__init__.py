@@ -1,4 +1,4 @@
-"""Stores: where runs, journals and signal inboxes live (see :mod:`engine.store.base`)."""
+"""Stores: where runs, journals and signal inboxes live (see :mod:`tarry.store.base`)."""
 
 from __future__ import annotations
 

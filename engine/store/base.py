@@ -1,6 +1,6 @@
 """The store protocol: the durable boundary between the engine and its database.
 
-A store keeps rows (:mod:`engine.journal`) and knows nothing of workflows, contexts or
+A store keeps rows (:mod:`tarry.journal`) and knows nothing of workflows, contexts or
 scheduling. Its contract, checked by the same test suite for every store:
 
 - When a write method returns, the change is committed (durable to the degree the store
@@ -8,7 +8,7 @@ scheduling. Its contract, checked by the same test suite for every store:
 - :meth:`Store.write` is atomic: all of a :class:`Write` or none of it.
 - Nothing a store returns is shared with the store's own state: mutating a returned row
   never changes what is stored.
-- Errors are :class:`engine.errors.WorkflowError` subclasses (``RunNotFound``,
+- Errors are :class:`tarry.errors.WorkflowError` subclasses (``RunNotFound``,
   ``RunFinished``, ``StoreBusy`` ...), never driver exceptions.
 """
 
@@ -109,7 +109,7 @@ class Store(ABC):
     async def transition(
         self, run_id: str, plan: Plan, *, journal: bool = False, descendants: bool = False
     ) -> list[RunRow]:
-        """Apply a lifecycle transition (:mod:`engine.lifecycle`) in one transaction.
+        """Apply a lifecycle transition (:mod:`tarry.lifecycle`) in one transaction.
 
         Reads the run's :class:`RunTree` (its journal if ``journal``, every run it started,
         recursively, if ``descendants``), calls ``plan`` with it, and applies the writes it
@@ -272,8 +272,8 @@ class ChangeWatch(ABC):
 class SharedStore(Store):
     """A store that several processes share: workers serve it, clients write to it.
 
-    Everything the worker (:mod:`engine.worker`, :mod:`engine.lease`,
-    :mod:`engine.changes`), the :class:`engine.Client` and the dashboard need beyond the
+    Everything the worker (:mod:`tarry.worker`, :mod:`tarry.lease`,
+    :mod:`tarry.changes`), the :class:`tarry.Client` and the dashboard need beyond the
     runtime's :class:`Store`. These methods are **synchronous and thread-safe**: clients
     call them from their own threads, and the worker from trio worker threads (they are
     not on the hot path, so a thread hop each costs nothing that matters). Writes are
@@ -435,7 +435,7 @@ class SharedStore(Store):
     def run_ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
         """Up to ``limit`` run ids that start with ``prefix`` (``prefix`` itself first when
         it is a whole id), in order: a range seek on the run id's index
-        (:func:`engine.journal.prefix_range`), never a scan."""
+        (:func:`tarry.journal.prefix_range`), never a scan."""
 
     @abstractmethod
     def audit_trail(self, run_id: str) -> list[AuditRow]:

@@ -1032,7 +1032,7 @@ def _transition(
     with_descendants: bool,
     announce: str | None,
 ) -> list[RunRow]:
-    """See :meth:`engine.store.base.Store.transition`. The run and its descendants are
+    """See :meth:`tarry.store.base.Store.transition`. The run and its descendants are
     locked first (``FOR UPDATE``), so the plan sees them as they are when it writes.
     ``announce``: a client's change kind (``None``: this process's runtime, which tells
     other workers only about runs they own)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine import Client
+from tarry import Client
 
 from .engine_thread import WorkerThread
 from .workflows import ALL, FIXED

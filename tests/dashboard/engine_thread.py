@@ -1,4 +1,4 @@
-"""A real ``engine.Worker`` serving a database from a background thread (its own trio run),
+"""A real ``tarry.Worker`` serving a database from a background thread (its own trio run),
 while the dashboard under test runs on asyncio in the main thread."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import trio
 
-from engine import Worker, Workflow, create_runtime, store_from_url
+from tarry import Worker, Workflow, create_runtime, store_from_url
 
 
 class WorkerThread:

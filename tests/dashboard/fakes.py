@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from engine import (
+from tarry import (
     AuditInfo,
     HistoryEntry,
     PayloadValidationError,
@@ -197,7 +197,7 @@ def _runs() -> list[RunInfo]:
 
 
 class FakeClient:
-    """Frozen data shaped like ``engine.Client``'s answers; verbs change it in memory."""
+    """Frozen data shaped like ``tarry.Client``'s answers; verbs change it in memory."""
 
     path = "/srv/tarry/shop.db"
 

@@ -9,11 +9,11 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from dashboard.cli import dashboard, dev
-from dashboard.dev import DevApp, dev_runtime
-from dashboard.screens import RunsScreen
-from dashboard.widgets import RunTable
-from engine import Client, SQLiteStore, create_runtime
+from tarry import Client, SQLiteStore, create_runtime
+from tarry.dashboard.cli import dashboard, dev
+from tarry.dashboard.dev import DevApp, dev_runtime
+from tarry.dashboard.screens import RunsScreen
+from tarry.dashboard.widgets import RunTable
 
 from .engine_thread import WorkerThread
 from .helpers import loaded, wait_for
@@ -86,9 +86,9 @@ def test_cli_errors_are_one_line(tmp_path: Path, monkeypatch: Any) -> None:
 
 
 def test_dashboard_as_names_who_its_actions_are_recorded_as(tmp_path: Path, monkeypatch: Any) -> None:
-    from dashboard.app import DashboardApp
-    from engine import Client
-    from engine.identity import default_identity
+    from tarry import Client
+    from tarry.dashboard.app import DashboardApp
+    from tarry.identity import default_identity
 
     db = tmp_path / "t.db"
     Client(db).close()

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from dashboard.format import age, countdown, fit, payload_summary, span
+from tarry.dashboard.format import age, countdown, fit, payload_summary, span
 
 from .fakes import NOW
 

@@ -12,13 +12,13 @@ from textual.pilot import Pilot
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
 
-from dashboard import DashboardApp
-from dashboard.app import NO_WORKER
-from dashboard.dev import DevApp
-from dashboard.screens import ConfirmModal, HelpScreen, RunsScreen, TriggerModal
-from dashboard.screens.help import help_rows
-from dashboard.widgets import StatusCounts, WorkerBanner
-from engine import Client
+from tarry import Client
+from tarry.dashboard import DashboardApp
+from tarry.dashboard.app import NO_WORKER
+from tarry.dashboard.dev import DevApp
+from tarry.dashboard.screens import ConfirmModal, HelpScreen, RunsScreen, TriggerModal
+from tarry.dashboard.screens.help import help_rows
+from tarry.dashboard.widgets import StatusCounts, WorkerBanner
 
 from .engine_thread import WorkerThread
 from .helpers import loaded, wait_for

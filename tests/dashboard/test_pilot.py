@@ -16,10 +16,10 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
-from dashboard import DashboardApp
-from dashboard.screens import ConfirmModal, RunDetailScreen, RunsScreen, SignalModal, TriggerModal
-from dashboard.widgets import JournalTimeline, RunTable
-from engine.identity import default_identity
+from tarry.dashboard import DashboardApp
+from tarry.dashboard.screens import ConfirmModal, RunDetailScreen, RunsScreen, SignalModal, TriggerModal
+from tarry.dashboard.widgets import JournalTimeline, RunTable
+from tarry.identity import default_identity
 
 from .helpers import loaded, wait_for
 from .workflows import FIXED

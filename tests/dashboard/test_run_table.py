@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from textual.app import App, ComposeResult
 
-from dashboard.widgets import RunTable
-from dashboard.widgets.run_table import COLUMNS, fit_columns, id_width
-from engine import RunResult
+from tarry import RunResult
+from tarry.dashboard.widgets import RunTable
+from tarry.dashboard.widgets.run_table import COLUMNS, fit_columns, id_width
 
 from .fakes import NOW
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from dashboard import DashboardApp
-from dashboard.source import split_search
-from engine import Client, workflow
+from tarry import Client, workflow
+from tarry.dashboard import DashboardApp
+from tarry.dashboard.source import split_search
 
 from .helpers import wait_for
 from .test_pilot import run_app, table

@@ -10,8 +10,8 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from dashboard import DashboardApp
-from dashboard.screens import ConfirmModal, EngineScreen, RunDetailScreen, RunsScreen, SignalModal, TriggerModal
+from tarry.dashboard import DashboardApp
+from tarry.dashboard.screens import ConfirmModal, EngineScreen, RunDetailScreen, RunsScreen, SignalModal, TriggerModal
 
 from .fakes import NOW, FakeClient
 from .helpers import loaded, wait_for

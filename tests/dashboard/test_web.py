@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from dashboard.cli import WEB_HOST, is_loopback, served_command
-from engine import Client
-from engine.cli import cli
+from tarry import Client
+from tarry.cli import cli
+from tarry.dashboard.cli import WEB_HOST, is_loopback, served_command
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.workflows_cli:runtime"
@@ -103,7 +103,7 @@ def browser() -> Iterator[Any]:
 def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "tarry.cli", *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
         )
 
 
@@ -181,7 +181,7 @@ def test_served_command_is_quoted_for_a_shell() -> None:
     assert shlex.split(command) == [
         sys.executable,
         "-m",
-        "engine.cli",
+        "tarry.cli",
         "dashboard",
         f"--db={db}",
         '--approve={"approved": true, "by": "a b"}',
@@ -229,7 +229,7 @@ def test_warns_beyond_loopback_and_says_when_the_port_is_taken(tmp_path: Path) -
         port = held.getsockname()[1]
         command = ["dashboard", "--db", str(db), "--web", "--host", "0.0.0.0", "--port", str(port)]
         result = subprocess.run(
-            [sys.executable, "-m", "engine.cli", *command],
+            [sys.executable, "-m", "tarry.cli", *command],
             cwd=ROOT,
             capture_output=True,
             text=True,

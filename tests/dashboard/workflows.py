@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine import workflow
+from tarry import workflow
 
 #: Flip to True to make ``flaky``'s step succeed (the retry test fixes the "bug").
 FIXED = {"charge": False}

@@ -1,6 +1,6 @@
 """What a ``sqlite3`` error means for tarry: the one place that reads SQLite's result codes.
 
-Everything above the store sees typed errors only (see :mod:`engine.errors`): a full disk
+Everything above the store sees typed errors only (see :mod:`tarry.errors`): a full disk
 is :class:`DiskFull`, a damaged file :class:`DatabaseCorrupt`, a file that cannot be written
 :class:`DatabaseReadOnly`, a held lock :class:`StoreBusy`; anything else a plain
 :class:`StoreError` quoting SQLite.

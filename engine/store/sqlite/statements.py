@@ -296,7 +296,7 @@ def transition(
     with_descendants: bool,
     announce: str | None = None,
 ) -> list[RunRow]:
-    """See :meth:`engine.store.base.Store.transition`; ``announce``: the change kind a
+    """See :meth:`tarry.store.base.Store.transition`; ``announce``: the change kind a
     client's transition leaves for the workers (``None`` from a runtime)."""
     writes = plan(run_tree(conn, run_id, with_journal, with_descendants))
     rows = []
