@@ -15,6 +15,8 @@ change without notice.
   (``help(tarry.WorkflowError)``), each with a stable ``code``.
 - Stores: :class:`SQLiteStore`, :class:`MemoryStore`, ``PostgresStore`` (the ``postgres``
   extra), :func:`store_from_url`.
+- Tests: ``tarry.testing`` (imported as such, not in ``__all__``): :class:`tarry.testing.TarryEnv`
+  on virtual time, and the pytest fixtures ``tarry_env``, ``tarry_sqlite_env`` (docs/testing.md).
 """
 
 import contextlib

@@ -113,6 +113,8 @@ class AsyncioLoop:
         self.host: asyncio.AbstractEventLoop | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        #: Steps running on the asyncio loop now (tarry.testing holds virtual time still while any is).
+        self.in_flight = 0
 
     def _target(self) -> asyncio.AbstractEventLoop:
         if self.host is not None:
@@ -163,6 +165,7 @@ class AsyncioLoop:
             tasks[0].cancel()
 
         loop.call_soon_threadsafe(start)
+        self.in_flight += 1
         try:
             await done.wait()
         except trio.Cancelled:
@@ -170,6 +173,8 @@ class AsyncioLoop:
             with trio.CancelScope(shield=True):
                 await done.wait()  # the task's own cleanup runs before the cancellation goes on
             raise
+        finally:
+            self.in_flight -= 1
         task = tasks[0]
         if task.cancelled():
             raise AsyncioStepCancelled(step)

@@ -106,6 +106,12 @@ class Committer:
     def running(self) -> bool:
         return self._writer is not None
 
+    @property
+    def behind(self) -> bool:
+        """Whether the writer thread holds batches not yet committed (tarry.testing holds
+        virtual time still while it does)."""
+        return self._behind > 0
+
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self, conn: sqlite3.Connection) -> None:
