@@ -1,4 +1,4 @@
-"""What bounds W1 here: the figures the README's Performance section quotes for the targets
+"""What bounds W1 here: the figures docs/performance.md quotes for the targets
 tarry misses.
 
     python -m bench.floors [--runs 3000] [--reps 5] [--synchronous NORMAL|FULL]

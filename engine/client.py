@@ -412,8 +412,9 @@ class Client:
         ``identity``): :meth:`audit_trail`.
 
         Raises:
-            RunNotFound; RunStillActive (it has not ended: cancel it first; nothing is
-            deleted); InvalidArgument (``by`` is not a name).
+            RunNotFound: no run has this id.
+            RunStillActive: it has not ended (cancel it first); nothing is deleted.
+            InvalidArgument: ``by`` is not a name.
         """
         plan = lifecycle.delete(time.time(), resolve_identity(by, self.identity))
         self._db.client_transition(run_id, plan, announce="delete")
@@ -443,9 +444,11 @@ class Client:
         and return the new run (``running``, ``forked_from`` set).
 
         Raises:
-            RunNotFound; RunNotRetryable (it has not failed; with ``from_step``: it has not
-            ended); WorkflowNotFound (its workflow is neither given to this Client nor in
-            the published registry); InvalidArgument (``from_step`` is not in its journal).
+            RunNotFound: no run has this id.
+            RunNotRetryable: it has not failed (with ``from_step``, has not ended).
+            WorkflowNotFound: its workflow is neither given to this Client nor in the
+                published registry.
+            InvalidArgument: ``from_step`` is not in its journal.
         """
         who = resolve_identity(by, self.identity)
         found = self._db.snapshot(run_id)

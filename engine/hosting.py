@@ -150,8 +150,8 @@ class AsyncioHost:
         """Wait until the runtime serves.
 
         Raises:
-            The runtime's own error (with its type) if it failed first, else
-            :class:`HostNotServing` if it stopped before serving.
+            WorkflowError: the runtime's own error (with its type), if it failed first.
+            HostNotServing: it stopped before serving.
         """
         import asyncio
 

@@ -974,9 +974,10 @@ class Runtime:
         ``identity``).
 
         Raises:
-            RunNotFound; RunNotRetryable (the run has not failed; with ``from_step``: it
-            has not ended); WorkflowNotFound (its workflow is not registered here);
-            InvalidArgument (``from_step`` is not in the journal: the message lists its steps).
+            RunNotFound: no run has this id.
+            RunNotRetryable: the run has not failed (with ``from_step``, has not ended).
+            WorkflowNotFound: its workflow is not registered here.
+            InvalidArgument: ``from_step`` is not in the journal (the message lists its steps).
         """
         check_name("run_id", run_id)
         who = resolve_identity(by, self.identity)

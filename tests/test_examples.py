@@ -1,4 +1,4 @@
-"""The README's examples run as written."""
+"""The examples (examples/, which the docs quote) run as written."""
 
 from __future__ import annotations
 

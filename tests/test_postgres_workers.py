@@ -140,7 +140,7 @@ def test_three_workers_a_kill_9_and_1000_runs(postgres_url: str, tmp_path: Path,
     again = _no_step_ran_twice_at_once(stamps, killed)
     assert 0 < len(again) <= 60  # only what was mid-step in the killed worker (a few dozen at most)
     # Taken over within the lease's 2 s plus a claim check (the bound is loose for a busy
-    # machine; the test's figure is in the README).
+    # machine; the test's figure is in docs/how-to/postgres.md).
     assert max(again) < 6.0, f"a step of the killed worker waited {max(again):.1f}s to run again"
     served_by = {pid for events in stamps.values() for _, pid, _ in events}
     assert len(served_by) == 3  # all three took part

@@ -1,8 +1,8 @@
 """The crash torture harness, short: a few kills of real worker processes in each mode, and
 the checker catching a database that lost or duplicated something.
 
-The full run (``python -m bench.torture --cycles 100``) is in the README's reliability
-section; CI runs this short one on every submission.
+The full run (``python -m bench.torture --cycles 100``) is in docs/reliability.md
+(its figures); CI runs this short one on every submission.
 """
 
 from __future__ import annotations
